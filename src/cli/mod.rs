@@ -1,0 +1,266 @@
+//! The command line: `skewless run`, `skewless repl`, `skewless functions`.
+//!
+//! Arguments are parsed by clap into [`Args`]; the commands themselves are
+//! plain library functions so that tests and other binaries can call them.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::exec::{self, Outcome};
+use crate::location::TableArg;
+use crate::output::{Format, Printer};
+use crate::progress::ProgressMode;
+use crate::script;
+
+pub mod repl;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  user error: bad SQL, unreadable or invalid data, bad arguments
+  2  internal error: a bug in skewless or DataFusion (please report it)
+
+Environment:
+  DATAFUSION_*            DataFusion settings, e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS=4
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP
+                          credentials and endpoint for s3:// locations (GOOGLE_* for gs://, AZURE_* for az://)
+  RUST_LOG                log filter for tracing output on stderr (overrides -v)";
+
+/// skewless: SQL-first preprocessing for machine learning.
+#[derive(Debug, Parser)]
+#[command(name = "skewless", version, about, after_help = EXIT_CODES)]
+pub struct Args {
+    /// More logging on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every statement of a SQL script in order; query results go to stdout.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Interactive SQL over the same session (\? for help).
+    Repl(ReplArgs),
+    /// List skewless's SQL functions with their documentation.
+    Functions,
+}
+
+/// Inputs registered before any SQL runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TableArgs {
+    /// Register a table: NAME=LOCATION, a file, directory or glob, local or
+    /// s3://, gs://, az:// (Parquet, CSV with header, NDJSON). Repeatable.
+    #[arg(long = "table", value_name = "NAME=LOCATION")]
+    pub tables: Vec<TableArg>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The SQL script to run ('-' reads it from stdin).
+    #[arg(value_name = "SCRIPT.sql")]
+    pub script: PathBuf,
+
+    #[command(flatten)]
+    pub tables: TableArgs,
+
+    /// How query results are printed.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+
+    /// Progress of long statements on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplArgs {
+    #[command(flatten)]
+    pub tables: TableArgs,
+
+    /// Progress of long statements on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    pub progress: ProgressMode,
+}
+
+/// Sets up tracing on stderr: `RUST_LOG` if set, otherwise by `-v` count.
+pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub fn main(args: Args) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "<tokio runtime>".into(),
+            source: e,
+        })?;
+    runtime.block_on(async {
+        match args.command {
+            Command::Run(run) => run_command(run).await,
+            Command::Repl(repl) => {
+                let ctx = session_with_tables(&repl.tables).await?;
+                repl::run(&ctx, repl.progress.enabled()).await
+            }
+            Command::Functions => {
+                let mut out = std::io::stdout().lock();
+                write_functions(&mut out).map_err(|e| Error::Io {
+                    path: "<stdout>".into(),
+                    source: e,
+                })
+            }
+        }
+    })
+}
+
+/// A new session with the `--table` inputs registered.
+pub async fn session_with_tables(tables: &TableArgs) -> Result<SessionContext> {
+    let ctx = crate::session::new_context()?;
+    for t in &tables.tables {
+        crate::location::register_table(&ctx, &t.name, &t.location).await?;
+    }
+    Ok(ctx)
+}
+
+async fn run_command(args: RunArgs) -> Result<()> {
+    let text = read_script(&args.script)?;
+    let ctx = session_with_tables(&args.tables).await?;
+    let stdout = BufWriter::new(std::io::stdout());
+    let mut printer = Printer::new(args.format, stdout);
+    run_script(&ctx, &text, &mut printer, args.progress.enabled()).await
+}
+
+fn read_script(path: &PathBuf) -> Result<String> {
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(io)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).map_err(io)
+    }
+}
+
+/// Runs every statement of `text` in order, stopping at the first failure,
+/// which is reported with its position in the script.
+pub async fn run_script<W: Write + Send>(
+    ctx: &SessionContext,
+    text: &str,
+    printer: &mut Printer<W>,
+    progress: bool,
+) -> Result<()> {
+    for statement in script::split(text) {
+        tracing::info!(
+            index = statement.index,
+            line = statement.line,
+            "running {}",
+            statement.head()
+        );
+        let outcome = exec::execute(ctx, &statement.sql, printer, progress)
+            .await
+            .map_err(|e| Error::Statement {
+                index: statement.index,
+                line: statement.line,
+                head: statement.head(),
+                source: Box::new(e),
+            })?;
+        if let Outcome::Written(rows) = outcome {
+            eprintln!(
+                "statement {} (line {}): {} rows written",
+                statement.index,
+                statement.line,
+                crate::progress::group_digits(rows as usize)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The function list of `skewless functions` and the REPL's `\functions`.
+pub fn write_functions(out: &mut dyn Write) -> std::io::Result<()> {
+    let mut functions = skewless_udfs::scalar_functions();
+    functions.sort_by(|a, b| a.name().cmp(b.name()));
+    for f in functions {
+        match f.documentation() {
+            Some(doc) => {
+                let summary = doc.description.split(". ").next().unwrap_or_default();
+                let summary = summary.trim_end_matches('.');
+                writeln!(out, "{:<28} {summary}.", doc.syntax_example)?;
+            }
+            None => writeln!(out, "{}", f.name())?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_flags() {
+        let args = Args::try_parse_from([
+            "skewless",
+            "run",
+            "job.sql",
+            "--table",
+            "census=data/adult.parquet",
+            "--table",
+            "t2=s3://bucket/dir/",
+            "--format",
+            "ndjson",
+            "--progress",
+            "never",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(args.verbose, 2);
+        let Command::Run(run) = args.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.script, PathBuf::from("job.sql"));
+        assert_eq!(run.format, Format::Ndjson);
+        assert_eq!(run.progress, ProgressMode::Never);
+        assert_eq!(run.tables.tables.len(), 2);
+        assert_eq!(run.tables.tables[1].location, "s3://bucket/dir/");
+    }
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let args = Args::try_parse_from(["skewless", "run", "x.sql"]).unwrap();
+        let Command::Run(run) = args.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.format, Format::Table);
+        assert_eq!(run.progress, ProgressMode::Auto);
+        assert!(Args::try_parse_from(["skewless", "run", "x.sql", "--format", "xml"]).is_err());
+        assert!(Args::try_parse_from(["skewless", "run", "x.sql", "--table", "nope"]).is_err());
+        assert!(Args::try_parse_from(["skewless", "repl", "--table", "a=b.csv"]).is_ok());
+    }
+}

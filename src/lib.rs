@@ -1,0 +1,20 @@
+//! skewless: SQL-first preprocessing for machine learning on Apache DataFusion.
+//!
+//! The data flow: a SQL script → statements ([`script`]) → a DataFusion
+//! session with skewless's functions ([`session`], functions from the
+//! `skewless-udfs` crate) over tables at local or object-store locations
+//! ([`location`]) → execution with progress ([`exec`], [`progress`]) →
+//! results in a chosen format ([`output`]). The command line and the REPL
+//! live in [`cli`].
+
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod location;
+pub mod output;
+pub mod progress;
+pub mod script;
+pub mod session;
+
+pub use error::{Error, Result};
+pub use skewless_udfs as udfs;

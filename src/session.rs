@@ -1,0 +1,111 @@
+//! The DataFusion session skewless runs SQL in: our functions registered,
+//! configuration from `DATAFUSION_*` environment variables, object stores
+//! (`s3://`, `gs://`, `az://`) created on first use from the standard
+//! environment variables of each cloud.
+
+use std::sync::Arc;
+
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::error::Result;
+
+/// Builds the session every skewless command runs in.
+///
+/// Configuration comes from DataFusion's `DATAFUSION_*` environment variables
+/// (for example `DATAFUSION_EXECUTION_TARGET_PARTITIONS`), then SQL `SET`
+/// statements change it for the rest of the session.
+pub fn new_context() -> Result<SessionContext> {
+    let config = SessionConfig::from_env()?.with_information_schema(true);
+    new_context_with_config(config)
+}
+
+/// Like [`new_context`], with an explicit configuration.
+pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(CloudStores::default()))
+        .build_arc()?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    skewless_udfs::register_all(&mut state)?;
+    // `SELECT * FROM 'data/file.parquet'` reads a location directly.
+    Ok(SessionContext::new_with_state(state).enable_url_table())
+}
+
+/// An object store registry that creates cloud stores on first use.
+///
+/// Local files work as in DataFusion. The first URL of a bucket
+/// (`s3://bucket/…`, `gs://bucket/…`, `az://container/…`) builds a store from
+/// the environment: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP` for S3 and S3-compatible
+/// servers; `GOOGLE_*` for Google Cloud Storage; `AZURE_*` for Azure.
+#[derive(Debug, Default)]
+pub struct CloudStores {
+    stores: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for CloudStores {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.stores.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        self.stores.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.stores.get_store(url) {
+            return Ok(store);
+        }
+        let store = cloud_store(url)?;
+        self.stores.register_store(url, Arc::clone(&store));
+        Ok(store)
+    }
+}
+
+/// Builds the store for a cloud URL from the environment.
+fn cloud_store(url: &Url) -> DfResult<Arc<dyn ObjectStore>> {
+    let bucket = url
+        .host_str()
+        .ok_or_else(|| DataFusionError::Configuration(format!("'{url}' has no bucket name")))?;
+    let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
+        "s3" | "s3a" => object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "gs" | "gcs" => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .build()
+                .map(|s| Arc::new(s) as _)
+        }
+        other => {
+            return Err(DataFusionError::Configuration(format!(
+                "no object store for scheme '{other}' in '{url}': \
+                 skewless reads local paths, s3://, gs:// and az://"
+            )));
+        }
+    };
+    built.map_err(|e| {
+        DataFusionError::Configuration(format!(
+            "cannot set up object store for '{}://{bucket}': {e}",
+            url.scheme()
+        ))
+    })
+}

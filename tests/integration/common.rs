@@ -1,0 +1,76 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root (where the bundled data and scripts live).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled training census data.
+pub fn adult() -> String {
+    root()
+        .join("examples/data/adult/adult.parquet")
+        .display()
+        .to_string()
+}
+
+/// The real binary, with a clean environment for what it reads.
+pub fn skewless() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skewless"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("DATAFUSION_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(root()).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `sql` as a script file through `skewless run` with extra arguments.
+pub fn run_sql(dir: &Path, sql: &str, args: &[&str]) -> Output {
+    run_sql_with(skewless(), dir, sql, args)
+}
+
+/// Like [`run_sql`], with a prepared command (extra environment).
+pub fn run_sql_with(mut cmd: Command, dir: &Path, sql: &str, args: &[&str]) -> Output {
+    let script = dir.join("script.sql");
+    std::fs::write(&script, sql).unwrap();
+    cmd.arg("run").arg(&script).args(args);
+    cmd.output().expect("skewless runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// Asserts exit code 1 and returns stderr.
+#[track_caller]
+pub fn user_error(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    stderr(out)
+}

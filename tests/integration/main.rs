@@ -1,0 +1,9 @@
+//! Integration tests: the real `skewless` binary run as a user would, against
+//! the bundled census data, local files, and a real S3-compatible server on
+//! loopback. One test binary for all of them keeps link time down.
+
+mod common;
+
+mod cli;
+mod repl;
+mod s3;

@@ -1,0 +1,129 @@
+//! Object storage against a real S3-compatible server: s3s-fs, an S3 server
+//! backed by a local directory, started in-process on an ephemeral loopback
+//! port. The real binary reads Parquet from `s3://`, writes with
+//! `COPY … TO 's3://…'`, and reads that back.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+
+use crate::common::*;
+
+const ACCESS_KEY: &str = "skewless-test";
+const SECRET_KEY: &str = "skewless-test-secret";
+
+/// A running S3 server; stops when dropped.
+struct S3Server {
+    addr: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl S3Server {
+    fn start(root: &Path) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fs = s3s_fs::FileSystem::new(root).unwrap();
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Self {
+            addr,
+            _runtime: runtime,
+        }
+    }
+
+    /// The binary, configured for this server by the standard AWS variables.
+    fn client(&self) -> Command {
+        let mut cmd = skewless();
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
+            .env("AWS_ALLOW_HTTP", "true");
+        cmd
+    }
+}
+
+#[test]
+fn parquet_round_trip_through_s3() {
+    let storage = tempfile::tempdir().unwrap();
+    // s3s-fs maps bucket "warehouse" to a directory and keys to files in it.
+    let bucket = storage.path().join("warehouse");
+    std::fs::create_dir_all(bucket.join("census")).unwrap();
+    std::fs::copy(adult(), bucket.join("census/adult.parquet")).unwrap();
+    let server = S3Server::start(storage.path());
+    let work = tempfile::tempdir().unwrap();
+
+    // Read from s3:// (a prefix), aggregate, write back to s3://.
+    let sql = "CREATE EXTERNAL TABLE census STORED AS PARQUET LOCATION 's3://warehouse/census/';\n\
+               SELECT count(*) AS n FROM census;\n\
+               COPY (SELECT income_bracket, count(*) AS n, sum(hours_per_week) AS hours \
+                     FROM census GROUP BY income_bracket ORDER BY income_bracket) \
+               TO 's3://warehouse/out/by_income.parquet';";
+    let out = run_sql_with(server.client(), work.path(), sql, &["--format", "csv"]);
+    assert_eq!(ok(&out), "n\n32561\n");
+    assert!(
+        bucket.join("out/by_income.parquet").is_file(),
+        "COPY wrote the object into the server's storage"
+    );
+
+    // Read it back, as a --table on the s3:// object. Hours summed by DuckDB.
+    let out = run_sql_with(
+        server.client(),
+        work.path(),
+        "SELECT * FROM summary ORDER BY income_bracket",
+        &[
+            "--table",
+            "summary=s3://warehouse/out/by_income.parquet",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        "income_bracket,n,hours\n<=50K,24720,960130\n>50K,7841,356554\n"
+    );
+
+    // A --table on a prefix with the format found from the objects in it.
+    let out = run_sql_with(
+        server.client(),
+        work.path(),
+        "SELECT count(*) AS over_50k FROM c WHERE income_bracket = '>50K'",
+        &["--table", "c=s3://warehouse/census/", "--format", "csv"],
+    );
+    assert_eq!(ok(&out), "over_50k\n7841\n");
+
+    // A missing object is a user error naming it.
+    let out = run_sql_with(
+        server.client(),
+        work.path(),
+        "SELECT 1",
+        &["--table", "x=s3://warehouse/missing/"],
+    );
+    let err = user_error(&out);
+    assert!(err.contains("s3://warehouse/missing/"), "{err}");
+}
