@@ -36,7 +36,10 @@ pub async fn execute(
     sink: &mut (dyn ResultSink + Send),
     progress: bool,
 ) -> Result<Outcome> {
-    let plan = ctx.state().create_logical_plan(sql).await?;
+    let mut plan = ctx.state().create_logical_plan(sql).await?;
+    if crate::fit::has_full_pass(&plan) {
+        plan = crate::fit::fit_plan(ctx, plan).await?;
+    }
     let kind = match &plan {
         LogicalPlan::Copy(_) | LogicalPlan::Dml(_) => Kind::Write,
         LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => Kind::Command,

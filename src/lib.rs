@@ -4,12 +4,15 @@
 //! session with skewless's functions ([`session`], functions from the
 //! `skewless-udfs` crate) over tables at local or object-store locations
 //! ([`location`]) → execution with progress ([`exec`], [`progress`]) →
-//! results in a chosen format ([`output`]). The command line and the REPL
+//! results in a chosen format ([`output`]). Queries that call full-pass
+//! functions are fitted first ([`fit`]): one aggregate pass computes their
+//! statistics, which are inlined as literals. The command line and the REPL
 //! live in [`cli`].
 
 pub mod cli;
 pub mod error;
 pub mod exec;
+pub mod fit;
 pub mod location;
 pub mod output;
 pub mod progress;

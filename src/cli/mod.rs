@@ -202,21 +202,74 @@ pub async fn run_script<W: Write + Send>(
     Ok(())
 }
 
-/// The function list of `skewless functions` and the REPL's `\functions`.
+/// The function list of `skewless functions` and the REPL's `\functions`:
+/// grouped by kind, each with its syntax and the first sentence of its
+/// documentation.
 pub fn write_functions(out: &mut dyn Write) -> std::io::Result<()> {
-    let mut functions = skewless_udfs::scalar_functions();
-    functions.sort_by(|a, b| a.name().cmp(b.name()));
-    for f in functions {
-        match f.documentation() {
-            Some(doc) => {
-                let summary = doc.description.split(". ").next().unwrap_or_default();
-                let summary = summary.trim_end_matches('.');
-                writeln!(out, "{:<28} {summary}.", doc.syntax_example)?;
+    use skewless_udfs::scalar::FullPassKind;
+    let scalars = skewless_udfs::scalar_functions();
+    let (full_pass, instance): (Vec<_>, Vec<_>) = scalars
+        .iter()
+        .partition(|f| FullPassKind::from_name(f.name()).is_some());
+    let aggregates = skewless_udfs::aggregate_functions();
+    fn docs(
+        mut list: Vec<(String, Option<&datafusion::logical_expr::Documentation>)>,
+    ) -> Vec<(String, Option<&datafusion::logical_expr::Documentation>)> {
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        list
+    }
+    let groups = [
+        (
+            "Full-pass functions (statistics fitted over the whole input)",
+            docs(
+                full_pass
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.documentation()))
+                    .collect(),
+            ),
+        ),
+        (
+            "Instance-level functions",
+            docs(
+                instance
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.documentation()))
+                    .collect(),
+            ),
+        ),
+        (
+            "Statistics (aggregates, GROUP BY works)",
+            docs(
+                aggregates
+                    .iter()
+                    .map(|f| (f.name().to_string(), f.documentation()))
+                    .collect(),
+            ),
+        ),
+    ];
+    for (i, (title, functions)) in groups.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{title}:")?;
+        for (name, doc) in functions {
+            match doc {
+                Some(doc) => {
+                    writeln!(out, "  {}", doc.syntax_example)?;
+                    writeln!(out, "      {}", first_sentence(&doc.description))?;
+                }
+                None => writeln!(out, "  {name}")?,
             }
-            None => writeln!(out, "{}", f.name())?,
         }
     }
     Ok(())
+}
+
+/// The first sentence of a description (up to the first ". ").
+fn first_sentence(text: &str) -> String {
+    let sentence = text.split(". ").next().unwrap_or_default();
+    let sentence = sentence.trim_end_matches('.');
+    format!("{sentence}.")
 }
 
 #[cfg(test)]

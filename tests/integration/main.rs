@@ -7,3 +7,4 @@ mod common;
 mod cli;
 mod repl;
 mod s3;
+mod slt;

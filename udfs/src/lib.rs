@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
+pub mod aggregate;
 pub mod kernel;
 pub mod scalar;
 
@@ -30,6 +31,12 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     scalar::functions()
 }
 
+/// All of skewless's aggregate (full-pass) functions: the statistics a fit
+/// computes.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    aggregate::functions()
+}
+
 /// Registers every skewless function on a DataFusion function registry (a
 /// `SessionState`, or anything else implementing [`FunctionRegistry`]).
 ///
@@ -39,14 +46,23 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udf in scalar_functions() {
         registry.register_udf(udf)?;
     }
+    for udaf in aggregate_functions() {
+        registry.register_udaf(udaf)?;
+    }
     Ok(())
 }
 
 /// The names of every function this crate provides, with their aliases.
 pub fn function_names() -> Vec<String> {
-    scalar_functions()
-        .iter()
-        .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
+    let scalar = scalar_functions()
+        .into_iter()
+        .map(|f| (f.name().to_string(), f.aliases().to_vec()));
+    let aggregate = aggregate_functions()
+        .into_iter()
+        .map(|f| (f.name().to_string(), f.aliases().to_vec()));
+    scalar
+        .chain(aggregate)
+        .flat_map(|(name, aliases)| std::iter::once(name).chain(aliases))
         .collect()
 }
 
@@ -60,6 +76,19 @@ mod tests {
         let unique: HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "duplicate names in {names:?}");
         assert!(names.contains(&"hash_bucket".to_string()));
+        for aggregate in [
+            "min_max_stats",
+            "moments",
+            "vocabulary",
+            "quantile_boundaries",
+            "robust_stats",
+            "most_frequent",
+        ] {
+            assert!(
+                names.contains(&aggregate.to_string()),
+                "{aggregate} missing"
+            );
+        }
     }
 
     #[test]
@@ -69,6 +98,13 @@ mod tests {
                 .documentation()
                 .unwrap_or_else(|| panic!("{} has no documentation", f.name()));
             assert!(doc.sql_example.is_some(), "{} has no SQL example", f.name());
+        }
+        for f in super::aggregate_functions() {
+            let doc = f
+                .documentation()
+                .unwrap_or_else(|| panic!("{} has no documentation", f.name()));
+            assert!(doc.sql_example.is_some(), "{} has no SQL example", f.name());
+            assert!(doc.arguments.is_some(), "{} has no arguments", f.name());
         }
     }
 }

@@ -1,11 +1,17 @@
 //! Per-value kernels: the single source of each function's maths.
 //!
 //! Nothing here knows about Arrow or DataFusion. The UDFs in
-//! [`crate::scalar`] drive these functions over arrays; skewless's serving
-//! evaluator calls them on one value at a time. Keeping one implementation is
-//! what makes batch and serving results identical bit for bit.
+//! [`crate::scalar`] and [`crate::aggregate`] drive these functions over
+//! arrays; skewless's serving evaluator calls them on one value at a time.
+//! Keeping one implementation is what makes batch and serving results
+//! identical bit for bit.
 
+pub mod bucket;
+pub mod exact;
 pub mod farmhash;
 mod hash;
+pub mod scale;
+pub mod stats;
+pub mod vocab;
 
-pub use hash::{hash_bucket_bytes, hash_bucket_i64, hash_bucket_u64};
+pub use hash::{CrossBuffer, hash_bucket_bytes, hash_bucket_i64, hash_bucket_u64};

@@ -6,12 +6,14 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::unary;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
+    Signature, Volatility,
 };
 
-use super::{coerce_text_or_integer, positive_int_literal};
+use super::args;
+use super::coerce_text_or_integer;
 use crate::kernel::{hash_bucket_bytes, hash_bucket_i64, hash_bucket_u64};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
@@ -91,14 +93,21 @@ impl ScalarUDFImpl for HashBucket {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        positive_int_literal(self.name(), "n", args.scalar_arguments[1])?;
+        if let Some(n) = args.scalar_arguments[1] {
+            args::positive_int(self.name(), "n", Some(n))?;
+        }
         let nullable = args.arg_fields[0].is_nullable();
         Ok(Arc::new(Field::new(self.name(), DataType::Int64, nullable)))
     }
 
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        args::positive_int(self.name(), "n", args::literal_of(&args[1]))?;
+        Ok(ExprSimplifyResult::Original(args))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = match &args.args[1] {
-            ColumnarValue::Scalar(s) => positive_int_literal(self.name(), "n", Some(s))?,
+            ColumnarValue::Scalar(s) => args::positive_int(self.name(), "n", Some(s))?,
             ColumnarValue::Array(_) => {
                 return exec_err!("hash_bucket: n must be a positive integer literal");
             }
@@ -210,7 +219,6 @@ mod tests {
             Arc::new(Field::new("n", DataType::Int64, true)),
         ];
         for bad in [
-            None,
             Some(ScalarValue::Int64(Some(0))),
             Some(ScalarValue::Int64(Some(-3))),
             Some(ScalarValue::Int64(None)),

@@ -7,49 +7,46 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, plan_err};
+
 use datafusion::logical_expr::ScalarUDF;
 
+mod args;
+mod bucketize;
+mod feature_cross;
+mod fullpass;
 mod hash_bucket;
+mod scale_with;
+mod vocab_index_with;
 
+pub use bucketize::Bucketize;
+pub use feature_cross::FeatureCross;
+pub use fullpass::{FullPass, FullPassCall, FullPassKind, ImputeStrategy};
 pub use hash_bucket::HashBucket;
+pub use scale_with::{ScaleKind, ScaleWith};
+pub use vocab_index_with::VocabWith;
 
-/// Every scalar function of this crate.
+/// Every scalar function of this crate: instance-level functions, then the
+/// planning halves of the full-pass functions.
 pub fn functions() -> Vec<Arc<ScalarUDF>> {
-    vec![Arc::new(ScalarUDF::from(HashBucket::new()))]
-}
-
-/// Reads a "positive integer literal" argument at planning time, with an error
-/// naming the function and the argument otherwise.
-pub(crate) fn positive_int_literal(
-    function: &str,
-    argument: &str,
-    value: Option<&ScalarValue>,
-) -> Result<u64> {
-    let Some(value) = value else {
-        return plan_err!(
-            "{function}: {argument} must be a positive integer literal, not a column or expression"
-        );
-    };
-    let n = match value {
-        ScalarValue::Int8(Some(v)) => i64::from(*v),
-        ScalarValue::Int16(Some(v)) => i64::from(*v),
-        ScalarValue::Int32(Some(v)) => i64::from(*v),
-        ScalarValue::Int64(Some(v)) => *v,
-        ScalarValue::UInt8(Some(v)) => i64::from(*v),
-        ScalarValue::UInt16(Some(v)) => i64::from(*v),
-        ScalarValue::UInt32(Some(v)) => i64::from(*v),
-        ScalarValue::UInt64(Some(v)) => i64::try_from(*v).unwrap_or(-1),
-        other => {
-            return plan_err!(
-                "{function}: {argument} must be a positive integer literal, got {other} of type {}",
-                other.data_type()
-            );
-        }
-    };
-    if n <= 0 {
-        return plan_err!("{function}: {argument} must be a positive integer, got {n}");
+    let mut f = vec![
+        Arc::new(ScalarUDF::from(HashBucket::new())),
+        Arc::new(ScalarUDF::from(FeatureCross::new())),
+        Arc::new(ScalarUDF::from(Bucketize::new())),
+        Arc::new(ScalarUDF::from(VocabWith::index())),
+        Arc::new(ScalarUDF::from(VocabWith::one_hot())),
+    ];
+    for kind in [
+        ScaleKind::MinMax,
+        ScaleKind::ZScore,
+        ScaleKind::MaxAbs,
+        ScaleKind::Robust,
+    ] {
+        f.push(Arc::new(ScalarUDF::from(ScaleWith::new(kind))));
     }
-    Ok(n as u64)
+    for kind in FullPassKind::ALL {
+        f.push(Arc::new(ScalarUDF::from(FullPass::new(kind))));
+    }
+    f
 }
 
 /// The type a "text or integer" argument is computed as: strings keep their
@@ -69,6 +66,53 @@ pub(crate) fn coerce_text_or_integer(function: &str, arg: &DataType) -> Result<D
                 "{function}: expected a string or integer argument, got {other}; \
                  cast it first, e.g. CAST(x AS VARCHAR)"
             );
+        }
+    })
+}
+
+/// The Arrow driver of a Float64 → Float64 kernel: runs on every slot of a
+/// Float64 array (NULL slots keep their NULL), or on a scalar.
+pub(crate) fn map_float(
+    x: &datafusion::logical_expr::ColumnarValue,
+    f: impl Fn(f64) -> f64,
+) -> Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::unary;
+    use datafusion::arrow::datatypes::Float64Type;
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(match x {
+        ColumnarValue::Array(a) => {
+            let out = unary::<_, _, Float64Type>(a.as_primitive::<Float64Type>(), f);
+            ColumnarValue::Array(Arc::new(out))
+        }
+        ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+            ColumnarValue::Scalar(ScalarValue::Float64(v.map(f)))
+        }
+        ColumnarValue::Scalar(other) => {
+            return datafusion::common::exec_err!("expected a Float64 argument, got {other}");
+        }
+    })
+}
+
+/// The Arrow driver of a Float64 → Int64 kernel.
+pub(crate) fn map_float_to_int(
+    x: &datafusion::logical_expr::ColumnarValue,
+    f: impl Fn(f64) -> i64,
+) -> Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::unary;
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(match x {
+        ColumnarValue::Array(a) => {
+            let out = unary::<_, _, Int64Type>(a.as_primitive::<Float64Type>(), f);
+            ColumnarValue::Array(Arc::new(out))
+        }
+        ColumnarValue::Scalar(ScalarValue::Float64(v)) => {
+            ColumnarValue::Scalar(ScalarValue::Int64(v.map(f)))
+        }
+        ColumnarValue::Scalar(other) => {
+            return datafusion::common::exec_err!("expected a Float64 argument, got {other}");
         }
     })
 }

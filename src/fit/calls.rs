@@ -1,0 +1,270 @@
+//! Finding full-pass calls in expressions, and their fitted forms.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, lit};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::prelude::SessionContext;
+use skewless_udfs::kernel::scale::z_score_scale;
+use skewless_udfs::scalar::{FullPassCall, FullPassKind, ImputeStrategy};
+
+use super::stats::{StatRequest, Statistic, list_literal};
+
+/// The full-pass function an expression calls at its root, if any.
+fn full_pass_kind(e: &Expr) -> Option<(FullPassKind, &ScalarFunction)> {
+    match e {
+        Expr::ScalarFunction(f) => FullPassKind::from_name(f.func.name()).map(|k| (k, f)),
+        _ => None,
+    }
+}
+
+/// True when `expr` calls a full-pass function anywhere.
+pub fn expr_has_full_pass(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(full_pass_kind(e).is_some()))
+        .unwrap_or(false)
+}
+
+/// The name of the first full-pass function called in `exprs`.
+pub(super) fn first_full_pass_name(exprs: &[Expr]) -> Option<&'static str> {
+    let mut found = None;
+    for expr in exprs {
+        let _ = expr.apply(|e| {
+            if let Some((k, _)) = full_pass_kind(e) {
+                found = Some(k.name());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    found
+}
+
+/// One full-pass call: which function, its literal arguments, its input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FullPassUse {
+    pub kind: FullPassKind,
+    pub call: FullPassCall,
+    /// The expression the statistic is computed over.
+    pub x: Expr,
+    /// The type of `x` in the input relation.
+    pub x_type: DataType,
+}
+
+impl FullPassUse {
+    /// Reads a full-pass call at the root of `e`, folding its literal
+    /// arguments (so `-1` or `2 * 5` are literals) before checking them.
+    pub fn of(input: &LogicalPlan, e: &Expr) -> Result<Option<Self>> {
+        let Some((kind, f)) = full_pass_kind(e) else {
+            return Ok(None);
+        };
+        let x = f.args[0].clone();
+        if expr_has_full_pass(&x) {
+            let inner = first_full_pass_name(std::slice::from_ref(&x)).unwrap_or_default();
+            return plan_err!(
+                "{}: its argument calls another full-pass function ({inner}); compute that in a \
+                 subquery first",
+                kind.name()
+            );
+        }
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(Arc::clone(input.schema()))
+                .build(),
+        );
+        let folded = f.args[1..]
+            .iter()
+            .map(|a| simplifier.simplify(a.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let literals: Vec<Option<&ScalarValue>> = std::iter::once(None)
+            .chain(folded.iter().map(|a| match a {
+                Expr::Literal(v, _) => Some(v),
+                _ => None,
+            }))
+            .collect();
+        let call = FullPassCall::parse(kind, &literals)?;
+        let x_type = x.get_type(input.schema())?;
+        if let FullPassCall::Impute { strategy } = &call
+            && *strategy != ImputeStrategy::MostFrequent
+            && !is_numeric(&x_type)
+        {
+            return plan_err!(
+                "impute: strategy '{}' needs a numeric x, got {x_type}; use 'most_frequent' for strings",
+                if *strategy == ImputeStrategy::Mean {
+                    "mean"
+                } else {
+                    "median"
+                }
+            );
+        }
+        Ok(Some(Self {
+            kind,
+            call,
+            x,
+            x_type,
+        }))
+    }
+
+    /// The statistic this call needs.
+    pub fn request(&self) -> StatRequest {
+        let x = self.x.clone();
+        match &self.call {
+            FullPassCall::MinMaxScale { .. } | FullPassCall::MaxAbsScale => StatRequest::MinMax(x),
+            FullPassCall::ZScore => StatRequest::Moments(x),
+            FullPassCall::RobustScale => StatRequest::Robust(x),
+            FullPassCall::VocabIndex {
+                top_k,
+                min_frequency,
+                ..
+            }
+            | FullPassCall::OneHot {
+                top_k,
+                min_frequency,
+            } => StatRequest::Vocabulary {
+                x,
+                top_k: *top_k,
+                min_frequency: *min_frequency,
+            },
+            FullPassCall::QuantileBucket { n } => StatRequest::Quantiles { x, n: *n },
+            FullPassCall::Impute { strategy } => match strategy {
+                ImputeStrategy::Mean => StatRequest::Moments(x),
+                ImputeStrategy::Median => StatRequest::Robust(x),
+                ImputeStrategy::MostFrequent => StatRequest::MostFrequent(x),
+            },
+        }
+    }
+
+    /// The instance-level expression with the statistic inlined.
+    pub fn fitted(&self, ctx: &SessionContext, stat: &Statistic) -> Result<Expr> {
+        let call = |name: &str, args: Vec<Expr>| -> Result<Expr> {
+            Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
+                ctx.udf(name)?,
+                args,
+            )))
+        };
+        let x = self.x.clone();
+        match (&self.call, stat) {
+            (FullPassCall::MinMaxScale { range }, Statistic::MinMax { min, max, .. }) => {
+                let mut args = vec![x, lit(*min), lit(*max)];
+                if let Some((lo, hi)) = range {
+                    args.extend([lit(*lo), lit(*hi)]);
+                }
+                call("min_max_scale_with", args)
+            }
+            (
+                FullPassCall::MaxAbsScale,
+                Statistic::MinMax {
+                    min, max, count, ..
+                },
+            ) => {
+                let max_abs = if *count == 0 {
+                    0.0
+                } else {
+                    min.abs().max(max.abs())
+                };
+                call("max_abs_scale_with", vec![x, lit(max_abs)])
+            }
+            (
+                FullPassCall::ZScore,
+                Statistic::Moments {
+                    mean,
+                    stddev,
+                    inv_stddev,
+                    ..
+                },
+            ) => call(
+                "z_score_with",
+                vec![x, lit(*mean), lit(z_score_scale(*stddev, *inv_stddev))],
+            ),
+            (
+                FullPassCall::RobustScale,
+                Statistic::Robust {
+                    median, q25, q75, ..
+                },
+            ) => call("robust_scale_with", vec![x, lit(*median), lit(q75 - q25)]),
+            (
+                FullPassCall::VocabIndex {
+                    num_oov_buckets, ..
+                },
+                Statistic::Vocabulary { values, .. },
+            ) => call(
+                "vocab_index_with",
+                vec![
+                    x,
+                    Expr::Literal(list_literal(Arc::clone(values)), None),
+                    lit(*num_oov_buckets as i64),
+                ],
+            ),
+            (FullPassCall::OneHot { .. }, Statistic::Vocabulary { values, .. }) => call(
+                "one_hot_with",
+                vec![x, Expr::Literal(list_literal(Arc::clone(values)), None)],
+            ),
+            (FullPassCall::QuantileBucket { .. }, Statistic::Quantiles { boundaries }) => {
+                let values = Arc::new(datafusion::arrow::array::Float64Array::from(
+                    boundaries.clone(),
+                ));
+                call(
+                    "bucketize",
+                    vec![x, Expr::Literal(list_literal(values), None)],
+                )
+            }
+            (FullPassCall::Impute { .. }, stat) => {
+                // No values to learn from (NaN): the NULL stays NULL.
+                let known = |v: f64| ScalarValue::Float64((!v.is_nan()).then_some(v));
+                let value = match stat {
+                    Statistic::Moments { mean, .. } => known(*mean),
+                    Statistic::Robust { median, .. } => known(*median),
+                    Statistic::MostFrequent { value } => value.clone(),
+                    other => return plan_err!("impute: unexpected statistic {other:?}"),
+                };
+                let x = if is_numeric(&self.x_type) {
+                    Expr::Cast(Cast::new(Box::new(x), DataType::Float64))
+                } else {
+                    x
+                };
+                let value = if is_numeric(&self.x_type) {
+                    value.cast_to(&DataType::Float64)?
+                } else {
+                    value.cast_to(&self.x_type)?
+                };
+                call("coalesce", vec![x, Expr::Literal(value, None)])
+            }
+            (call, stat) => plan_err!(
+                "{}: statistic {stat:?} does not fit call {call:?}",
+                self.kind.name()
+            ),
+        }
+    }
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Null)
+}
+
+/// Every full-pass call in `exprs`, outermost first.
+pub(super) fn collect(
+    input: &LogicalPlan,
+    exprs: &[Expr],
+) -> crate::error::Result<Vec<FullPassUse>> {
+    let mut uses = Vec::new();
+    for expr in exprs {
+        expr.apply(|e| {
+            if let Some(u) = FullPassUse::of(input, e)? {
+                uses.push(u);
+                // Nested calls were rejected by `of`.
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+    }
+    Ok(uses)
+}

@@ -1,0 +1,92 @@
+//! Fitting full-pass functions: one aggregate pass computes every statistic
+//! a query's full-pass calls need, then each call becomes its instance-level
+//! form with the statistics inlined as literals.
+//!
+//! `SELECT age, min_max_scale(age) FROM census WHERE …` is planned as usual;
+//! [`fit_plan`] finds the plan nodes whose expressions call full-pass
+//! functions, runs one `Aggregate` over each such node's input (the relation
+//! that feeds the SELECT, after FROM/JOIN/WHERE) computing all their
+//! statistics at once, and rewrites the calls, e.g. to
+//! `min_max_scale_with(age, 17.0, 90.0)`. The query then runs as ordinary
+//! SQL: its input is scanned twice in all (analyze + apply).
+
+mod calls;
+mod stats;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::prelude::SessionContext;
+
+pub use calls::{FullPassUse, expr_has_full_pass};
+pub use stats::{StatRequest, Statistic};
+
+use crate::error::{Error, Result};
+
+/// True when any node of `plan` calls a full-pass function.
+pub fn has_full_pass(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| Ok(node.expressions().iter().any(expr_has_full_pass)))
+        .unwrap_or(false)
+}
+
+/// Replaces every full-pass call in `plan` by its fitted form, computing the
+/// statistics over the input of each node that has such calls.
+pub async fn fit_plan(ctx: &SessionContext, plan: LogicalPlan) -> Result<LogicalPlan> {
+    Box::pin(fit_node(ctx, plan)).await
+}
+
+async fn fit_node(ctx: &SessionContext, plan: LogicalPlan) -> Result<LogicalPlan> {
+    if !has_full_pass(&plan) {
+        return Ok(plan);
+    }
+    let mut inputs = Vec::new();
+    for input in plan.inputs() {
+        inputs.push(Box::pin(fit_node(ctx, input.clone())).await?);
+    }
+    let exprs = plan.expressions();
+    if !exprs.iter().any(expr_has_full_pass) {
+        return Ok(plan.with_new_exprs(exprs, inputs)?);
+    }
+    let [input] = inputs.as_slice() else {
+        let name = calls::first_full_pass_name(&exprs).unwrap_or_default();
+        return Err(Error::DataFusion(datafusion::error::DataFusionError::Plan(
+            format!(
+                "{name}: full-pass functions can be used in the SELECT list, WHERE, GROUP BY and \
+             aggregate arguments of a query over one relation, not in {}",
+                plan.display()
+            ),
+        )));
+    };
+    let uses = calls::collect(input, &exprs)?;
+    let requests = stats::requests(&uses);
+    let statistics = stats::analyze(ctx, input, &requests).await?;
+    let preserver = NamePreserver::new(&plan);
+    let mut fitted = Vec::with_capacity(exprs.len());
+    for expr in exprs {
+        let saved = preserver.save(&expr);
+        let rewritten = expr
+            .transform_up(|e| {
+                let Some(u) = calls::FullPassUse::of(input, &e)? else {
+                    return Ok(Transformed::no(e));
+                };
+                let i = requests
+                    .iter()
+                    .position(|r| *r == u.request())
+                    .expect("every use has a request");
+                Ok(Transformed::yes(u.fitted(ctx, &statistics[i])?))
+            })?
+            .data;
+        fitted.push(saved.restore(rewritten));
+    }
+    tracing::info!(
+        statistics = requests.len(),
+        "fitted full-pass calls over {}",
+        input.display()
+    );
+    Ok(plan.with_new_exprs(fitted, inputs)?)
+}
+
+/// Every full-pass call of `exprs`, with the expression it was found in.
+pub fn full_pass_calls(input: &LogicalPlan, exprs: &[Expr]) -> Result<Vec<FullPassUse>> {
+    calls::collect(input, exprs)
+}

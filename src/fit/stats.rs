@@ -1,0 +1,230 @@
+//! The statistics full-pass calls need, computed in one aggregate pass.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StructArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{Field, Float64Type, Int64Type};
+use datafusion::common::ScalarValue;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::prelude::SessionContext;
+
+use super::calls::FullPassUse;
+use crate::error::Result;
+
+/// A statistic to compute over the input relation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatRequest {
+    /// `min_max_stats(x)`.
+    MinMax(Expr),
+    /// `moments(x)`.
+    Moments(Expr),
+    /// `robust_stats(x)`: median and quartiles.
+    Robust(Expr),
+    /// `vocabulary(x, top_k, min_frequency)`.
+    Vocabulary {
+        x: Expr,
+        top_k: Option<u64>,
+        min_frequency: u64,
+    },
+    /// `quantile_boundaries(x, n)`.
+    Quantiles { x: Expr, n: u64 },
+    /// `most_frequent(x)`.
+    MostFrequent(Expr),
+}
+
+impl StatRequest {
+    /// The aggregate expression computing this statistic.
+    fn aggregate(&self, ctx: &SessionContext) -> DfResult<Expr> {
+        let (name, args) = match self {
+            Self::MinMax(x) => ("min_max_stats", vec![x.clone()]),
+            Self::Moments(x) => ("moments", vec![x.clone()]),
+            Self::Robust(x) => ("robust_stats", vec![x.clone()]),
+            Self::Vocabulary {
+                x,
+                top_k,
+                min_frequency,
+            } => (
+                "vocabulary",
+                vec![
+                    x.clone(),
+                    // No limit: a top_k no vocabulary reaches.
+                    lit(top_k.map_or(i64::MAX, |k| k as i64)),
+                    lit(*min_frequency as i64),
+                ],
+            ),
+            Self::Quantiles { x, n } => ("quantile_boundaries", vec![x.clone(), lit(*n as i64)]),
+            Self::MostFrequent(x) => ("most_frequent", vec![x.clone()]),
+        };
+        Ok(ctx.udaf(name)?.call(args))
+    }
+}
+
+/// A fitted statistic, as the aggregate computed it. Floats are NaN where the
+/// statistic had no values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statistic {
+    MinMax {
+        count: i64,
+        nulls: i64,
+        non_finite: i64,
+        min: f64,
+        max: f64,
+    },
+    Moments {
+        count: i64,
+        nulls: i64,
+        non_finite: i64,
+        mean: f64,
+        stddev: f64,
+        inv_stddev: f64,
+    },
+    Robust {
+        count: i64,
+        nulls: i64,
+        non_finite: i64,
+        median: f64,
+        q25: f64,
+        q75: f64,
+    },
+    Vocabulary {
+        /// The vocabulary in index order (Utf8 or Int64).
+        values: ArrayRef,
+        counts: Vec<i64>,
+    },
+    Quantiles {
+        boundaries: Vec<f64>,
+    },
+    MostFrequent {
+        value: ScalarValue,
+    },
+}
+
+/// The distinct statistics `uses` need, in first-use order.
+pub(super) fn requests(uses: &[FullPassUse]) -> Vec<StatRequest> {
+    let mut out: Vec<StatRequest> = Vec::new();
+    for u in uses {
+        let r = u.request();
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Computes `requests` over `input` in one aggregate pass.
+pub(super) async fn analyze(
+    ctx: &SessionContext,
+    input: &LogicalPlan,
+    requests: &[StatRequest],
+) -> Result<Vec<Statistic>> {
+    let aggregates = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Ok(r.aggregate(ctx)?.alias(format!("__skewless_stat_{i}"))))
+        .collect::<DfResult<Vec<_>>>()?;
+    let plan = LogicalPlanBuilder::from(input.clone())
+        .aggregate(Vec::<Expr>::new(), aggregates)?
+        .build()?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| internal("the statistics pass returned no row"))?;
+    requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| decode(r, batch, i).map_err(Into::into))
+        .collect()
+}
+
+fn internal(message: &str) -> DataFusionError {
+    DataFusionError::Internal(format!("fit: {message}"))
+}
+
+fn decode(request: &StatRequest, batch: &RecordBatch, column: usize) -> DfResult<Statistic> {
+    let col = batch.column(column);
+    Ok(match request {
+        StatRequest::MinMax(_) => {
+            let s = col.as_struct();
+            Statistic::MinMax {
+                count: int(s, "count")?,
+                nulls: int(s, "nulls")?,
+                non_finite: int(s, "non_finite")?,
+                min: float(s, "min")?,
+                max: float(s, "max")?,
+            }
+        }
+        StatRequest::Moments(_) => {
+            let s = col.as_struct();
+            Statistic::Moments {
+                count: int(s, "count")?,
+                nulls: int(s, "nulls")?,
+                non_finite: int(s, "non_finite")?,
+                mean: float(s, "mean")?,
+                stddev: float(s, "stddev")?,
+                inv_stddev: float(s, "inv_stddev")?,
+            }
+        }
+        StatRequest::Robust(_) => {
+            let s = col.as_struct();
+            Statistic::Robust {
+                count: int(s, "count")?,
+                nulls: int(s, "nulls")?,
+                non_finite: int(s, "non_finite")?,
+                median: float(s, "median")?,
+                q25: float(s, "q25")?,
+                q75: float(s, "q75")?,
+            }
+        }
+        StatRequest::Vocabulary { .. } => {
+            let entries = col.as_list::<i32>().value(0);
+            let entries = entries.as_struct();
+            let values = Arc::clone(
+                entries
+                    .column_by_name("value")
+                    .ok_or_else(|| internal("vocabulary has no 'value' field"))?,
+            );
+            let counts = entries
+                .column_by_name("count")
+                .ok_or_else(|| internal("vocabulary has no 'count' field"))?
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec();
+            Statistic::Vocabulary { values, counts }
+        }
+        StatRequest::Quantiles { .. } => {
+            let list = col.as_list::<i32>().value(0);
+            Statistic::Quantiles {
+                boundaries: list.as_primitive::<Float64Type>().values().to_vec(),
+            }
+        }
+        StatRequest::MostFrequent(_) => Statistic::MostFrequent {
+            value: ScalarValue::try_from_array(col, 0)?,
+        },
+    })
+}
+
+fn field<'a>(s: &'a StructArray, name: &str) -> DfResult<&'a ArrayRef> {
+    s.column_by_name(name)
+        .ok_or_else(|| internal(&format!("statistic has no '{name}' field")))
+}
+
+fn int(s: &StructArray, name: &str) -> DfResult<i64> {
+    let a = field(s, name)?.as_primitive::<Int64Type>();
+    Ok(if a.is_null(0) { 0 } else { a.value(0) })
+}
+
+fn float(s: &StructArray, name: &str) -> DfResult<f64> {
+    let a = field(s, name)?.as_primitive::<Float64Type>();
+    Ok(if a.is_null(0) { f64::NAN } else { a.value(0) })
+}
+
+/// A one-row list literal holding `values`.
+pub(super) fn list_literal(values: ArrayRef) -> ScalarValue {
+    let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+    let offsets = OffsetBuffer::from_lengths([values.len()]);
+    ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))
+}

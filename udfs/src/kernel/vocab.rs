@@ -1,0 +1,120 @@
+//! Vocabulary lookups: the instance-level half of `vocab_index` and `one_hot`.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// A fitted vocabulary: each value's position, plus the out-of-vocabulary
+/// rule.
+///
+/// # Example
+/// ```
+/// use skewless_udfs::kernel::vocab::Vocabulary;
+/// let v = Vocabulary::new(["HS-grad".to_string(), "Bachelors".to_string()], 1);
+/// assert_eq!(v.index("Bachelors"), Some(1));
+/// assert_eq!(v.index("Doctorate"), Some(2)); // unseen → V (one OOV bucket)
+/// let strict = Vocabulary::new(["a".to_string()], 0);
+/// assert_eq!(strict.index("z"), None); // no OOV buckets → NULL
+/// ```
+#[derive(Debug, Clone)]
+pub struct Vocabulary<K: Eq + Hash> {
+    positions: HashMap<K, i64>,
+    size: i64,
+    oov_buckets: u64,
+}
+
+impl<K: Eq + Hash> Vocabulary<K> {
+    /// A vocabulary of `values` in order (first → 0); a value listed twice
+    /// keeps its first position.
+    pub fn new(values: impl IntoIterator<Item = K>, oov_buckets: u64) -> Self {
+        let mut positions = HashMap::new();
+        let mut size = 0;
+        for v in values {
+            positions.entry(v).or_insert(size);
+            size += 1;
+        }
+        Self {
+            positions,
+            size,
+            oov_buckets,
+        }
+    }
+
+    /// The number of values, V.
+    pub fn len(&self) -> i64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// The position of a value in the vocabulary, if present.
+    #[inline]
+    pub fn position<Q>(&self, value: &Q) -> Option<i64>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.positions.get(value).copied()
+    }
+
+    pub fn oov_buckets(&self) -> u64 {
+        self.oov_buckets
+    }
+}
+
+impl Vocabulary<String> {
+    /// `vocab_index` of a string: its position, or for an unseen value
+    /// V + hash_bucket(value, oov_buckets), or `None` when there are no OOV
+    /// buckets.
+    #[inline]
+    pub fn index(&self, value: &str) -> Option<i64> {
+        match self.position(value) {
+            Some(p) => Some(p),
+            None if self.oov_buckets == 0 => None,
+            None => Some(self.size + super::hash_bucket_bytes(value.as_bytes(), self.oov_buckets)),
+        }
+    }
+}
+
+impl Vocabulary<i64> {
+    /// `vocab_index` of an integer; unseen integers hash as their decimal text.
+    #[inline]
+    pub fn index(&self, value: i64) -> Option<i64> {
+        match self.position(&value) {
+            Some(p) => Some(p),
+            None if self.oov_buckets == 0 => None,
+            None => Some(self.size + super::hash_bucket_i64(value, self.oov_buckets)),
+        }
+    }
+}
+
+/// The slot of `one_hot`: the value's position, or V for any unseen value.
+#[inline]
+pub fn one_hot_slot(position: Option<i64>, size: i64) -> usize {
+    position.unwrap_or(size) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oov_buckets_follow_hash_bucket() {
+        let v = Vocabulary::new(["x".to_string(), "y".to_string()], 11);
+        assert_eq!(v.index("x"), Some(0));
+        // Unseen 'Car' → 2 + hash_bucket('Car', 11) = 2 + 8.
+        assert_eq!(v.index("Car"), Some(10));
+        let ints = Vocabulary::new([7i64, 3], 1);
+        assert_eq!((ints.index(3), ints.index(99)), (Some(1), Some(2)));
+        assert_eq!(one_hot_slot(None, 2), 2);
+        assert_eq!(one_hot_slot(Some(1), 2), 1);
+    }
+
+    #[test]
+    fn duplicates_keep_first_position() {
+        let v = Vocabulary::new(["a".to_string(), "a".to_string()], 0);
+        assert_eq!(v.index("a"), Some(0));
+        assert_eq!(v.len(), 2);
+    }
+}
