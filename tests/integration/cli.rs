@@ -371,3 +371,36 @@ fn logs_and_progress_on_stderr() {
     ok(&out);
     assert!(stderr(&out).contains("rows read"), "{}", stderr(&out));
 }
+
+#[test]
+fn full_pass_functions_scan_the_input_twice() {
+    // Four statistics (min/max, moments, vocabulary, quantiles) come from one
+    // aggregate pass over the input; the query itself is the second scan.
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "SELECT count(*) AS n, sum(a) AS a, sum(z) AS z, max(e) AS e, max(q) AS q FROM (\
+               SELECT min_max_scale(age) AS a, z_score(hours_per_week) AS z, \
+               vocab_index(education) AS e, quantile_bucket(age, 4) AS q, \
+               max_abs_scale(age) AS m FROM census)";
+    let out = run_sql(
+        dir.path(),
+        sql,
+        &[
+            "--table",
+            &format!("census={}", adult()),
+            "--format",
+            "csv",
+            "-v",
+        ],
+    );
+    let stdout = ok(&out);
+    let log = stderr(&out);
+    assert_eq!(
+        log.matches("fitted full-pass calls").count(),
+        1,
+        "one statistics pass: {log}"
+    );
+    assert!(log.contains("statistics=4"), "{log}");
+    // 32,561 rows; 16 educations → max index 15; 4 quantile buckets → max 3.
+    assert!(stdout.starts_with("n,a,z,e,q\n32561,"), "{stdout}");
+    assert!(stdout.trim_end().ends_with(",15,3"), "{stdout}");
+}

@@ -289,7 +289,6 @@ mod tests {
         let mut b = accumulate(&values[1..]);
         let mut merged = merged_through_state(MomentsAccumulator::default(), [&mut a, &mut b]);
         assert_eq!(result(&mut merged), result(&mut whole));
-        println!("{}", result(&mut whole));
     }
 
     #[test]
