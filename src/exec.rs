@@ -38,7 +38,7 @@ pub async fn execute(
 ) -> Result<Outcome> {
     let mut plan = ctx.state().create_logical_plan(sql).await?;
     if crate::fit::has_full_pass(&plan) {
-        plan = crate::fit::fit_plan(ctx, plan).await?;
+        plan = crate::fit::fit_plan(ctx, plan, progress).await?;
     }
     let kind = match &plan {
         LogicalPlan::Copy(_) | LogicalPlan::Dml(_) => Kind::Write,

@@ -30,18 +30,23 @@ pub fn has_full_pass(plan: &LogicalPlan) -> bool {
 }
 
 /// Replaces every full-pass call in `plan` by its fitted form, computing the
-/// statistics over the input of each node that has such calls.
-pub async fn fit_plan(ctx: &SessionContext, plan: LogicalPlan) -> Result<LogicalPlan> {
-    Box::pin(fit_node(ctx, plan)).await
+/// statistics over the input of each node that has such calls. `progress`
+/// shows the statistics pass on stderr.
+pub async fn fit_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    progress: bool,
+) -> Result<LogicalPlan> {
+    Box::pin(fit_node(ctx, plan, progress)).await
 }
 
-async fn fit_node(ctx: &SessionContext, plan: LogicalPlan) -> Result<LogicalPlan> {
+async fn fit_node(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Result<LogicalPlan> {
     if !has_full_pass(&plan) {
         return Ok(plan);
     }
     let mut inputs = Vec::new();
     for input in plan.inputs() {
-        inputs.push(Box::pin(fit_node(ctx, input.clone())).await?);
+        inputs.push(Box::pin(fit_node(ctx, input.clone(), progress)).await?);
     }
     let exprs = plan.expressions();
     if !exprs.iter().any(expr_has_full_pass) {
@@ -59,7 +64,7 @@ async fn fit_node(ctx: &SessionContext, plan: LogicalPlan) -> Result<LogicalPlan
     };
     let uses = calls::collect(input, &exprs)?;
     let requests = stats::requests(&uses);
-    let statistics = stats::analyze(ctx, input, &requests).await?;
+    let statistics = stats::analyze(ctx, input, &requests, progress).await?;
     let preserver = NamePreserver::new(&plan);
     let mut fitted = Vec::with_capacity(exprs.len());
     for expr in exprs {

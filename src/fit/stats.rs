@@ -119,6 +119,7 @@ pub(super) async fn analyze(
     ctx: &SessionContext,
     input: &LogicalPlan,
     requests: &[StatRequest],
+    progress: bool,
 ) -> Result<Vec<Statistic>> {
     let aggregates = requests
         .iter()
@@ -128,7 +129,13 @@ pub(super) async fn analyze(
     let plan = LogicalPlanBuilder::from(input.clone())
         .aggregate(Vec::<Expr>::new(), aggregates)?
         .build()?;
-    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let physical = ctx
+        .execute_logical_plan(plan)
+        .await?
+        .create_physical_plan()
+        .await?;
+    let _progress = progress.then(|| crate::progress::Progress::start(Arc::clone(&physical)));
+    let batches = datafusion::physical_plan::collect(physical, ctx.task_ctx()).await?;
     let batch = batches
         .iter()
         .find(|b| b.num_rows() > 0)

@@ -11,7 +11,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, plan_err};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{ColumnarValue, Expr};
 
 /// The literal value of an argument expression, if it is one.
 pub(crate) fn literal_of(expr: &Expr) -> Option<&ScalarValue> {
@@ -19,6 +19,16 @@ pub(crate) fn literal_of(expr: &Expr) -> Option<&ScalarValue> {
         Expr::Literal(v, _) => Some(v),
         _ => None,
     }
+}
+
+/// The scalar values of evaluated arguments (None where an array).
+pub(crate) fn scalar_values(args: &[ColumnarValue]) -> Vec<Option<&ScalarValue>> {
+    args.iter()
+        .map(|a| match a {
+            ColumnarValue::Scalar(s) => Some(s),
+            ColumnarValue::Array(_) => None,
+        })
+        .collect()
 }
 
 /// The literal values of all arguments (None where not a literal).

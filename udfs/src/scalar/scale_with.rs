@@ -249,14 +249,7 @@ impl ScalarUDFImpl for ScaleWith {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let literals: Vec<_> = args
-            .args
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Scalar(s) => Some(s),
-                ColumnarValue::Array(_) => None,
-            })
-            .collect();
+        let literals = args::scalar_values(&args.args);
         let p = self.params(&literals, true)?;
         let x = &args.args[0];
         match (self.kind, p.as_slice()) {

@@ -282,14 +282,7 @@ impl ScalarUDFImpl for VocabWith {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let literals: Vec<_> = args
-            .args
-            .iter()
-            .map(|a| match a {
-                ColumnarValue::Scalar(s) => Some(s),
-                ColumnarValue::Array(_) => None,
-            })
-            .collect();
+        let literals = args::scalar_values(&args.args);
         let x_type = args.arg_fields[0].data_type();
         let lookup = self
             .lookup(x_type, &literals, true)?
