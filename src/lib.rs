@@ -9,6 +9,7 @@
 //! statistics, which are inlined as literals. The command line and the REPL
 //! live in [`cli`].
 
+pub mod artifact;
 pub mod cli;
 pub mod error;
 pub mod exec;

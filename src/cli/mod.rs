@@ -16,6 +16,7 @@ use crate::output::{Format, Printer};
 use crate::progress::ProgressMode;
 use crate::script;
 
+mod fit;
 pub mod repl;
 
 const EXIT_CODES: &str = "\
@@ -49,6 +50,10 @@ pub enum Command {
     Run(RunArgs),
     /// Interactive SQL over the same session (\? for help).
     Repl(ReplArgs),
+    /// Fit a transform (one SELECT): compute its statistics in one pass and
+    /// write the versioned artifact.
+    #[command(after_help = EXIT_CODES)]
+    Fit(FitArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
 }
@@ -76,6 +81,29 @@ pub struct RunArgs {
     pub format: Format,
 
     /// Progress of long statements on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// The transform: one SELECT (FROM, JOIN and WHERE allowed).
+    #[arg(value_name = "TRANSFORM.sql")]
+    pub transform: PathBuf,
+
+    #[command(flatten)]
+    pub tables: TableArgs,
+
+    /// Where to write the artifact (JSON).
+    #[arg(long, value_name = "ARTIFACT.json")]
+    pub out: PathBuf,
+
+    /// An output column that is a training label: produced in batch, not at
+    /// serving time. Repeatable.
+    #[arg(long = "label", value_name = "COLUMN")]
+    pub labels: Vec<String>,
+
+    /// Progress of the statistics pass on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
 }
@@ -121,6 +149,7 @@ pub fn main(args: Args) -> Result<()> {
     runtime.block_on(async {
         match args.command {
             Command::Run(run) => run_command(run).await,
+            Command::Fit(fit) => fit::fit_command(fit).await,
             Command::Repl(repl) => {
                 let ctx = session_with_tables(&repl.tables).await?;
                 repl::run(&ctx, repl.progress.enabled()).await
@@ -153,7 +182,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
     run_script(&ctx, &text, &mut printer, args.progress.enabled()).await
 }
 
-fn read_script(path: &PathBuf) -> Result<String> {
+pub(crate) fn read_script(path: &PathBuf) -> Result<String> {
     let io = |source| Error::Io {
         path: path.display().to_string(),
         source,

@@ -29,6 +29,29 @@ pub fn has_full_pass(plan: &LogicalPlan) -> bool {
         .unwrap_or(false)
 }
 
+/// A fitted plan and what was learned to fit it.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// The plan with every full-pass call replaced by its fitted form.
+    pub plan: LogicalPlan,
+    /// The statistics, in the order they were computed (innermost plan
+    /// level first), each with the calls that use it.
+    pub statistics: Vec<FittedStatistic>,
+    /// Rows of each relation a statistics pass ran over, in the order of
+    /// the passes.
+    pub rows_seen: Vec<u64>,
+}
+
+/// One computed statistic with its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedStatistic {
+    /// The full-pass functions that use it (`min_max_scale`, …).
+    pub functions: Vec<&'static str>,
+    /// The expression it was computed over.
+    pub argument: String,
+    pub statistic: Statistic,
+}
+
 /// Replaces every full-pass call in `plan` by its fitted form, computing the
 /// statistics over the input of each node that has such calls. `progress`
 /// shows the statistics pass on stderr.
@@ -37,16 +60,32 @@ pub async fn fit_plan(
     plan: LogicalPlan,
     progress: bool,
 ) -> Result<LogicalPlan> {
-    Box::pin(fit_node(ctx, plan, progress)).await
+    Ok(fit(ctx, plan, progress).await?.plan)
 }
 
-async fn fit_node(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Result<LogicalPlan> {
+/// Like [`fit_plan`], also returning the statistics and their provenance.
+pub async fn fit(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Result<Fitted> {
+    let mut fitted = Fitted {
+        plan: LogicalPlan::default(),
+        statistics: Vec::new(),
+        rows_seen: Vec::new(),
+    };
+    fitted.plan = Box::pin(fit_node(ctx, plan, progress, &mut fitted)).await?;
+    Ok(fitted)
+}
+
+async fn fit_node(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    progress: bool,
+    out: &mut Fitted,
+) -> Result<LogicalPlan> {
     if !has_full_pass(&plan) {
         return Ok(plan);
     }
     let mut inputs = Vec::new();
     for input in plan.inputs() {
-        inputs.push(Box::pin(fit_node(ctx, input.clone(), progress)).await?);
+        inputs.push(Box::pin(fit_node(ctx, input.clone(), progress, out)).await?);
     }
     let exprs = plan.expressions();
     if !exprs.iter().any(expr_has_full_pass) {
@@ -64,7 +103,21 @@ async fn fit_node(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Re
     };
     let uses = calls::collect(input, &exprs)?;
     let requests = stats::requests(&uses);
-    let statistics = stats::analyze(ctx, input, &requests, progress).await?;
+    let (statistics, rows) = stats::analyze(ctx, input, &requests, progress).await?;
+    out.rows_seen.push(rows);
+    for (request, statistic) in requests.iter().zip(&statistics) {
+        let mut functions: Vec<&'static str> = uses
+            .iter()
+            .filter(|u| u.request() == *request)
+            .map(|u| u.kind.name())
+            .collect();
+        functions.dedup();
+        out.statistics.push(FittedStatistic {
+            functions,
+            argument: request.argument().to_string(),
+            statistic: statistic.clone(),
+        });
+    }
     let preserver = NamePreserver::new(&plan);
     let mut fitted = Vec::with_capacity(exprs.len());
     for expr in exprs {

@@ -36,6 +36,14 @@ pub enum StatRequest {
 }
 
 impl StatRequest {
+    /// The expression the statistic is computed over.
+    pub fn argument(&self) -> &Expr {
+        match self {
+            Self::MinMax(x) | Self::Moments(x) | Self::Robust(x) | Self::MostFrequent(x) => x,
+            Self::Vocabulary { x, .. } | Self::Quantiles { x, .. } => x,
+        }
+    }
+
     /// The aggregate expression computing this statistic.
     fn aggregate(&self, ctx: &SessionContext) -> DfResult<Expr> {
         let (name, args) = match self {
@@ -114,18 +122,20 @@ pub(super) fn requests(uses: &[FullPassUse]) -> Vec<StatRequest> {
     out
 }
 
-/// Computes `requests` over `input` in one aggregate pass.
+/// Computes `requests` over `input` in one aggregate pass; also returns the
+/// number of rows of `input`.
 pub(super) async fn analyze(
     ctx: &SessionContext,
     input: &LogicalPlan,
     requests: &[StatRequest],
     progress: bool,
-) -> Result<Vec<Statistic>> {
-    let aggregates = requests
+) -> Result<(Vec<Statistic>, u64)> {
+    let mut aggregates = requests
         .iter()
         .enumerate()
         .map(|(i, r)| Ok(r.aggregate(ctx)?.alias(format!("__skewless_stat_{i}"))))
         .collect::<DfResult<Vec<_>>>()?;
+    aggregates.push(datafusion::functions_aggregate::count::count(lit(1)).alias("__skewless_rows"));
     let plan = LogicalPlanBuilder::from(input.clone())
         .aggregate(Vec::<Expr>::new(), aggregates)?
         .build()?;
@@ -140,11 +150,16 @@ pub(super) async fn analyze(
         .iter()
         .find(|b| b.num_rows() > 0)
         .ok_or_else(|| internal("the statistics pass returned no row"))?;
-    requests
+    let rows = batch
+        .column(requests.len())
+        .as_primitive::<Int64Type>()
+        .value(0) as u64;
+    let statistics = requests
         .iter()
         .enumerate()
         .map(|(i, r)| decode(r, batch, i).map_err(Into::into))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((statistics, rows))
 }
 
 fn internal(message: &str) -> DataFusionError {

@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod fit;
 mod repl;
 mod s3;
 mod slt;

@@ -1,0 +1,184 @@
+//! `skewless fit`: a transform → its statistics in one pass → the artifact.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::LogicalPlan;
+
+use super::{FitArgs, read_script, session_with_tables};
+use crate::artifact::{Artifact, Column, InputTable, Output, StatisticValue};
+use crate::error::{Error, Result};
+use crate::progress::group_digits;
+use crate::script;
+
+pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
+    let started = Instant::now();
+    let text = read_script(&args.transform)?;
+    let statements = script::split(&text);
+    let [statement] = statements.as_slice() else {
+        return Err(Error::Usage(format!(
+            "{}: a transform holds exactly one SELECT, found {} statements",
+            args.transform.display(),
+            statements.len()
+        )));
+    };
+    let ctx = session_with_tables(&args.tables).await?;
+    let plan = ctx.state().create_logical_plan(&statement.sql).await?;
+    if matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+    ) {
+        return Err(Error::Usage(format!(
+            "{}: a transform is one SELECT, not {}",
+            args.transform.display(),
+            statement.head()
+        )));
+    }
+    let fitted = crate::fit::fit(&ctx, plan, args.progress.enabled()).await?;
+    let fitted_sql = datafusion::sql::unparser::plan_to_sql(&fitted.plan)?.to_string();
+    let inputs = input_tables(&fitted.plan)?;
+    let outputs = outputs(&fitted.plan, &args.labels)?;
+    let artifact = Artifact::new(&statement.sql, fitted_sql, &fitted, inputs, outputs);
+    let json = artifact.to_json();
+    let tmp = args.out.with_extension("json.partial");
+    let io = |source| Error::Io {
+        path: args.out.display().to_string(),
+        source,
+    };
+    std::fs::write(&tmp, json).map_err(io)?;
+    std::fs::rename(&tmp, &args.out).map_err(io)?;
+    print_summary(&artifact, &args, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Every table the plan scans, with its schema.
+fn input_tables(plan: &LogicalPlan) -> Result<Vec<InputTable>> {
+    let mut tables: Vec<InputTable> = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan.table_name.to_string();
+            if !tables.iter().any(|t| t.name == name) {
+                tables.push(InputTable {
+                    name,
+                    columns: scan
+                        .source
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| Column {
+                            name: f.name().clone(),
+                            data_type: f.data_type().to_string(),
+                            nullable: f.is_nullable(),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(tables)
+}
+
+/// The output columns, with the input columns each reads.
+fn outputs(plan: &LogicalPlan, labels: &[String]) -> Result<Vec<Output>> {
+    // The SELECT list: the first projection from the top (under ORDER BY/LIMIT).
+    let mut projection = None;
+    plan.apply(|node| {
+        if let LogicalPlan::Projection(p) = node {
+            projection = Some(p.expr.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let fields = plan.schema().fields();
+    for label in labels {
+        if !fields.iter().any(|f| f.name() == label) {
+            return Err(Error::Usage(format!(
+                "--label {label}: the transform has no output column '{label}' (outputs: {})",
+                fields
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let reads: BTreeSet<String> = projection
+                .as_ref()
+                .filter(|exprs| exprs.len() == fields.len())
+                .map(|exprs| {
+                    exprs[i]
+                        .column_refs()
+                        .into_iter()
+                        .map(|c| c.name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Output {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+                reads: reads.into_iter().collect(),
+                training_only: labels.contains(f.name()),
+            }
+        })
+        .collect())
+}
+
+fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
+    let rows = artifact
+        .rows_seen
+        .iter()
+        .map(|r| group_digits(*r as usize))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    println!(
+        "fitted {} on {} rows in {seconds:.2} s → {}",
+        args.transform.display(),
+        if rows.is_empty() { "0".into() } else { rows },
+        args.out.display()
+    );
+    println!("outputs:");
+    for o in &artifact.outputs {
+        let label = if o.training_only {
+            "  (label, training only)"
+        } else {
+            ""
+        };
+        println!("  {:<28} {}{label}", o.name, o.data_type);
+    }
+    if !artifact.statistics.is_empty() {
+        println!("statistics:");
+    }
+    for s in &artifact.statistics {
+        let f = |v: &Option<f64>| v.map_or("none".to_string(), |v| v.to_string());
+        let what = match &s.value {
+            StatisticValue::MinMax { min, max, .. } => format!("min {}, max {}", f(min), f(max)),
+            StatisticValue::Moments { mean, stddev, .. } => {
+                format!("mean {}, stddev {}", f(mean), f(stddev))
+            }
+            StatisticValue::Robust {
+                median, q25, q75, ..
+            } => {
+                format!("median {}, q25 {}, q75 {}", f(median), f(q25), f(q75))
+            }
+            StatisticValue::Vocabulary { values, .. } => {
+                format!("vocabulary of {} values", values.len())
+            }
+            StatisticValue::Quantiles { boundaries } => {
+                format!("{} boundaries", boundaries.len())
+            }
+            StatisticValue::MostFrequent { value } => format!("most frequent {value}"),
+        };
+        println!("  {} of {}: {what}", s.functions.join(", "), s.argument);
+    }
+}

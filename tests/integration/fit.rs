@@ -1,0 +1,198 @@
+//! `skewless fit`: the artifact, its determinism and its integrity.
+//! Census figures from DuckDB: 395 rows have age < 18, so the transform below
+//! sees 32,166 rows; their ages span 18..90; 16 educations, HS-grad first.
+
+use std::path::Path;
+
+use skewless::artifact::{Artifact, StatisticValue};
+
+use crate::common::*;
+
+const TRANSFORM: &str = "-- a small census transform\n\
+    SELECT min_max_scale(age) AS age_s, z_score(hours_per_week) AS hours_z,\n\
+           vocab_index(education) AS edu, quantile_bucket(age, 4) AS age_q,\n\
+           one_hot(gender) AS gender_1h, bucketize(age, [25, 50]) AS age_b,\n\
+           CASE WHEN income_bracket = '>50K' THEN 1 ELSE 0 END AS label\n\
+    FROM census WHERE age >= 18\n";
+
+fn fit(dir: &Path, partitions: &str, out: &str) -> std::process::Output {
+    let transform = dir.join("transform.sql");
+    std::fs::write(&transform, TRANSFORM).unwrap();
+    let mut cmd = skewless();
+    cmd.env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", partitions)
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", &format!("census={}", adult())])
+        .args(["--label", "label", "--out"])
+        .arg(dir.join(out));
+    cmd.output().unwrap()
+}
+
+#[test]
+fn artifact_records_the_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = ok(&fit(dir.path(), "2", "a.json"));
+    assert!(summary.contains("on 32,166 rows"), "{summary}");
+    assert!(
+        summary.contains("label                        Int64  (label, training only)"),
+        "{summary}"
+    );
+    let a = Artifact::load(&dir.path().join("a.json")).unwrap();
+    assert_eq!(a.format_version, 1);
+    assert_eq!(a.rows_seen, [32166]);
+    assert!(a.sql.starts_with("SELECT min_max_scale(age) AS age_s"));
+    let names: Vec<_> = a.outputs.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "age_s",
+            "hours_z",
+            "edu",
+            "age_q",
+            "gender_1h",
+            "age_b",
+            "label"
+        ]
+    );
+    let types: Vec<_> = a.outputs.iter().map(|o| o.data_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "Float64",
+            "Float64",
+            "Int64",
+            "Int64",
+            "List(Float32)",
+            "Int64",
+            "Int64"
+        ]
+    );
+    assert_eq!(a.outputs[0].reads, ["age"]);
+    assert_eq!(a.outputs[6].reads, ["income_bracket"]);
+    assert!(a.outputs[6].training_only && !a.outputs[0].training_only);
+    assert_eq!(a.inputs.len(), 1);
+    assert_eq!(a.inputs[0].name, "census");
+    assert_eq!(a.inputs[0].columns.len(), 15);
+    assert_eq!(a.inputs[0].columns[0].name, "age");
+    assert_eq!(a.inputs[0].columns[0].data_type, "Int64");
+
+    // Statistics with provenance.
+    assert_eq!(a.statistics.len(), 5);
+    assert_eq!(a.statistics[0].functions, ["min_max_scale"]);
+    assert_eq!(a.statistics[0].argument, "census.age");
+    assert_eq!(
+        a.statistics[0].value,
+        StatisticValue::MinMax {
+            count: 32166,
+            nulls: 0,
+            non_finite: 0,
+            min: Some(18.0),
+            max: Some(90.0)
+        }
+    );
+    match &a.statistics[2].value {
+        StatisticValue::Vocabulary { values, counts } => {
+            assert_eq!(values.len(), 16);
+            assert_eq!(values[0], "HS-grad");
+            // DuckDB: 10,493 HS-grad rows with age >= 18.
+            assert_eq!(counts[0], 10_493);
+        }
+        other => panic!("not a vocabulary: {other:?}"),
+    }
+    assert!(
+        a.fitted_sql
+            .contains("min_max_scale_with(census.age, 18.0, 90.0) AS age_s")
+    );
+    assert!(
+        a.fitted_sql
+            .contains("one_hot_with(census.gender, ['Male', 'Female']) AS gender_1h")
+    );
+}
+
+#[test]
+fn the_fitted_sql_runs_and_matches_the_transform() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&fit(dir.path(), "2", "a.json"));
+    let a = Artifact::load(&dir.path().join("a.json")).unwrap();
+    let table = format!("census={}", adult());
+    let digest = |select: &str| {
+        format!(
+            "SELECT count(*), sum(age_s), sum(hours_z), sum(edu), sum(age_q), sum(age_b), \
+             sum(label), sum(array_sum(gender_1h)) FROM ({select})"
+        )
+    };
+    let original = ok(&run_sql(
+        dir.path(),
+        &digest(TRANSFORM.trim_start_matches("-- a small census transform\n")),
+        &["--table", &table, "--format", "csv"],
+    ));
+    let fitted = ok(&run_sql(
+        dir.path(),
+        &digest(&a.fitted_sql),
+        &["--table", &table, "--format", "csv"],
+    ));
+    assert_eq!(original, fitted);
+    assert!(original.contains("\n32166,"), "{original}");
+}
+
+#[test]
+fn refitting_is_byte_identical_across_partitionings() {
+    let dir = tempfile::tempdir().unwrap();
+    for (partitions, out) in [("1", "p1.json"), ("2", "p2.json"), ("8", "p8.json")] {
+        ok(&fit(dir.path(), partitions, out));
+    }
+    let p1 = std::fs::read(dir.path().join("p1.json")).unwrap();
+    assert_eq!(p1, std::fs::read(dir.path().join("p2.json")).unwrap());
+    assert_eq!(p1, std::fs::read(dir.path().join("p8.json")).unwrap());
+}
+
+#[test]
+fn tampered_or_truncated_artifacts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&fit(dir.path(), "2", "a.json"));
+    let path = dir.path().join("a.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tampered = text.replacen("\"max\": 90.0", "\"max\": 91.0", 1);
+    assert_ne!(tampered, text);
+    std::fs::write(&path, &tampered).unwrap();
+    let err = Artifact::load(&path).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let err = Artifact::load(&path).unwrap_err().to_string();
+    assert!(err.contains("is the file complete?"), "{err}");
+}
+
+#[test]
+fn fit_errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = dir.path().join("two.sql");
+    std::fs::write(&two, "SELECT 1; SELECT 2;").unwrap();
+    let err = user_error(
+        &skewless()
+            .arg("fit")
+            .arg(&two)
+            .args(["--out", "/dev/null"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("a transform holds exactly one SELECT, found 2 statements"),
+        "{err}"
+    );
+    let transform = dir.path().join("t.sql");
+    std::fs::write(&transform, TRANSFORM).unwrap();
+    let err = user_error(
+        &skewless()
+            .arg("fit")
+            .arg(&transform)
+            .args(["--table", &format!("census={}", adult())])
+            .args(["--label", "income", "--out"])
+            .arg(dir.path().join("x.json"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("--label income: the transform has no output column 'income'"),
+        "{err}"
+    );
+}
