@@ -14,8 +14,8 @@ mod calls;
 mod stats;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 pub use calls::{FullPassUse, expr_has_full_pass};
@@ -106,12 +106,12 @@ async fn fit_node(
     let (statistics, rows) = stats::analyze(ctx, input, &requests, progress).await?;
     out.rows_seen.push(rows);
     for (request, statistic) in requests.iter().zip(&statistics) {
-        let mut functions: Vec<&'static str> = uses
-            .iter()
-            .filter(|u| u.request() == *request)
-            .map(|u| u.kind.name())
-            .collect();
-        functions.dedup();
+        let mut functions: Vec<&'static str> = Vec::new();
+        for u in uses.iter().filter(|u| u.request() == *request) {
+            if !functions.contains(&u.kind.name()) {
+                functions.push(u.kind.name());
+            }
+        }
         out.statistics.push(FittedStatistic {
             functions,
             argument: request.argument().to_string(),
@@ -142,9 +142,4 @@ async fn fit_node(
         input.display()
     );
     Ok(plan.with_new_exprs(fitted, inputs)?)
-}
-
-/// Every full-pass call of `exprs`, with the expression it was found in.
-pub fn full_pass_calls(input: &LogicalPlan, exprs: &[Expr]) -> Result<Vec<FullPassUse>> {
-    calls::collect(input, exprs)
 }
