@@ -42,7 +42,8 @@ pub struct Artifact {
     /// constants (`min_max_scale(age)` → `min_max_scale_with(age, 17.0, 90.0)`),
     /// runnable with `skewless run` on new data.
     pub fitted_sql: String,
-    /// The tables the transform reads, with their schemas at fit time.
+    /// The tables the transform reads, each with the columns it reads and
+    /// their types at fit time: what apply and serving require of new data.
     pub inputs: Vec<InputTable>,
     /// The transform's output columns, in order.
     pub outputs: Vec<Output>,

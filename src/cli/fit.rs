@@ -56,8 +56,16 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every table the plan scans, with its schema.
+/// Every table the plan scans, with the columns the transform reads from it
+/// (in the table's order) and their types.
 fn input_tables(plan: &LogicalPlan) -> Result<Vec<InputTable>> {
+    let mut read: BTreeSet<String> = BTreeSet::new();
+    plan.apply(|node| {
+        for expr in node.expressions() {
+            read.extend(expr.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
     let mut tables: Vec<InputTable> = Vec::new();
     plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
@@ -70,6 +78,7 @@ fn input_tables(plan: &LogicalPlan) -> Result<Vec<InputTable>> {
                         .schema()
                         .fields()
                         .iter()
+                        .filter(|f| read.contains(f.name()))
                         .map(|f| Column {
                             name: f.name().clone(),
                             data_type: f.data_type().to_string(),

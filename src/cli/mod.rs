@@ -16,6 +16,7 @@ use crate::output::{Format, Printer};
 use crate::progress::ProgressMode;
 use crate::script;
 
+mod apply;
 mod fit;
 pub mod repl;
 
@@ -54,6 +55,9 @@ pub enum Command {
     /// write the versioned artifact.
     #[command(after_help = EXIT_CODES)]
     Fit(FitArgs),
+    /// Apply a fitted artifact to new data in batch and write the features.
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
 }
@@ -109,6 +113,21 @@ pub struct FitArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The artifact written by `skewless fit`.
+    #[arg(value_name = "ARTIFACT.json")]
+    pub artifact: PathBuf,
+
+    #[command(flatten)]
+    pub tables: TableArgs,
+
+    /// Where to write the features: a .parquet, .csv or .ndjson/.json file,
+    /// or a directory (partitioned Parquet files); local or s3://.
+    #[arg(long, value_name = "OUTPUT")]
+    pub out: String,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ReplArgs {
     #[command(flatten)]
     pub tables: TableArgs,
@@ -150,6 +169,7 @@ pub fn main(args: Args) -> Result<()> {
         match args.command {
             Command::Run(run) => run_command(run).await,
             Command::Fit(fit) => fit::fit_command(fit).await,
+            Command::Apply(apply) => apply::apply_command(apply).await,
             Command::Repl(repl) => {
                 let ctx = session_with_tables(&repl.tables).await?;
                 repl::run(&ctx, repl.progress.enabled()).await

@@ -72,8 +72,22 @@ fn artifact_records_the_fit() {
     assert!(a.outputs[6].training_only && !a.outputs[0].training_only);
     assert_eq!(a.inputs.len(), 1);
     assert_eq!(a.inputs[0].name, "census");
-    assert_eq!(a.inputs[0].columns.len(), 15);
-    assert_eq!(a.inputs[0].columns[0].name, "age");
+    // The columns the transform reads, in the table's order.
+    let read: Vec<_> = a.inputs[0]
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        read,
+        [
+            "age",
+            "education",
+            "gender",
+            "hours_per_week",
+            "income_bracket"
+        ]
+    );
     assert_eq!(a.inputs[0].columns[0].data_type, "Int64");
 
     // Statistics with provenance.
@@ -195,4 +209,116 @@ fn fit_errors_name_what_is_wrong() {
         err.contains("--label income: the transform has no output column 'income'"),
         "{err}"
     );
+}
+
+fn adult_test() -> String {
+    root()
+        .join("examples/data/adult/adult_test.parquet")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn apply_runs_the_fitted_transform_on_new_data() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&fit(dir.path(), "2", "a.json"));
+    let features = dir.path().join("test_features.parquet");
+    let out = ok(&skewless()
+        .arg("apply")
+        .arg(dir.path().join("a.json"))
+        .args(["--table", &format!("census={}", adult_test())])
+        .arg("--out")
+        .arg(&features)
+        .output()
+        .unwrap());
+    // DuckDB on adult_test.parquet: 16,081 rows with age >= 18, ages 18..90,
+    // 3,846 with income '>50K'.
+    assert!(out.contains(": 16,081 rows in"), "{out}");
+    let digest = "SELECT count(*), min(age_s), max(age_s), sum(label) FROM f";
+    let got = ok(&run_sql(
+        dir.path(),
+        digest,
+        &[
+            "--table",
+            &format!("f={}", features.display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        got,
+        "count(*),min(f.age_s),max(f.age_s),sum(f.label)\n16081,0.0,1.0,3846\n"
+    );
+
+    // NDJSON by extension: one object per row.
+    let apply_to = |path: &std::path::Path| {
+        skewless()
+            .arg("apply")
+            .arg(dir.path().join("a.json"))
+            .args(["--table", &format!("census={}", adult_test())])
+            .arg("--out")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let ndjson = dir.path().join("features.ndjson");
+    ok(&apply_to(&ndjson));
+    let text = std::fs::read_to_string(&ndjson).unwrap();
+    assert_eq!(text.lines().count(), 16_081);
+    assert!(text.starts_with("{\"age_s\":"), "{}", &text[..100]);
+    // CSV cannot hold the one-hot lists: refused before any work.
+    let csv = dir.path().join("features.csv");
+    let err = user_error(&apply_to(&csv));
+    assert!(
+        err.contains("output 'gender_1h' is List(Float32), which CSV cannot hold"),
+        "{err}"
+    );
+    assert!(!csv.exists());
+}
+
+#[test]
+fn apply_checks_the_input_schema_first() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&fit(dir.path(), "2", "a.json"));
+    let apply = |table: &str| {
+        skewless()
+            .arg("apply")
+            .arg(dir.path().join("a.json"))
+            .args(["--table", table, "--out"])
+            .arg(dir.path().join("out.parquet"))
+            .output()
+            .unwrap()
+    };
+    let missing = dir.path().join("missing.csv");
+    std::fs::write(
+        &missing,
+        "age,hours_per_week,gender,income_bracket\n30,40,Male,>50K\n",
+    )
+    .unwrap();
+    let err = user_error(&apply(&format!("census={}", missing.display())));
+    assert!(
+        err.contains("table 'census' has no column 'education', which the transform reads (fitted as Utf8View)"),
+        "{err}"
+    );
+    let wrong = dir.path().join("wrong.csv");
+    std::fs::write(
+        &wrong,
+        "age,education,hours_per_week,gender,income_bracket\nthirty,HS-grad,40,Male,>50K\n",
+    )
+    .unwrap();
+    let err = user_error(&apply(&format!("census={}", wrong.display())));
+    assert!(
+        err.contains(
+            "column 'age' of table 'census' is Utf8, but the transform was fitted on Int64"
+        ),
+        "{err}"
+    );
+    let err = user_error(&apply(&format!("other={}", adult_test())));
+    assert!(
+        err.contains(
+            "the transform reads table 'census': register it with --table census=LOCATION"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("out.parquet").exists(), "nothing written");
 }

@@ -1,0 +1,125 @@
+//! `skewless apply`: an artifact's fitted transform over new data, in batch.
+
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrameWriteOptions;
+
+use super::{ApplyArgs, session_with_tables};
+use crate::artifact::Artifact;
+use crate::error::{Error, Result};
+use crate::location::FileKind;
+use crate::progress::group_digits;
+
+pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
+    let started = Instant::now();
+    let artifact = Artifact::load(&args.artifact)?;
+    let ctx = session_with_tables(&args.tables).await?;
+    check_inputs(&ctx, &artifact).await?;
+    let df = ctx.sql(&artifact.fitted_sql).await?;
+    let out = args.out.as_str();
+    if FileKind::from_path(out.trim_end_matches('/')) == Some(FileKind::Csv)
+        && let Some(nested) = artifact.outputs.iter().find(|o| o.data_type.contains('('))
+    {
+        return Err(Error::Usage(format!(
+            "output '{}' is {}, which CSV cannot hold; write Parquet or NDJSON instead",
+            nested.name, nested.data_type
+        )));
+    }
+    let options = DataFrameWriteOptions::new();
+    let written = match FileKind::from_path(out.trim_end_matches('/')) {
+        Some(FileKind::Csv) => df.write_csv(out, options, None).await?,
+        Some(FileKind::Json) => df.write_json(out, options, None).await?,
+        // Parquet by extension, and for a directory (partitioned files).
+        Some(FileKind::Parquet) | None => df.write_parquet(out, options, None).await?,
+    };
+    let rows: u64 = written
+        .iter()
+        .filter_map(|b| {
+            b.column_by_name("count").and_then(|c| {
+                datafusion::arrow::array::AsArray::as_primitive_opt::<
+                    datafusion::arrow::datatypes::UInt64Type,
+                >(c.as_ref())
+                .map(|c| c.iter().flatten().sum::<u64>())
+            })
+        })
+        .sum();
+    println!(
+        "applied {} → {}: {} rows in {:.2} s",
+        args.artifact.display(),
+        out,
+        group_digits(rows as usize),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Checks, before any work, that every input table is registered with every
+/// column the transform reads, in a compatible type.
+async fn check_inputs(
+    ctx: &datafusion::prelude::SessionContext,
+    artifact: &Artifact,
+) -> Result<()> {
+    for input in &artifact.inputs {
+        let Ok(table) = ctx.table_provider(input.name.as_str()).await else {
+            return Err(Error::Usage(format!(
+                "the transform reads table '{}': register it with --table {}=LOCATION",
+                input.name, input.name
+            )));
+        };
+        let schema = table.schema();
+        for column in &input.columns {
+            let Ok(field) = schema.field_with_name(&column.name) else {
+                return Err(Error::Usage(format!(
+                    "table '{}' has no column '{}', which the transform reads (fitted as {})",
+                    input.name, column.name, column.data_type
+                )));
+            };
+            if !compatible(&column.data_type, field.data_type()) {
+                return Err(Error::Usage(format!(
+                    "column '{}' of table '{}' is {}, but the transform was fitted on {}",
+                    column.name,
+                    input.name,
+                    field.data_type(),
+                    column.data_type
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Types the fitted functions treat alike: any string layout; any integer;
+/// any number for float inputs. Otherwise the same type.
+fn compatible(fitted: &str, actual: &DataType) -> bool {
+    let class = |t: &str| match t {
+        "Utf8" | "Utf8View" | "LargeUtf8" => "string",
+        "Int8" | "Int16" | "Int32" | "Int64" | "UInt8" | "UInt16" | "UInt32" | "UInt64" => {
+            "integer"
+        }
+        "Float16" | "Float32" | "Float64" => "float",
+        _ => "other",
+    };
+    let actual_text = actual.to_string();
+    match (class(fitted), class(&actual_text)) {
+        ("other", _) | (_, "other") => fitted == actual_text,
+        ("float", "integer") => true,
+        (a, b) => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_compatibility() {
+        assert!(compatible("Utf8View", &DataType::Utf8));
+        assert!(compatible("Int64", &DataType::Int32));
+        assert!(compatible("Float64", &DataType::Int64));
+        assert!(!compatible("Int64", &DataType::Float64));
+        assert!(!compatible("Int64", &DataType::Utf8));
+        assert!(!compatible("Boolean", &DataType::Int8));
+        assert!(compatible("Boolean", &DataType::Boolean));
+    }
+}
