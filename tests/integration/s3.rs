@@ -127,3 +127,55 @@ fn parquet_round_trip_through_s3() {
     let err = user_error(&out);
     assert!(err.contains("s3://warehouse/missing/"), "{err}");
 }
+
+#[test]
+fn fit_locally_apply_on_s3() {
+    let storage = tempfile::tempdir().unwrap();
+    let bucket = storage.path().join("warehouse");
+    std::fs::create_dir_all(bucket.join("census")).unwrap();
+    std::fs::copy(adult(), bucket.join("census/adult.parquet")).unwrap();
+    let server = S3Server::start(storage.path());
+    let work = tempfile::tempdir().unwrap();
+    let transform = work.path().join("t.sql");
+    std::fs::write(
+        &transform,
+        "SELECT min_max_scale(age) AS age_s, vocab_index(education) AS edu FROM census",
+    )
+    .unwrap();
+    let artifact = work.path().join("a.json");
+    ok(&server
+        .client()
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", "census=s3://warehouse/census/", "--out"])
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    ok(&server
+        .client()
+        .arg("apply")
+        .arg(&artifact)
+        .args([
+            "--table",
+            "census=s3://warehouse/census/",
+            "--out",
+            "s3://warehouse/features/census.parquet",
+        ])
+        .output()
+        .unwrap());
+    assert!(bucket.join("features/census.parquet").is_file());
+    // Ages 17..90 scale to 0..1; 16 educations → indices 0..15. (The min is
+    // compared, not printed: Parquet statistics store a 0.0 minimum as -0.0.)
+    let out = run_sql_with(
+        server.client(),
+        work.path(),
+        "SELECT count(*) AS n, min(age_s) = 0.0 AS lo, max(age_s) AS hi, max(edu) AS e FROM f",
+        &[
+            "--table",
+            "f=s3://warehouse/features/census.parquet",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(ok(&out), "n,lo,hi,e\n32561,true,1.0,15\n");
+}
