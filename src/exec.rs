@@ -122,6 +122,5 @@ async fn diagnose(ctx: &SessionContext, location: &str, file_type: &str) -> Opti
     let format = kind.format(&state);
     location::diagnose(&state, &url, &format, &extension)
         .await
-        .filter(|m| !m.starts_with("no files"))
         .map(|m| format!("location '{location}': {m}"))
 }

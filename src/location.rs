@@ -225,9 +225,6 @@ pub async fn diagnose(
         .try_collect()
         .await
         .ok()?;
-    if files.is_empty() {
-        return Some(format!("no files with extension '{extension}' found there"));
-    }
     for meta in files {
         if let Err(e) = format
             .infer_schema(state, &store, std::slice::from_ref(&meta))

@@ -68,14 +68,21 @@ impl S3Server {
     }
 }
 
+/// A server whose bucket "warehouse" holds the census at `census/adult.parquet`
+/// (s3s-fs maps a bucket to a directory and keys to files in it).
+fn census_warehouse() -> (tempfile::TempDir, S3Server) {
+    let storage = tempfile::tempdir().unwrap();
+    let census = storage.path().join("warehouse/census");
+    std::fs::create_dir_all(&census).unwrap();
+    std::fs::copy(adult(), census.join("adult.parquet")).unwrap();
+    let server = S3Server::start(storage.path());
+    (storage, server)
+}
+
 #[test]
 fn parquet_round_trip_through_s3() {
-    let storage = tempfile::tempdir().unwrap();
-    // s3s-fs maps bucket "warehouse" to a directory and keys to files in it.
+    let (storage, server) = census_warehouse();
     let bucket = storage.path().join("warehouse");
-    std::fs::create_dir_all(bucket.join("census")).unwrap();
-    std::fs::copy(adult(), bucket.join("census/adult.parquet")).unwrap();
-    let server = S3Server::start(storage.path());
     let work = tempfile::tempdir().unwrap();
 
     // Read from s3:// (a prefix), aggregate, write back to s3://.
@@ -130,11 +137,8 @@ fn parquet_round_trip_through_s3() {
 
 #[test]
 fn fit_locally_apply_on_s3() {
-    let storage = tempfile::tempdir().unwrap();
+    let (storage, server) = census_warehouse();
     let bucket = storage.path().join("warehouse");
-    std::fs::create_dir_all(bucket.join("census")).unwrap();
-    std::fs::copy(adult(), bucket.join("census/adult.parquet")).unwrap();
-    let server = S3Server::start(storage.path());
     let work = tempfile::tempdir().unwrap();
     let transform = work.path().join("t.sql");
     std::fs::write(
