@@ -18,6 +18,7 @@ pub mod location;
 pub mod output;
 pub mod progress;
 pub mod script;
+pub mod serving;
 pub mod session;
 
 pub use error::{Error, Result};

@@ -44,6 +44,15 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     let inputs = input_tables(&fitted.plan)?;
     let outputs = outputs(&fitted.plan, &args.labels)?;
     let artifact = Artifact::new(&statement.sql, fitted_sql, &fitted, inputs, outputs);
+    if !args.batch_only {
+        // A transform that fits is a transform that serves: compile it now.
+        crate::serving::Evaluator::new(&artifact).map_err(|e| {
+            Error::Usage(format!(
+                "{}: {e}\n(use --batch-only to write an artifact for batch apply only)",
+                args.transform.display()
+            ))
+        })?;
+    }
     let json = artifact.to_json();
     let tmp = args.out.with_extension("json.partial");
     let io = |source| Error::Io {

@@ -17,6 +17,7 @@ use crate::progress::ProgressMode;
 use crate::script;
 
 mod apply;
+mod eval;
 mod fit;
 pub mod repl;
 
@@ -58,9 +59,39 @@ pub enum Command {
     /// Apply a fitted artifact to new data in batch and write the features.
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
+    /// Evaluate a fitted artifact on raw rows, one JSON object per line on
+    /// stdin, into one JSON line of features per input line on stdout.
+    #[command(after_help = EVAL_HELP)]
+    Eval(EvalArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
 }
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The artifact written by `skewless fit`.
+    #[arg(value_name = "ARTIFACT.json")]
+    pub artifact: PathBuf,
+
+    /// Read rows from this file instead of stdin.
+    #[arg(long, value_name = "ROWS.ndjson")]
+    pub input: Option<PathBuf>,
+}
+
+const EVAL_HELP: &str = "\
+Each input line is a JSON object of raw input columns; fields the transform
+does not read are ignored, a missing nullable column is NULL. Each output line
+is a JSON object of the served features (training-only --label outputs are
+left out), in the transform's order. Floats print in their shortest form that
+reads back to the same value; NaN and infinities print as the strings \"NaN\" (\"-NaN\"),
+\"Infinity\" and \"-Infinity\" (and are accepted so in float inputs).
+A line that fails gives {\"error\": \"...\"} and evaluation goes on; the
+number of failed lines is reported on stderr.
+
+Example:
+  echo '{\"age\": 39, \"education\": \"Bachelors\"}' | skewless eval census.json
+
+Exit codes: 0 success (even with failed lines), 1 unreadable artifact or input.";
 
 /// Inputs registered before any SQL runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -106,6 +137,11 @@ pub struct FitArgs {
     /// serving time. Repeatable.
     #[arg(long = "label", value_name = "COLUMN")]
     pub labels: Vec<String>,
+
+    /// Skip the check that the transform can be served one row at a time
+    /// (for transforms with JOINs or aggregates, applied in batch only).
+    #[arg(long)]
+    pub batch_only: bool,
 
     /// Progress of the statistics pass on stderr.
     #[arg(long, value_enum, default_value_t)]
@@ -158,6 +194,10 @@ pub fn init_logging(verbose: u8) {
 
 /// Runs a parsed command line.
 pub fn main(args: Args) -> Result<()> {
+    if let Command::Eval(eval) = &args.command {
+        // Serving needs no async runtime.
+        return eval::eval_command(eval);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,6 +210,7 @@ pub fn main(args: Args) -> Result<()> {
             Command::Run(run) => run_command(run).await,
             Command::Fit(fit) => fit::fit_command(fit).await,
             Command::Apply(apply) => apply::apply_command(apply).await,
+            Command::Eval(eval) => eval::eval_command(&eval),
             Command::Repl(repl) => {
                 let ctx = session_with_tables(&repl.tables).await?;
                 repl::run(&ctx, repl.progress.enabled()).await

@@ -8,4 +8,5 @@ mod cli;
 mod fit;
 mod repl;
 mod s3;
+mod serving;
 mod slt;

@@ -16,6 +16,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 pub mod aggregate;
 pub mod kernel;
+pub mod row;
 pub mod scalar;
 
 /// The documentation section every skewless function is listed under.

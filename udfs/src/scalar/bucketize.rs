@@ -66,7 +66,7 @@ impl Bucketize {
         }
     }
 
-    fn boundaries(&self, value: Option<&ScalarValue>) -> Result<Vec<f64>> {
+    pub(crate) fn boundaries(&self, value: Option<&ScalarValue>) -> Result<Vec<f64>> {
         let b = args::float_list(self.name(), "boundaries", value)?;
         check_boundaries(&b).map_err(|e| plan_datafusion_err!("{}: {e}", self.name()))?;
         Ok(b)

@@ -10,13 +10,13 @@ use datafusion::common::{Result, ScalarValue, plan_err};
 
 use datafusion::logical_expr::ScalarUDF;
 
-mod args;
+pub(crate) mod args;
 mod bucketize;
 mod feature_cross;
 mod fullpass;
 mod hash_bucket;
 mod scale_with;
-mod vocab_index_with;
+pub(crate) mod vocab_index_with;
 
 pub use bucketize::Bucketize;
 pub use feature_cross::FeatureCross;

@@ -185,7 +185,7 @@ impl ScaleWith {
     /// Reads and checks the literal parameters; `strict` requires every one
     /// to be a literal (after constant folding), otherwise missing ones are
     /// skipped.
-    fn params(
+    pub(crate) fn params(
         &self,
         literals: &[Option<&datafusion::common::ScalarValue>],
         strict: bool,

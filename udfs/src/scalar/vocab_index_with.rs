@@ -77,13 +77,19 @@ static ONE_HOT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 
 /// A vocabulary ready for lookups, of the key type of x.
-enum Lookup {
+#[derive(Debug)]
+pub(crate) enum Lookup {
     Strings(Vocabulary<String>),
     Integers(Vocabulary<i64>),
 }
 
 impl Lookup {
-    fn new(function: &str, x_type: &DataType, list: VocabList, oov: u64) -> Result<Self> {
+    pub(crate) fn new(
+        function: &str,
+        x_type: &DataType,
+        list: VocabList,
+        oov: u64,
+    ) -> Result<Self> {
         let x_is_text = matches!(
             x_type,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
@@ -107,7 +113,7 @@ impl Lookup {
         })
     }
 
-    fn len(&self) -> i64 {
+    pub(crate) fn len(&self) -> i64 {
         match self {
             Self::Strings(v) => v.len(),
             Self::Integers(v) => v.len(),
@@ -205,7 +211,7 @@ impl VocabWith {
     }
 
     /// Reads the literal arguments; `None` when one is not known yet.
-    fn lookup(
+    pub(crate) fn lookup(
         &self,
         x_type: &DataType,
         literals: &[Option<&ScalarValue>],

@@ -1,0 +1,172 @@
+//! The serving evaluator on the census wide & deep transform.
+//!
+//! `cargo bench --bench serving --profile dev` (see BENCHMARKS.md). Fits
+//! `sql/census_wide_deep.sql` on the bundled census data with the real
+//! binary, then measures one row at a time over the rows of
+//! adult_test.parquet:
+//!
+//! - `typed`: a typed row in, a vector of values out (the ≤ 1 µs target);
+//! - `json`: a JSON line in, a JSON line out;
+//! - `datafusion_one_row`: the same fitted expressions as DataFusion
+//!   physical expressions evaluated on a one-row RecordBatch.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_expr::PhysicalExpr;
+use skewless::artifact::Artifact;
+use skewless::serving::{Evaluator, Value};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fit(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("census.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .current_dir(root())
+        .args([
+            "fit",
+            "sql/census_wide_deep.sql",
+            "--table",
+            "census=examples/data/adult/adult.parquet",
+            "--label",
+            "label",
+            "--progress",
+            "never",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("skewless runs");
+    assert!(status.success());
+    out
+}
+
+fn test_rows() -> RecordBatch {
+    let file = File::open(root().join("examples/data/adult/adult_test.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = Arc::clone(builder.schema());
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    concat_batches(&schema, &batches).unwrap()
+}
+
+/// The fitted SELECT list as DataFusion physical expressions over the
+/// columns of the scan, and those columns' indices in the raw batch.
+fn physical_exprs(
+    artifact: &Artifact,
+    raw: &RecordBatch,
+) -> (Vec<Arc<dyn PhysicalExpr>>, Vec<usize>) {
+    let ctx = skewless::session::new_context().unwrap();
+    let provider: Arc<dyn TableProvider> = Arc::new(EmptyTable::new(raw.schema()));
+    ctx.register_table("census", provider).unwrap();
+    let plan = futures::executor::block_on(async {
+        ctx.sql(&artifact.fitted_sql)
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap()
+    });
+    let LogicalPlan::Projection(p) = plan else {
+        panic!("expected a projection, got {plan}");
+    };
+    let LogicalPlan::TableScan(scan) = p.input.as_ref() else {
+        panic!("expected a scan under the projection, got {}", p.input);
+    };
+    let columns = scan
+        .projected_schema
+        .fields()
+        .iter()
+        .map(|f| raw.schema().index_of(f.name()).unwrap())
+        .collect();
+    let training_only: Vec<&str> = artifact
+        .outputs
+        .iter()
+        .filter(|o| o.training_only)
+        .map(|o| o.name.as_str())
+        .collect();
+    let exprs = p
+        .expr
+        .iter()
+        .filter(|e| !training_only.contains(&e.schema_name().to_string().as_str()))
+        .map(|e| {
+            ctx.create_physical_expr(e.clone(), p.input.schema())
+                .unwrap()
+        })
+        .collect();
+    (exprs, columns)
+}
+
+fn serving(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact_path = fit(dir.path());
+    let artifact = Artifact::load(&artifact_path).unwrap();
+    let evaluator = Evaluator::new(&artifact).unwrap();
+    let raw = test_rows();
+    let n = 1000.min(raw.num_rows());
+
+    // Typed rows, built once (a server would decode its request into one).
+    let first = raw.slice(0, n);
+    let json_lines: Vec<String> = {
+        let mut buf = Vec::new();
+        let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(&first).unwrap();
+        w.finish().unwrap();
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = json_lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let typed: Vec<Vec<Value>> = objects
+        .iter()
+        .map(|o| evaluator.row_from_json(o).unwrap())
+        .collect();
+
+    let mut group = c.benchmark_group("serving_census_wide_deep");
+    let mut i = 0;
+    let mut out = Vec::with_capacity(evaluator.outputs().len());
+    group.bench_function("typed_row", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            evaluator.eval(&typed[i], &mut out).unwrap();
+            std::hint::black_box(out.len())
+        })
+    });
+    let mut i = 0;
+    group.bench_function("json_line", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            std::hint::black_box(evaluator.eval_json(&json_lines[i]).unwrap())
+        })
+    });
+    let (exprs, columns) = physical_exprs(&artifact, &raw);
+    let scan = raw.project(&columns).unwrap();
+    let mut i = 0;
+    group.bench_function("datafusion_one_row_batch", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            let row = scan.slice(i, 1);
+            for e in &exprs {
+                std::hint::black_box(e.evaluate(&row).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, serving);
+criterion_main!(benches);

@@ -1,0 +1,61 @@
+//! `skewless eval`: the serving evaluator over JSON lines.
+
+use std::io::{BufRead, BufReader, LineWriter, Write};
+
+use super::EvalArgs;
+use crate::error::{Error, Result};
+use crate::serving::{Evaluator, write_json_string};
+
+pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
+    let evaluator = Evaluator::load(&args.artifact)?;
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(
+            |source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            },
+        )?)),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let input_name = args
+        .input
+        .as_ref()
+        .map_or("<stdin>".to_string(), |p| p.display().to_string());
+    // Line by line, flushed per line: a caller may wait for each answer.
+    let mut out = LineWriter::new(std::io::stdout().lock());
+    let stdout_error = |source| Error::Io {
+        path: "<stdout>".into(),
+        source,
+    };
+    let (mut lines, mut failed) = (0usize, 0usize);
+    let mut text = String::new();
+    for line in input.lines() {
+        let line = line.map_err(|source| Error::Io {
+            path: input_name.clone(),
+            source,
+        })?;
+        lines += 1;
+        text.clear();
+        match evaluator.eval_json(&line) {
+            Ok(features) => text.push_str(&features),
+            Err(e) => {
+                failed += 1;
+                text.push_str("{\"error\":");
+                write_json_string(&mut text, &format!("line {lines}: {e}"));
+                text.push('}');
+            }
+        }
+        text.push('\n');
+        if let Err(e) = out.write_all(text.as_bytes()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(stdout_error(e));
+        }
+    }
+    out.flush().map_err(stdout_error)?;
+    if failed > 0 {
+        eprintln!("skewless eval: {failed} of {lines} lines failed (see their \"error\" fields)");
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! From an artifact's fitted SQL to compiled expressions.
+//!
+//! The fitted SQL is planned once, at load, by DataFusion against empty
+//! tables with the artifact's input schema: the same analyzer (type
+//! coercion: the same casts) and optimizer as batch apply. The plan's SELECT
+//! list is then compiled into [`Node`]s: projections are inlined into each
+//! other down to the scan, whose columns become the evaluator's input slots;
+//! filters are skipped (serving transforms every request). Anything that is
+//! not an instance-level expression is refused here, naming it, so that a
+//! transform that fits is a transform that serves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::TableProvider;
+use datafusion::common::DFSchema;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use skewless_udfs::row::RowFunction;
+
+use super::expr::{Arith, Builtin, Cmp, Kind, Math, Node, Truth};
+use super::value::from_scalar;
+use crate::artifact::Artifact;
+use crate::error::{Error, Result};
+
+/// An input column of the evaluator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputColumn {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+}
+
+/// An output feature of the evaluator.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledOutput {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub node: Node,
+}
+
+pub(crate) struct Compiled {
+    pub inputs: Vec<InputColumn>,
+    pub outputs: Vec<CompiledOutput>,
+}
+
+fn refuse(what: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("serving: {what}"))
+}
+
+/// Built-in functions served through DataFusion's implementation, by the
+/// name DataFusion gives them (aliases such as `trim`, `length`, `substring`
+/// and `pow` resolve to these).
+const STRING_FUNCTIONS: &[&str] = &[
+    "lower",
+    "upper",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "concat",
+    "concat_ws",
+    "substr",
+    "character_length",
+    "replace",
+    "split_part",
+    // Introduced by DataFusion's optimizer for LIKE 'abc%' and similar.
+    "starts_with",
+    "ends_with",
+    "contains",
+];
+
+const MATH_FUNCTIONS: &[(&str, Math)] = &[
+    ("abs", Math::Abs),
+    ("ln", Math::Ln),
+    ("log10", Math::Log10),
+    ("sqrt", Math::Sqrt),
+    ("exp", Math::Exp),
+    ("floor", Math::Floor),
+    ("ceil", Math::Ceil),
+    ("round", Math::Round),
+    ("power", Math::Power),
+];
+
+/// Plans the artifact's fitted SQL and compiles its SELECT list.
+pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
+    let [table] = artifact.inputs.as_slice() else {
+        return Err(refuse(format!(
+            "the transform reads {} tables ({}); a served transform reads one table, the request",
+            artifact.inputs.len(),
+            artifact
+                .inputs
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let mut inputs = Vec::with_capacity(table.columns.len());
+    for c in &table.columns {
+        let data_type: DataType = c.data_type.parse().map_err(|e| {
+            Error::Data(format!(
+                "artifact: input column '{}' has type '{}' that this version cannot read: {e}",
+                c.name, c.data_type
+            ))
+        })?;
+        inputs.push(InputColumn {
+            name: c.name.clone(),
+            data_type,
+            nullable: c.nullable,
+        });
+    }
+    let schema = Arc::new(Schema::new(
+        inputs
+            .iter()
+            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
+            .collect::<Vec<_>>(),
+    ));
+    let ctx = crate::session::new_context()?;
+    let provider: Arc<dyn TableProvider> = Arc::new(EmptyTable::new(schema));
+    ctx.register_table(table.name.as_str(), provider)?;
+    let plan = futures::executor::block_on(async {
+        let df = ctx.sql(&artifact.fitted_sql).await?;
+        df.into_optimized_plan()
+    })?;
+    let config = Arc::new(ctx.state().config_options().as_ref().clone());
+    let mut compiler = Compiler {
+        slots: inputs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect(),
+        config,
+    };
+    let nodes = compiler.plan(&plan)?;
+    let outputs = plan
+        .schema()
+        .fields()
+        .iter()
+        .zip(nodes)
+        .map(|(f, node)| CompiledOutput {
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            nullable: f.is_nullable(),
+            node,
+        })
+        .collect();
+    Ok(Compiled { inputs, outputs })
+}
+
+struct Compiler {
+    slots: HashMap<String, usize>,
+    config: Arc<datafusion::common::config::ConfigOptions>,
+}
+
+impl Compiler {
+    /// The output expressions of a plan node, one per field of its schema.
+    fn plan(&mut self, plan: &LogicalPlan) -> Result<Vec<Node>> {
+        match plan {
+            LogicalPlan::TableScan(scan) => scan
+                .projected_schema
+                .fields()
+                .iter()
+                .map(|f| match self.slots.get(f.name()) {
+                    Some(i) => Ok(Node::new(Kind::Input(*i), f.data_type().clone())),
+                    None => Err(refuse(format!(
+                        "column '{}' is read but not among the artifact's inputs",
+                        f.name()
+                    ))),
+                })
+                .collect(),
+            LogicalPlan::Projection(p) => {
+                let env = self.plan(&p.input)?;
+                let schema = p.input.schema();
+                p.expr.iter().map(|e| self.expr(e, &env, schema)).collect()
+            }
+            // Serving transforms every request: WHERE does not apply, and
+            // ORDER BY does not change a row.
+            LogicalPlan::Filter(f) => self.plan(&f.input),
+            LogicalPlan::Sort(s) => self.plan(&s.input),
+            LogicalPlan::SubqueryAlias(s) => self.plan(&s.input),
+            other => Err(refuse(format!(
+                "the transform's plan has a {} step ({}), which needs more than one row; \
+                 a served transform is a SELECT of instance-level expressions \
+                 (FROM one table, WHERE allowed)",
+                plan_kind(other),
+                other.display()
+            ))),
+        }
+    }
+
+    fn expr(&mut self, e: &Expr, env: &[Node], schema: &DFSchema) -> Result<Node> {
+        let ty = e.get_type(schema)?;
+        let boxed = |this: &mut Self, x: &Expr| -> Result<Box<Node>> {
+            Ok(Box::new(this.expr(x, env, schema)?))
+        };
+        let kind = match e {
+            Expr::Alias(a) => return self.expr(&a.expr, env, schema),
+            Expr::Column(c) => {
+                let i = schema.index_of_column(c)?;
+                return Ok(env[i].clone());
+            }
+            Expr::Literal(v, _) => Kind::Literal(from_scalar(v).ok_or_else(|| {
+                refuse(format!(
+                    "literal {v} of type {} is not supported",
+                    v.data_type()
+                ))
+            })?),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (l, r) = (boxed(self, left)?, boxed(self, right)?);
+                match op {
+                    Operator::Plus => Kind::Arith(Arith::Add, l, r),
+                    Operator::Minus => Kind::Arith(Arith::Sub, l, r),
+                    Operator::Multiply => Kind::Arith(Arith::Mul, l, r),
+                    Operator::Divide => Kind::Arith(Arith::Div, l, r),
+                    Operator::Modulo => Kind::Arith(Arith::Rem, l, r),
+                    Operator::Eq => Kind::Cmp(Cmp::Eq, l, r),
+                    Operator::NotEq => Kind::Cmp(Cmp::NotEq, l, r),
+                    Operator::Lt => Kind::Cmp(Cmp::Lt, l, r),
+                    Operator::LtEq => Kind::Cmp(Cmp::LtEq, l, r),
+                    Operator::Gt => Kind::Cmp(Cmp::Gt, l, r),
+                    Operator::GtEq => Kind::Cmp(Cmp::GtEq, l, r),
+                    Operator::IsDistinctFrom => Kind::Cmp(Cmp::Distinct, l, r),
+                    Operator::IsNotDistinctFrom => Kind::Cmp(Cmp::NotDistinct, l, r),
+                    Operator::And => Kind::And(l, r),
+                    Operator::Or => Kind::Or(l, r),
+                    Operator::StringConcat => Kind::Concat(l, r),
+                    Operator::LikeMatch
+                    | Operator::NotLikeMatch
+                    | Operator::ILikeMatch
+                    | Operator::NotILikeMatch => Kind::Like {
+                        expr: l,
+                        pattern: r,
+                        negated: matches!(op, Operator::NotLikeMatch | Operator::NotILikeMatch),
+                        case_insensitive: matches!(
+                            op,
+                            Operator::ILikeMatch | Operator::NotILikeMatch
+                        ),
+                        escape: None,
+                    },
+                    other => {
+                        return Err(refuse(format!("operator {other} in {e} is not supported")));
+                    }
+                }
+            }
+            Expr::Like(l) => Kind::Like {
+                expr: boxed(self, &l.expr)?,
+                pattern: boxed(self, &l.pattern)?,
+                negated: l.negated,
+                case_insensitive: l.case_insensitive,
+                escape: l.escape_char,
+            },
+            Expr::Not(x) => Kind::Not(boxed(self, x)?),
+            Expr::Negative(x) => Kind::Negative(boxed(self, x)?),
+            Expr::IsNull(x) => Kind::IsNull(boxed(self, x)?, false),
+            Expr::IsNotNull(x) => Kind::IsNull(boxed(self, x)?, true),
+            Expr::IsTrue(x) => Kind::Truth(Truth::True, boxed(self, x)?),
+            Expr::IsFalse(x) => Kind::Truth(Truth::False, boxed(self, x)?),
+            Expr::IsUnknown(x) => Kind::Truth(Truth::Unknown, boxed(self, x)?),
+            Expr::IsNotTrue(x) => Kind::Truth(Truth::NotTrue, boxed(self, x)?),
+            Expr::IsNotFalse(x) => Kind::Truth(Truth::NotFalse, boxed(self, x)?),
+            Expr::IsNotUnknown(x) => Kind::Truth(Truth::NotUnknown, boxed(self, x)?),
+            Expr::Between(b) => {
+                // As DataFusion's physical planner does: low <= x AND x <= high.
+                let x = boxed(self, &b.expr)?;
+                let (low, high) = (boxed(self, &b.low)?, boxed(self, &b.high)?);
+                let ge = Node::new(Kind::Cmp(Cmp::GtEq, x.clone(), low), DataType::Boolean);
+                let le = Node::new(Kind::Cmp(Cmp::LtEq, x, high), DataType::Boolean);
+                let both = Node::new(Kind::And(Box::new(ge), Box::new(le)), DataType::Boolean);
+                if b.negated {
+                    Kind::Not(Box::new(both))
+                } else {
+                    both.kind
+                }
+            }
+            Expr::Case(c) => Kind::Case {
+                operand: c.expr.as_ref().map(|x| boxed(self, x)).transpose()?,
+                whens: c
+                    .when_then_expr
+                    .iter()
+                    .map(|(w, t)| Ok((self.expr(w, env, schema)?, self.expr(t, env, schema)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: c.else_expr.as_ref().map(|x| boxed(self, x)).transpose()?,
+            },
+            Expr::Cast(c) => Kind::Cast {
+                expr: boxed(self, &c.expr)?,
+                safe: false,
+            },
+            Expr::TryCast(c) => Kind::Cast {
+                expr: boxed(self, &c.expr)?,
+                safe: true,
+            },
+            Expr::InList(l) => Kind::InList {
+                expr: boxed(self, &l.expr)?,
+                list: l
+                    .list
+                    .iter()
+                    .map(|x| self.expr(x, env, schema))
+                    .collect::<Result<_>>()?,
+                negated: l.negated,
+            },
+            Expr::ScalarFunction(f) => {
+                let name = f.func.name();
+                let args = f
+                    .args
+                    .iter()
+                    .map(|x| self.expr(x, env, schema))
+                    .collect::<Result<Vec<_>>>()?;
+                let arg_types: Vec<DataType> = args.iter().map(|n| n.ty.clone()).collect();
+                let literals: Vec<_> = f
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        Expr::Literal(v, _) => Some(v),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(ours) = RowFunction::compile(name, &arg_types, &literals)? {
+                    Kind::Ours(Arc::new(ours), args)
+                } else if name == "coalesce" || name == "nvl" {
+                    Kind::Coalesce(args)
+                } else if name == "nullif" && args.len() == 2 {
+                    let mut args = args.into_iter();
+                    let a = Box::new(args.next().expect("two arguments"));
+                    Kind::NullIf(a, Box::new(args.next().expect("two arguments")))
+                } else if let Some((_, m)) = MATH_FUNCTIONS.iter().find(|(n, _)| *n == name)
+                    && ty.is_floating()
+                    && arg_types.iter().all(|t| *t == ty)
+                    && (args.len() == 1 || (*m == Math::Power && args.len() == 2))
+                {
+                    Kind::Math(*m, args)
+                } else if STRING_FUNCTIONS.contains(&name)
+                    || MATH_FUNCTIONS.iter().any(|(n, _)| *n == name)
+                {
+                    let arg_fields = f
+                        .args
+                        .iter()
+                        .map(|a| a.to_field(schema).map(|(_, f)| f))
+                        .collect::<datafusion::common::Result<Vec<_>>>()?;
+                    let (_, return_field) = e.to_field(schema)?;
+                    Kind::Builtin(
+                        Arc::new(Builtin {
+                            udf: Arc::clone(&f.func),
+                            arg_fields,
+                            return_field,
+                            config: Arc::clone(&self.config),
+                        }),
+                        args,
+                    )
+                } else {
+                    return Err(refuse(format!(
+                        "function {name} in {e} is not supported at serving; supported: \
+                         skewless's functions, coalesce, nullif, {}, {}",
+                        MATH_FUNCTIONS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        STRING_FUNCTIONS.join(", ")
+                    )));
+                }
+            }
+            other => {
+                return Err(refuse(format!(
+                    "{other} is not an instance-level expression; serving supports \
+                     arithmetic, comparisons, AND/OR/NOT, CASE, COALESCE, NULLIF, CAST, \
+                     TRY_CAST, IS [NOT] NULL, IN lists, BETWEEN, LIKE, string and math \
+                     functions and skewless's functions"
+                )));
+            }
+        };
+        check_type(&ty, e)?;
+        Ok(Node::new(kind, ty))
+    }
+}
+
+/// The types a compiled expression may have.
+fn check_type(t: &DataType, e: &Expr) -> Result<()> {
+    let ok = match t {
+        DataType::Null
+        | DataType::Boolean
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Float32
+        | DataType::Float64 => true,
+        t if t.is_integer() => true,
+        DataType::List(f) | DataType::LargeList(f) => {
+            matches!(f.data_type(), DataType::Float32 | DataType::Float64)
+                || f.data_type().is_integer()
+                || matches!(f.data_type(), DataType::Utf8 | DataType::Null)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "{e} has type {t}; serving handles booleans, integers, Float32/Float64, strings \
+             and lists of them"
+        )))
+    }
+}
+
+fn plan_kind(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Aggregate(_) => "GROUP BY / aggregate",
+        LogicalPlan::Window(_) => "window function",
+        LogicalPlan::Join(_) => "JOIN",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Distinct(_) => "DISTINCT",
+        LogicalPlan::Unnest(_) => "UNNEST",
+        LogicalPlan::Values(_) => "VALUES",
+        LogicalPlan::EmptyRelation(_) => "empty relation",
+        _ => "non-row",
+    }
+}

@@ -1,0 +1,447 @@
+//! The serving evaluator: a fitted transform compiled for one row at a time.
+//!
+//! [`Evaluator::new`] plans the artifact's fitted SQL once with DataFusion
+//! (against empty tables of the artifact's input schema: no training data)
+//! and compiles its SELECT list into expression trees that call the same
+//! kernels as batch apply. At request time there is no planning, no Arrow
+//! array and no heap allocation for a numeric feature: [`Evaluator::eval`]
+//! takes a typed row and fills a vector of [`Value`]s. [`Evaluator::eval_json`]
+//! and [`Evaluator::eval_batch`] wrap it for JSON objects and Arrow record
+//! batches.
+//!
+//! Serving transforms every request: the transform's WHERE is not applied,
+//! and `--label` outputs (training only) are skipped, their inputs not
+//! required. A missing nullable input is NULL; a missing non-nullable input,
+//! or a value of the wrong type, is an error naming the column and the type
+//! it expects; unknown fields are ignored.
+//!
+//! ```no_run
+//! use skewless::serving::{Evaluator, Value};
+//! let evaluator = Evaluator::load("census.json".as_ref())?;
+//! // JSON in, JSON out:
+//! let features = evaluator.eval_json(r#"{"age": 39, "education": "Bachelors"}"#)?;
+//! // Typed rows, in the order of `evaluator.inputs()`:
+//! let mut row = evaluator.empty_row();
+//! row[evaluator.input_index("age").unwrap()] = Value::Int(39);
+//! let mut out = Vec::new();
+//! evaluator.eval(&row, &mut out)?;
+//! # Ok::<(), skewless::Error>(())
+//! ```
+
+mod compile;
+mod expr;
+mod value;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+
+pub use compile::InputColumn;
+pub use value::{Value, write_json, write_json_string};
+
+use crate::artifact::Artifact;
+use crate::error::{Error, Result};
+use compile::CompiledOutput;
+
+/// An output feature: its name and Arrow type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputColumn {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+}
+
+/// A fitted transform compiled for serving. Cheap to share across threads
+/// (`Send + Sync`); evaluation takes `&self`.
+pub struct Evaluator {
+    inputs: Vec<InputColumn>,
+    /// Whether a served output reads the input of the same index.
+    required: Vec<bool>,
+    by_name: HashMap<String, usize>,
+    outputs: Vec<CompiledOutput>,
+    columns: Vec<OutputColumn>,
+    schema: SchemaRef,
+}
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator")
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.columns)
+            .finish()
+    }
+}
+
+impl Evaluator {
+    /// Loads an artifact (verifying its checksum) and compiles it.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::new(&Artifact::load(path)?)
+    }
+
+    /// Compiles an artifact's fitted SELECT list. Fails, naming the
+    /// expression, when the transform has anything that cannot be evaluated
+    /// on one row (`skewless fit` runs this check, so a fitted artifact
+    /// compiles).
+    pub fn new(artifact: &Artifact) -> Result<Self> {
+        let compiled = compile::compile(artifact)?;
+        let training_only: Vec<&str> = artifact
+            .outputs
+            .iter()
+            .filter(|o| o.training_only)
+            .map(|o| o.name.as_str())
+            .collect();
+        let outputs: Vec<CompiledOutput> = compiled
+            .outputs
+            .into_iter()
+            .filter(|o| !training_only.contains(&o.name.as_str()))
+            .collect();
+        let mut read = Vec::new();
+        for o in &outputs {
+            o.node.inputs(&mut read);
+        }
+        let required = (0..compiled.inputs.len())
+            .map(|i| read.contains(&i))
+            .collect();
+        let columns: Vec<OutputColumn> = outputs
+            .iter()
+            .map(|o| OutputColumn {
+                name: o.name.clone(),
+                data_type: o.data_type.clone(),
+                nullable: o.nullable,
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(Self {
+            by_name: compiled
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            inputs: compiled.inputs,
+            required,
+            outputs,
+            columns,
+            schema,
+        })
+    }
+
+    /// The input columns, in the order of a typed row. Columns that no
+    /// served output reads are listed too (they may stay NULL): see
+    /// [`Evaluator::is_required`].
+    pub fn inputs(&self) -> &[InputColumn] {
+        &self.inputs
+    }
+
+    /// Whether a served output reads input `index`.
+    pub fn is_required(&self, index: usize) -> bool {
+        self.required[index]
+    }
+
+    /// The position of an input column in a typed row.
+    pub fn input_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The served outputs (training-only outputs excluded), in order.
+    pub fn outputs(&self) -> &[OutputColumn] {
+        &self.columns
+    }
+
+    /// The Arrow schema of [`Evaluator::eval_batch`]'s result.
+    pub fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// A typed row of NULLs, to fill by [`Evaluator::input_index`].
+    pub fn empty_row(&self) -> Vec<Value<'static>> {
+        vec![Value::Null; self.inputs.len()]
+    }
+
+    /// Evaluates one typed row (one value per input, in the order of
+    /// [`Evaluator::inputs`]) into `out` (cleared first; one value per
+    /// output; strings are copied out, numbers need no allocation). Values
+    /// are checked against the input types: a NULL where a
+    /// column is not nullable, or a value of the wrong kind, is an error
+    /// naming the column.
+    pub fn eval(&self, row: &[Value<'_>], out: &mut Vec<Value<'static>>) -> Result<()> {
+        if row.len() != self.inputs.len() {
+            return Err(Error::Data(format!(
+                "a row has {} values, the transform takes {} inputs ({})",
+                row.len(),
+                self.inputs.len(),
+                self.inputs
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for (i, v) in row.iter().enumerate() {
+            if self.required[i] {
+                check_value(&self.inputs[i], v)?;
+            }
+        }
+        out.clear();
+        for o in &self.outputs {
+            let v = o
+                .node
+                .eval(row)
+                .map_err(|e| Error::Data(format!("output '{}': {e}", o.name)))?;
+            out.push(v.into_owned());
+        }
+        Ok(())
+    }
+
+    /// The typed row of a JSON object: fields by input name (unknown fields
+    /// ignored, missing nullable inputs NULL). Float columns also take the
+    /// strings "NaN", "-NaN", "Infinity" and "-Infinity".
+    pub fn row_from_json<'a>(
+        &self,
+        object: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
+        let mut row = Vec::with_capacity(self.inputs.len());
+        for (i, c) in self.inputs.iter().enumerate() {
+            if !self.required[i] {
+                row.push(Value::Null);
+                continue;
+            }
+            let v = match object.get(&c.name) {
+                None if c.nullable => Value::Null,
+                None => {
+                    return Err(Error::Data(format!(
+                        "column '{}' ({}, not nullable) is missing",
+                        c.name, c.data_type
+                    )));
+                }
+                Some(json) => json_value(c, json)?,
+            };
+            row.push(v);
+        }
+        Ok(row)
+    }
+
+    /// Evaluates a JSON object (one line of text) into a JSON object of the
+    /// outputs, in order, on one line.
+    pub fn eval_json(&self, line: &str) -> Result<String> {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+            .map_err(|e| Error::Data(format!("not a JSON object: {e}")))?;
+        let row = self.row_from_json(&object)?;
+        let mut out = Vec::with_capacity(self.outputs.len());
+        self.eval(&row, &mut out)?;
+        let mut text = String::with_capacity(32 * out.len());
+        self.write_json(&out, &mut text);
+        Ok(text)
+    }
+
+    /// Appends the outputs of one row as a JSON object.
+    pub fn write_json(&self, values: &[Value<'_>], text: &mut String) {
+        text.push('{');
+        for (i, (c, v)) in self.columns.iter().zip(values).enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            write_json_string(text, &c.name);
+            text.push(':');
+            write_json(text, v, &c.data_type);
+        }
+        text.push('}');
+    }
+
+    /// Evaluates every row of a record batch. Inputs are found by name;
+    /// a missing nullable column is NULL throughout. Integer columns may be
+    /// narrower than at fit time and string columns of any string type.
+    pub fn eval_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(self.inputs.len());
+        for (i, c) in self.inputs.iter().enumerate() {
+            let array = batch.column_by_name(&c.name);
+            match array {
+                None if self.required[i] && !c.nullable => {
+                    return Err(Error::Data(format!(
+                        "column '{}' ({}, not nullable) is missing from the batch",
+                        c.name, c.data_type
+                    )));
+                }
+                Some(a) if self.required[i] && !compatible(a.data_type(), &c.data_type) => {
+                    return Err(Error::Data(format!(
+                        "column '{}': expected {}, got {}",
+                        c.name,
+                        c.data_type,
+                        a.data_type()
+                    )));
+                }
+                _ => {}
+            }
+            columns.push(array.filter(|_| self.required[i]));
+        }
+        let mut outputs: Vec<Vec<ScalarValue>> =
+            vec![Vec::with_capacity(batch.num_rows()); self.outputs.len()];
+        for row in 0..batch.num_rows() {
+            let mut values = Vec::with_capacity(self.outputs.len());
+            let mut typed = Vec::with_capacity(self.inputs.len());
+            for (c, array) in self.inputs.iter().zip(&columns) {
+                typed.push(match array {
+                    Some(a) => array_value(c, a, row)?,
+                    None => Value::Null,
+                });
+            }
+            self.eval(&typed, &mut values)
+                .map_err(|e| Error::Data(format!("row {row}: {e}")))?;
+            for ((v, o), out) in values.iter().zip(&self.columns).zip(&mut outputs) {
+                out.push(value::to_scalar(v, &o.data_type)?);
+            }
+        }
+        let arrays = outputs
+            .into_iter()
+            .zip(&self.columns)
+            .map(|(values, c)| {
+                if values.is_empty() {
+                    Ok(datafusion::arrow::array::new_empty_array(&c.data_type))
+                } else {
+                    ScalarValue::iter_to_array(values)
+                }
+            })
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.output_schema(), arrays)
+            .map_err(|e| Error::Internal(format!("serving output batch: {e}")))
+    }
+}
+
+fn type_error(c: &InputColumn, got: impl std::fmt::Display) -> Error {
+    Error::Data(format!(
+        "column '{}': expected {}, got {got}",
+        c.name, c.data_type
+    ))
+}
+
+/// Whether a typed value fits its input column.
+fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
+    let t = &c.data_type;
+    let ok = match v {
+        Value::Null => c.nullable,
+        Value::Bool(_) => *t == DataType::Boolean,
+        Value::Int(_) => t.is_signed_integer(),
+        Value::UInt(_) => t.is_unsigned_integer(),
+        Value::Float(_) => t.is_floating(),
+        Value::Str(_) => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        Value::List(_) => matches!(t, DataType::List(_) | DataType::LargeList(_)),
+    };
+    if ok {
+        Ok(())
+    } else if v.is_null() {
+        Err(Error::Data(format!(
+            "column '{}' ({}, not nullable) is NULL",
+            c.name, c.data_type
+        )))
+    } else {
+        Err(type_error(c, format!("{v:?}")))
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether a batch column of type `got` can feed an input of type `want`.
+fn compatible(got: &DataType, want: &DataType) -> bool {
+    got == want
+        || (is_string(got) && is_string(want))
+        || (got.is_signed_integer() && want.is_signed_integer())
+        || (got.is_unsigned_integer() && want.is_unsigned_integer())
+        || (*got == DataType::Float32 && *want == DataType::Float64)
+}
+
+fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value<'a>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes as t;
+    if a.is_null(row) {
+        return Ok(Value::Null);
+    }
+    let v = match a.data_type() {
+        DataType::Boolean => Value::Bool(a.as_boolean().value(row)),
+        DataType::Int8 => Value::Int(i64::from(a.as_primitive::<t::Int8Type>().value(row))),
+        DataType::Int16 => Value::Int(i64::from(a.as_primitive::<t::Int16Type>().value(row))),
+        DataType::Int32 => Value::Int(i64::from(a.as_primitive::<t::Int32Type>().value(row))),
+        DataType::Int64 => Value::Int(a.as_primitive::<t::Int64Type>().value(row)),
+        DataType::UInt8 => Value::UInt(u64::from(a.as_primitive::<t::UInt8Type>().value(row))),
+        DataType::UInt16 => Value::UInt(u64::from(a.as_primitive::<t::UInt16Type>().value(row))),
+        DataType::UInt32 => Value::UInt(u64::from(a.as_primitive::<t::UInt32Type>().value(row))),
+        DataType::UInt64 => Value::UInt(a.as_primitive::<t::UInt64Type>().value(row)),
+        DataType::Float32 => Value::Float(f64::from(a.as_primitive::<t::Float32Type>().value(row))),
+        DataType::Float64 => Value::Float(a.as_primitive::<t::Float64Type>().value(row)),
+        DataType::Utf8 => Value::from(a.as_string::<i32>().value(row)),
+        DataType::LargeUtf8 => Value::from(a.as_string::<i64>().value(row)),
+        DataType::Utf8View => Value::from(a.as_string_view().value(row)),
+        other => return Err(type_error(c, other)),
+    };
+    // A wider integer than the column's: the value must fit.
+    if let Value::Int(i) = v
+        && c.data_type != *a.data_type()
+        && ScalarValue::Int64(Some(i)).cast_to(&c.data_type).is_err()
+    {
+        return Err(type_error(c, format!("{i}, out of range")));
+    }
+    Ok(v)
+}
+
+/// The value of a JSON field for an input column.
+fn json_value<'a>(c: &InputColumn, json: &'a serde_json::Value) -> Result<Value<'a>> {
+    use serde_json::Value as J;
+    let t = &c.data_type;
+    let describe = |j: &J| match j {
+        J::Bool(_) => format!("a boolean ({j})"),
+        J::Number(_) => format!("a number ({j})"),
+        J::String(_) => format!("a string ({j})"),
+        J::Array(_) => "an array".to_string(),
+        J::Object(_) => "an object".to_string(),
+        J::Null => "null".to_string(),
+    };
+    let v = match json {
+        J::Null if c.nullable => Value::Null,
+        J::Null => {
+            return Err(Error::Data(format!(
+                "column '{}' ({}, not nullable) is null",
+                c.name, c.data_type
+            )));
+        }
+        J::Bool(b) if *t == DataType::Boolean => Value::Bool(*b),
+        J::Number(n) if t.is_signed_integer() => match n.as_i64() {
+            Some(i) if ScalarValue::Int64(Some(i)).cast_to(t).is_ok() => Value::Int(i),
+            _ => return Err(type_error(c, describe(json))),
+        },
+        J::Number(n) if t.is_unsigned_integer() => match n.as_u64() {
+            Some(u) if ScalarValue::UInt64(Some(u)).cast_to(t).is_ok() => Value::UInt(u),
+            _ => return Err(type_error(c, describe(json))),
+        },
+        J::Number(n) if t.is_floating() => {
+            let f = n.as_f64().ok_or_else(|| type_error(c, describe(json)))?;
+            Value::Float(if *t == DataType::Float32 {
+                f64::from(f as f32)
+            } else {
+                f
+            })
+        }
+        J::String(s) if t.is_floating() => {
+            let f = match s.as_str() {
+                "NaN" | "nan" => f64::NAN,
+                "-NaN" | "-nan" => -f64::NAN,
+                "Infinity" | "inf" | "+Infinity" => f64::INFINITY,
+                "-Infinity" | "-inf" => f64::NEG_INFINITY,
+                _ => return Err(type_error(c, describe(json))),
+            };
+            Value::Float(f)
+        }
+        J::String(s) if is_string(t) => Value::from(s.as_str()),
+        other => return Err(type_error(c, describe(other))),
+    };
+    Ok(v)
+}
