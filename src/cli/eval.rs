@@ -8,6 +8,10 @@ use crate::serving::{Evaluator, write_json_string};
 
 pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     let evaluator = Evaluator::load(&args.artifact)?;
+    if args.explain {
+        print!("{}", evaluator.explain());
+        return Ok(());
+    }
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(
             |source| Error::Io {

@@ -76,6 +76,10 @@ pub struct EvalArgs {
     /// Read rows from this file instead of stdin.
     #[arg(long, value_name = "ROWS.ndjson")]
     pub input: Option<PathBuf>,
+
+    /// Print the compiled expression of each served output and exit.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 const EVAL_HELP: &str = "\

@@ -274,6 +274,33 @@ impl Compiler {
                     both.kind
                 }
             }
+            // DataFusion rewrites COALESCE(a, b) as CASE WHEN a IS NOT NULL
+            // THEN a ELSE b END; for an input `a` it is COALESCE again.
+            Expr::Case(c)
+                if c.expr.is_none()
+                    && c.when_then_expr.len() == 1
+                    && c.else_expr.is_some()
+                    && matches!(c.when_then_expr[0].0.as_ref(), Expr::IsNotNull(x) if **x == *c.when_then_expr[0].1)
+                    && matches!(c.when_then_expr[0].1.as_ref(), Expr::Column(_)) =>
+            {
+                let value = self.expr(&c.when_then_expr[0].1, env, schema)?;
+                let otherwise = self.expr(c.else_expr.as_ref().expect("matched"), env, schema)?;
+                if value.ty == otherwise.ty {
+                    Kind::Coalesce(vec![value, otherwise])
+                } else {
+                    Kind::Case {
+                        operand: None,
+                        whens: vec![(
+                            Node::new(
+                                Kind::IsNull(Box::new(value.clone()), true),
+                                DataType::Boolean,
+                            ),
+                            value,
+                        )],
+                        otherwise: Some(Box::new(otherwise)),
+                    }
+                }
+            }
             Expr::Case(c) => Kind::Case {
                 operand: c.expr.as_ref().map(|x| boxed(self, x)).transpose()?,
                 whens: c

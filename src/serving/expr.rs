@@ -407,8 +407,12 @@ fn float_to_int(f: f64, lo: f64, hi_exclusive: f64) -> Option<f64> {
 }
 
 fn cast<'a>(v: Value<'a>, from: &DataType, to: &DataType, safe: bool) -> EvalResult<Value<'a>> {
-    if v.is_null() {
-        return Ok(Value::Null);
+    // The common widenings first.
+    match (&v, to) {
+        (Value::Null, _) => return Ok(Value::Null),
+        (Value::Int(i), DataType::Float64) => return Ok(Value::Float(*i as f64)),
+        (Value::Int(i), DataType::Int64) => return Ok(Value::Int(*i)),
+        _ => {}
     }
     let failed = |v: &Value<'_>| -> EvalResult<Value<'a>> {
         if safe {
@@ -623,16 +627,21 @@ impl Node {
     }
 
     /// The value of this expression on one row.
-    pub(crate) fn eval<'a>(&self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+    #[inline]
+    pub(crate) fn eval<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+        match &self.kind {
+            Kind::Input(i) => Ok(borrow(&row[*i])),
+            Kind::Literal(v) => Ok(borrow(v)),
+            _ => self.eval_node(row),
+        }
+    }
+
+    /// The other nodes, out of line: a small frame for the common ones, and
+    /// the bulky ones (CASE, IN, crosses, built-ins) in functions of their own.
+    #[inline(never)]
+    fn eval_node<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
         Ok(match &self.kind {
-            Kind::Input(i) => match &row[*i] {
-                Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
-                v => v.clone(),
-            },
-            Kind::Literal(v) => match v {
-                Value::Str(s) => Value::Str(Cow::Owned(s.to_string())),
-                v => v.clone(),
-            },
+            Kind::Input(_) | Kind::Literal(_) => unreachable!("handled by eval"),
             Kind::Arith(op, a, b) => arith(*op, &self.ty, a.eval(row)?, b.eval(row)?)?,
             Kind::Cmp(op, a, b) => compare(*op, &a.eval(row)?, &b.eval(row)?),
             Kind::And(a, b) => {
@@ -683,30 +692,7 @@ impl Node {
                     Truth::NotUnknown => v.is_some(),
                 })
             }
-            Kind::Case {
-                operand,
-                whens,
-                otherwise,
-            } => {
-                let base = match operand {
-                    Some(o) => Some(o.eval(row)?),
-                    None => None,
-                };
-                for (when, then) in whens {
-                    let w = when.eval(row)?;
-                    let hit = match &base {
-                        Some(b) => equal(b, &w) == Some(true),
-                        None => truth(&w) == Some(true),
-                    };
-                    if hit {
-                        return then.eval(row);
-                    }
-                }
-                match otherwise {
-                    Some(e) => e.eval(row)?,
-                    None => Value::Null,
-                }
-            }
+            Kind::Case { .. } => return self.eval_case(row),
             Kind::Coalesce(args) => {
                 for a in args {
                     let v = a.eval(row)?;
@@ -724,29 +710,7 @@ impl Node {
                     x
                 }
             }
-            Kind::InList {
-                expr,
-                list,
-                negated,
-            } => {
-                let x = expr.eval(row)?;
-                if x.is_null() {
-                    return Ok(Value::Null);
-                }
-                let mut saw_null = false;
-                for item in list {
-                    match equal(&x, &item.eval(row)?) {
-                        Some(true) => return Ok(Value::Bool(!negated)),
-                        Some(false) => {}
-                        None => saw_null = true,
-                    }
-                }
-                if saw_null {
-                    Value::Null
-                } else {
-                    Value::Bool(*negated)
-                }
-            }
+            Kind::InList { .. } => return self.eval_in_list(row),
             Kind::Like {
                 expr,
                 pattern,
@@ -760,26 +724,35 @@ impl Node {
                 _ => Value::Null,
             },
             Kind::Cast { expr, safe } => cast(expr.eval(row)?, &expr.ty, &self.ty, *safe)?,
-            Kind::Math(f, args) => {
-                let mut values: [Value<'a>; 2] = [Value::Null, Value::Null];
-                for (slot, a) in values.iter_mut().zip(args) {
-                    *slot = a.eval(row)?;
-                }
-                math(*f, &self.ty, &values[..args.len()])?
-            }
+            Kind::Math(f, args) => return eval_math(*f, &self.ty, args, row),
             Kind::Ours(f, args) => match f.args() {
-                RowArgs::Float => match args[0].eval(row)? {
-                    Value::Null => Value::Null,
-                    v => {
-                        let x =
-                            as_f64(&v).ok_or_else(|| format!("expected a number, got {v:?}"))?;
-                        match **f {
-                            RowFunction::Bucketize(_) => Value::Int(f.bucket(x)),
-                            _ => Value::Float(f.float(x)),
-                        }
+                RowArgs::Float => {
+                    let x = match args[0].fast_f64(row) {
+                        Some(x) => x?,
+                        None => match args[0].eval(row)? {
+                            Value::Null => None,
+                            v => Some(
+                                as_f64(&v)
+                                    .ok_or_else(|| format!("expected a number, got {v:?}"))?,
+                            ),
+                        },
+                    };
+                    match (x, &**f) {
+                        (None, _) => Value::Null,
+                        (Some(x), RowFunction::Bucketize(_)) => Value::Int(f.bucket(x)),
+                        (Some(x), _) => Value::Float(f.float(x)),
                     }
-                },
+                }
                 RowArgs::Key => {
+                    if let Some(k) = args[0].fast_key(row) {
+                        return Ok(match k {
+                            Some(k) if !matches!(**f, RowFunction::OneHot(_)) => {
+                                f.index(k).map_or(Value::Null, Value::Int)
+                            }
+                            None => Value::Null,
+                            Some(_) => return self.eval_one_hot(row),
+                        });
+                    }
                     let v = args[0].eval(row)?;
                     let Some(k) = key(&v) else {
                         return Ok(Value::Null);
@@ -796,35 +769,324 @@ impl Node {
                         _ => f.index(k).map_or(Value::Null, Value::Int),
                     }
                 }
-                RowArgs::Keys => {
-                    let n = args.len() - 1;
-                    // Crosses take few features; avoid a heap vector for up to 4.
-                    let mut small: [Value<'a>; 4] =
-                        [Value::Null, Value::Null, Value::Null, Value::Null];
-                    let mut big = Vec::new();
-                    let values: &mut [Value<'a>] = if n <= 4 {
-                        &mut small[..n]
-                    } else {
-                        big.resize(n, Value::Null);
-                        &mut big
-                    };
-                    for (slot, a) in values.iter_mut().zip(&args[..n]) {
-                        *slot = a.eval(row)?;
-                        if slot.is_null() {
-                            return Ok(Value::Null);
-                        }
-                    }
-                    Value::Int(f.cross(values.iter().filter_map(key)))
-                }
+                RowArgs::Keys => return cross(f, args, row),
             },
-            Kind::Builtin(b, args) => {
-                let values = args
-                    .iter()
-                    .map(|a| a.eval(row))
-                    .collect::<EvalResult<Vec<_>>>()?;
-                b.call(&values)?
-            }
+            Kind::Builtin(b, args) => return builtin(b, args, row),
         })
+    }
+
+    #[inline(never)]
+    fn eval_one_hot<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+        let Kind::Ours(f, args) = &self.kind else {
+            unreachable!("called on one_hot_with")
+        };
+        let v = args[0].eval(row)?;
+        let Some(k) = key(&v) else {
+            return Ok(Value::Null);
+        };
+        let (len, slot) = f.one_hot(k);
+        Ok(Value::List(
+            (0..len)
+                .map(|i| Value::Float(if i == slot { 1.0 } else { 0.0 }))
+                .collect(),
+        ))
+    }
+
+    /// The Float64 value of this node computed without intermediate
+    /// [`Value`]s, for the shapes that feed scalers: inputs, literals,
+    /// casts of them, Float64 arithmetic and math. None when the node has
+    /// another shape (the caller then takes the general path); the result
+    /// is the one [`Node::eval`] gives.
+    fn fast_f64(&self, row: &[Value<'_>]) -> Option<EvalResult<Option<f64>>> {
+        if self.ty != DataType::Float64 {
+            return None;
+        }
+        let leaf = |v: &Value<'_>| match v {
+            Value::Null => Some(Ok(None)),
+            Value::Float(f) => Some(Ok(Some(*f))),
+            _ => None,
+        };
+        match &self.kind {
+            Kind::Input(i) => leaf(&row[*i]),
+            Kind::Literal(v) => leaf(v),
+            Kind::Cast { expr, .. } => {
+                let v = match &expr.kind {
+                    Kind::Input(i) => &row[*i],
+                    Kind::Literal(v) => v,
+                    _ => return None,
+                };
+                match v {
+                    Value::Null => Some(Ok(None)),
+                    Value::Int(i) => Some(Ok(Some(*i as f64))),
+                    Value::UInt(u) => Some(Ok(Some(*u as f64))),
+                    Value::Float(f) => Some(Ok(Some(*f))),
+                    _ => None,
+                }
+            }
+            Kind::Arith(op, a, b) => {
+                let x = match a.fast_f64(row)? {
+                    Ok(x) => x,
+                    Err(e) => return Some(Err(e)),
+                };
+                let y = match b.fast_f64(row)? {
+                    Ok(y) => y,
+                    Err(e) => return Some(Err(e)),
+                };
+                let (Some(x), Some(y)) = (x, y) else {
+                    return Some(Ok(None));
+                };
+                Some(Ok(Some(match op {
+                    Arith::Add => x + y,
+                    Arith::Sub => x - y,
+                    Arith::Mul => x * y,
+                    Arith::Div => x / y,
+                    Arith::Rem => x % y,
+                })))
+            }
+            Kind::Math(f, args) if args.len() == 1 => {
+                let x = match args[0].fast_f64(row)? {
+                    Ok(Some(x)) => x,
+                    other => return Some(other),
+                };
+                Some(match math(*f, &self.ty, &[Value::Float(x)]) {
+                    Ok(Value::Float(v)) => Ok(Some(v)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The key (string or integer) of this node without intermediate
+    /// [`Value`]s, for the shapes that feed vocabularies and crosses:
+    /// inputs, literals, COALESCE of them, bucketize. `Some(None)` is NULL;
+    /// None means another shape (the caller takes the general path).
+    fn fast_key<'a>(&'a self, row: &'a [Value<'a>]) -> Option<Option<Key<'a>>> {
+        match &self.kind {
+            Kind::Input(i) => Some(key(&row[*i])),
+            Kind::Literal(v) => Some(key(v)),
+            Kind::Coalesce(args) => {
+                for a in args {
+                    if let Some(k) = a.fast_key(row)? {
+                        return Some(Some(k));
+                    }
+                }
+                Some(None)
+            }
+            Kind::Ours(f, args) if matches!(**f, RowFunction::Bucketize(_)) => {
+                match args[0].fast_f64(row)? {
+                    Ok(x) => Some(x.map(|x| Key::Int(f.bucket(x)))),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    #[inline(never)]
+    fn eval_case<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+        let Kind::Case {
+            operand,
+            whens,
+            otherwise,
+        } = &self.kind
+        else {
+            unreachable!("called on CASE")
+        };
+        let base = match operand {
+            Some(o) => Some(o.eval(row)?),
+            None => None,
+        };
+        for (when, then) in whens {
+            let w = when.eval(row)?;
+            let hit = match &base {
+                Some(b) => equal(b, &w) == Some(true),
+                None => truth(&w) == Some(true),
+            };
+            if hit {
+                return then.eval(row);
+            }
+        }
+        match otherwise {
+            Some(e) => e.eval(row),
+            None => Ok(Value::Null),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_in_list<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+        let Kind::InList {
+            expr,
+            list,
+            negated,
+        } = &self.kind
+        else {
+            unreachable!("called on IN")
+        };
+        let x = expr.eval(row)?;
+        if x.is_null() {
+            return Ok(Value::Null);
+        }
+        let mut saw_null = false;
+        for item in list {
+            match equal(&x, &item.eval(row)?) {
+                Some(true) => return Ok(Value::Bool(!negated)),
+                Some(false) => {}
+                None => saw_null = true,
+            }
+        }
+        Ok(if saw_null {
+            Value::Null
+        } else {
+            Value::Bool(*negated)
+        })
+    }
+}
+
+/// A value borrowing its string from `v`.
+#[inline]
+fn borrow<'a>(v: &'a Value<'_>) -> Value<'a> {
+    match v {
+        Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
+        Value::Null => Value::Null,
+        Value::Bool(b) => Value::Bool(*b),
+        Value::Int(i) => Value::Int(*i),
+        Value::UInt(u) => Value::UInt(*u),
+        Value::Float(f) => Value::Float(*f),
+        Value::List(l) => Value::List(l.iter().map(borrow).collect()),
+    }
+}
+
+#[inline(never)]
+fn eval_math<'a>(
+    f: Math,
+    t: &DataType,
+    args: &'a [Node],
+    row: &'a [Value<'a>],
+) -> EvalResult<Value<'a>> {
+    let mut values: [Value<'a>; 2] = [Value::Null, Value::Null];
+    for (slot, a) in values.iter_mut().zip(args) {
+        *slot = a.eval(row)?;
+    }
+    math(f, t, &values[..args.len()])
+}
+
+#[inline(never)]
+fn cross<'a>(f: &RowFunction, args: &'a [Node], row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+    let n = args.len() - 1;
+    if n <= 4 {
+        let mut keys = [Key::Int(0); 4];
+        let mut simple = true;
+        for (slot, a) in keys.iter_mut().zip(&args[..n]) {
+            match a.fast_key(row) {
+                Some(Some(k)) => *slot = k,
+                Some(None) => return Ok(Value::Null),
+                None => {
+                    simple = false;
+                    break;
+                }
+            }
+        }
+        if simple {
+            return Ok(Value::Int(f.cross(keys[..n].iter().copied())));
+        }
+    }
+    // Crosses take few features; avoid a heap vector for up to 4.
+    let mut small: [Value<'a>; 4] = [Value::Null, Value::Null, Value::Null, Value::Null];
+    let mut big = Vec::new();
+    let values: &mut [Value<'a>] = if n <= 4 {
+        &mut small[..n]
+    } else {
+        big.resize(n, Value::Null);
+        &mut big
+    };
+    for (slot, a) in values.iter_mut().zip(&args[..n]) {
+        *slot = a.eval(row)?;
+        if slot.is_null() {
+            return Ok(Value::Null);
+        }
+    }
+    Ok(Value::Int(f.cross(values.iter().filter_map(key))))
+}
+
+#[inline(never)]
+fn builtin<'a>(b: &Builtin, args: &'a [Node], row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
+    let values = args
+        .iter()
+        .map(|a| a.eval(row))
+        .collect::<EvalResult<Vec<_>>>()?;
+    b.call(&values)
+}
+
+/// A compact rendering of a compiled expression (`skewless eval --explain`).
+impl std::fmt::Display for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>, name: &str, args: &[Node]| {
+            write!(f, "{name}(")?;
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                write!(f, "{a}")?;
+            }
+            write!(f, ")")
+        };
+        match &self.kind {
+            Kind::Input(i) => write!(f, "${i}"),
+            Kind::Literal(v) => write!(f, "{v:?}"),
+            Kind::Arith(op, a, b) => write!(f, "({a} {op:?} {b})"),
+            Kind::Cmp(op, a, b) => write!(f, "({a} {op:?} {b})"),
+            Kind::And(a, b) => write!(f, "({a} AND {b})"),
+            Kind::Or(a, b) => write!(f, "({a} OR {b})"),
+            Kind::Concat(a, b) => write!(f, "({a} || {b})"),
+            Kind::Not(a) => write!(f, "NOT {a}"),
+            Kind::Negative(a) => write!(f, "-{a}"),
+            Kind::IsNull(a, negated) => {
+                write!(f, "({a} IS {}NULL)", if *negated { "NOT " } else { "" })
+            }
+            Kind::Truth(t, a) => write!(f, "({a} IS {t:?})"),
+            Kind::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                write!(f, "CASE")?;
+                if let Some(o) = operand {
+                    write!(f, " {o}")?;
+                }
+                for (w, t) in whens {
+                    write!(f, " WHEN {w} THEN {t}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " ELSE {e}")?;
+                }
+                write!(f, " END")
+            }
+            Kind::Coalesce(args) => list(f, "coalesce", args),
+            Kind::NullIf(a, b) => write!(f, "nullif({a}, {b})"),
+            Kind::InList {
+                expr,
+                list: items,
+                negated,
+            } => {
+                write!(f, "({expr} {}IN ", if *negated { "NOT " } else { "" })?;
+                list(f, "", items)?;
+                write!(f, ")")
+            }
+            Kind::Like { expr, pattern, .. } => write!(f, "({expr} LIKE {pattern})"),
+            Kind::Cast { expr, safe } => {
+                write!(
+                    f,
+                    "{}({expr} AS {})",
+                    if *safe { "TRY_CAST" } else { "CAST" },
+                    self.ty
+                )
+            }
+            Kind::Math(m, args) => list(f, &format!("{m:?}").to_lowercase(), args),
+            Kind::Ours(func, args) => list(f, func.name(), args),
+            Kind::Builtin(b, args) => list(f, b.udf.name(), args),
+        }
     }
 }
 

@@ -157,6 +157,19 @@ impl Evaluator {
         &self.columns
     }
 
+    /// Each served output with its compiled expression (inputs as `$index`),
+    /// one per line: what serving computes.
+    pub fn explain(&self) -> String {
+        let mut text = String::new();
+        for (i, c) in self.inputs.iter().enumerate() {
+            text.push_str(&format!("${i} = {} ({})\n", c.name, c.data_type));
+        }
+        for o in &self.outputs {
+            text.push_str(&format!("{} ({}) = {}\n", o.name, o.data_type, o.node));
+        }
+        text
+    }
+
     /// The Arrow schema of [`Evaluator::eval_batch`]'s result.
     pub fn output_schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)

@@ -401,7 +401,12 @@ const PROPERTY_TRANSFORM: &str = "SELECT
   round(x, 2) AS x_round2,
   floor(x) AS x_floor,
   ceil(x) AS x_ceil,
-  abs(n) % 10 AS n_abs
+  abs(n) % 10 AS n_abs,
+  feature_cross(coalesce(s, '?'), bucketize(x, [0.0, 1.0]), n, 100) AS cross_fast,
+  vocab_index(coalesce(s, 'zz')) AS s_filled_id,
+  min_max_scale(ln(abs(x) + 1)) AS x_log_scaled,
+  z_score(n * 2) AS n2_z,
+  z_score(x / 3 - 1) AS x_affine_z
 FROM t";
 
 #[test]

@@ -150,6 +150,21 @@ impl RowFunction {
         }))
     }
 
+    /// The SQL name of the function.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MinMax { .. } | Self::MinMaxTo { .. } => "min_max_scale_with",
+            Self::ZScore { .. } => "z_score_with",
+            Self::MaxAbs { .. } => "max_abs_scale_with",
+            Self::Robust { .. } => "robust_scale_with",
+            Self::Bucketize(_) => "bucketize",
+            Self::HashBucket(_) => "hash_bucket",
+            Self::VocabIndex(_) => "vocab_index_with",
+            Self::OneHot(_) => "one_hot_with",
+            Self::Cross(_) => "feature_cross",
+        }
+    }
+
     /// Which arguments are per-row values.
     pub fn args(&self) -> RowArgs {
         match self {
