@@ -1,7 +1,7 @@
 //! The fitted transform artifact: one versioned JSON document.
 //!
 //! `skewless fit` writes it; `skewless apply` and the serving evaluator
-//! (issue #4) read it. The format is documented field by field on
+//! ([`crate::serving`]) read it. The format is documented field by field on
 //! [`Artifact`]. Readers must accept unknown fields and new statistic kinds
 //! within the same `format_version`; a new `format_version` is a breaking
 //! change.

@@ -6,8 +6,10 @@
 //! ([`location`]) → execution with progress ([`exec`], [`progress`]) →
 //! results in a chosen format ([`output`]). Queries that call full-pass
 //! functions are fitted first ([`fit`]): one aggregate pass computes their
-//! statistics, which are inlined as literals. The command line and the REPL
-//! live in [`cli`].
+//! statistics, which are inlined as literals. A fitted transform is saved as
+//! an [`artifact`], applied in batch, or compiled by [`serving`] into a row
+//! evaluator with the same results. The command line and the REPL live in
+//! [`cli`].
 
 pub mod artifact;
 pub mod cli;

@@ -655,3 +655,29 @@ fn what_cannot_be_served_fails_at_fit() {
         .output()
         .unwrap());
 }
+
+#[test]
+fn census_wide_deep_artifact_is_byte_identical_across_partitionings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut artifacts = Vec::new();
+    for partitions in ["1", "2", "8"] {
+        let out = dir.path().join(format!("p{partitions}.json"));
+        ok(&skewless()
+            .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", partitions)
+            .arg("fit")
+            .arg(root().join("sql/census_wide_deep.sql"))
+            .args([
+                "--table",
+                &format!("census={}", adult()),
+                "--label",
+                "label",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap());
+        artifacts.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(artifacts[0], artifacts[1]);
+    assert_eq!(artifacts[0], artifacts[2]);
+}
