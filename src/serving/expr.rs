@@ -22,6 +22,38 @@ use skewless_udfs::row::{Key, RowArgs, RowFunction};
 
 use super::value::{Value, from_scalar, to_scalar};
 
+/// `f` on `x` (and `y` for power) in the float type of `x` (f32 or f64).
+macro_rules! unary_math {
+    ($f:expr, $x:expr, $y:expr) => {{
+        let (x, y) = ($x, $y);
+        match $f {
+            Math::Abs => x.abs(),
+            Math::Ln => x.ln(),
+            Math::Log10 => x.log10(),
+            Math::Sqrt => x.sqrt(),
+            Math::Exp => x.exp(),
+            Math::Floor => x.floor(),
+            Math::Ceil => x.ceil(),
+            Math::Round => x.round(),
+            Math::Power => x.powf(y),
+        }
+    }};
+}
+
+/// `op` on two floats of one type (f32 or f64), IEEE semantics.
+macro_rules! float_arith {
+    ($op:expr, $x:expr, $y:expr) => {{
+        let (x, y) = ($x, $y);
+        match $op {
+            Arith::Add => x + y,
+            Arith::Sub => x - y,
+            Arith::Mul => x * y,
+            Arith::Div => x / y,
+            Arith::Rem => x % y,
+        }
+    }};
+}
+
 /// An evaluation error of one row (the evaluator adds the output's name).
 pub(crate) type EvalResult<T> = std::result::Result<T, String>;
 
@@ -225,24 +257,11 @@ fn arith<'a>(op: Arith, t: &DataType, a: Value<'a>, b: Value<'a>) -> EvalResult<
             let (Some(x), Some(y)) = (as_f64(&a), as_f64(&b)) else {
                 return Err(format!("cannot compute {a:?} {op:?} {b:?}"));
             };
-            if *t == DataType::Float32 {
-                let (x, y) = (x as f32, y as f32);
-                Value::Float(f64::from(match op {
-                    Arith::Add => x + y,
-                    Arith::Sub => x - y,
-                    Arith::Mul => x * y,
-                    Arith::Div => x / y,
-                    Arith::Rem => x % y,
-                }))
+            Value::Float(if *t == DataType::Float32 {
+                f64::from(float_arith!(op, x as f32, y as f32))
             } else {
-                Value::Float(match op {
-                    Arith::Add => x + y,
-                    Arith::Sub => x - y,
-                    Arith::Mul => x * y,
-                    Arith::Div => x / y,
-                    Arith::Rem => x % y,
-                })
-            }
+                float_arith!(op, x, y)
+            })
         }
     })
 }
@@ -506,39 +525,16 @@ fn math<'a>(f: Math, t: &DataType, args: &[Value<'a>]) -> EvalResult<Value<'a>> 
     if f == Math::Sqrt && x < 0.0 {
         return Err("cannot take square root of a negative number".into());
     }
-    if single {
-        let x = x as f32;
-        let v = match f {
-            Math::Abs => x.abs(),
-            Math::Ln => x.ln(),
-            Math::Log10 => x.log10(),
-            Math::Sqrt => x.sqrt(),
-            Math::Exp => x.exp(),
-            Math::Floor => x.floor(),
-            Math::Ceil => x.ceil(),
-            Math::Round => x.round(),
-            Math::Power => match args.get(1).and_then(as_f64) {
-                Some(y) => x.powf(y as f32),
-                None => return Ok(Value::Null),
-            },
-        };
-        Ok(Value::Float(f64::from(v)))
-    } else {
-        Ok(Value::Float(match f {
-            Math::Abs => x.abs(),
-            Math::Ln => x.ln(),
-            Math::Log10 => x.log10(),
-            Math::Sqrt => x.sqrt(),
-            Math::Exp => x.exp(),
-            Math::Floor => x.floor(),
-            Math::Ceil => x.ceil(),
-            Math::Round => x.round(),
-            Math::Power => match args.get(1).and_then(as_f64) {
-                Some(y) => x.powf(y),
-                None => return Ok(Value::Null),
-            },
-        }))
+    let y = args.get(1).and_then(as_f64);
+    if f == Math::Power && y.is_none() {
+        return Ok(Value::Null);
     }
+    let y = y.unwrap_or(0.0);
+    Ok(Value::Float(if single {
+        f64::from(unary_math!(f, x as f32, y as f32))
+    } else {
+        unary_math!(f, x, y)
+    }))
 }
 
 impl Builtin {
@@ -835,13 +831,7 @@ impl Node {
                 let (Some(x), Some(y)) = (x, y) else {
                     return Some(Ok(None));
                 };
-                Some(Ok(Some(match op {
-                    Arith::Add => x + y,
-                    Arith::Sub => x - y,
-                    Arith::Mul => x * y,
-                    Arith::Div => x / y,
-                    Arith::Rem => x % y,
-                })))
+                Some(Ok(Some(float_arith!(op, x, y))))
             }
             Kind::Math(f, args) if args.len() == 1 => {
                 let x = match args[0].fast_f64(row)? {

@@ -4,6 +4,9 @@
 
 mod common;
 
+#[global_allocator]
+static ALLOCATOR: common::CountingAllocator = common::CountingAllocator;
+
 mod cli;
 mod fit;
 mod repl;

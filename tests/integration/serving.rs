@@ -218,6 +218,51 @@ fn census_wide_deep_is_identical_in_batch_library_and_eval() {
     let served = evaluator.eval_batch(&raw).unwrap();
     assert_parity("library", &batch, &served);
 
+    // Typed rows: all 15 features are numbers, and evaluating them allocates
+    // nothing (counted by the test binary's allocator, on this thread).
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = (0..200)
+        .map(|row| {
+            let mut buf = Vec::new();
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+            w.write(&raw.slice(row, 1)).unwrap();
+            w.finish().unwrap();
+            serde_json::from_slice(&buf).unwrap()
+        })
+        .collect();
+    let rows: Vec<Vec<Value>> = objects
+        .iter()
+        .map(|o| evaluator.row_from_json(o).unwrap())
+        .collect();
+    let mut out = Vec::with_capacity(evaluator.outputs().len());
+    evaluator.eval(&rows[0], &mut out).unwrap(); // warm-up (thread-local cross buffer)
+    let before = crate::common::allocations();
+    for row in &rows {
+        evaluator.eval(row, &mut out).unwrap();
+    }
+    assert_eq!(
+        crate::common::allocations() - before,
+        0,
+        "allocations in eval"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        evaluator.eval(row, &mut out).unwrap();
+        for (o, v) in evaluator.outputs().iter().zip(&out) {
+            let expected =
+                ScalarValue::try_from_array(served.column_by_name(&o.name).unwrap(), i).unwrap();
+            let got = match v {
+                Value::Int(x) => ScalarValue::Int64(Some(*x)),
+                Value::Float(x) => ScalarValue::Float64(Some(*x)),
+                Value::Null => ScalarValue::try_from(&o.data_type).unwrap(),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert!(
+                same(&expected, &got),
+                "typed row {i} {}: {expected:?} vs {got:?}",
+                o.name
+            );
+        }
+    }
+
     let rows = dir.path().join("rows.ndjson");
     write_ndjson(&rows, &raw);
     let lines = eval_cli(&artifact, &rows);
