@@ -26,7 +26,26 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
             nested.name, nested.data_type
         )));
     }
-    let options = DataFrameWriteOptions::new();
+    for column in &args.partition_by {
+        if !artifact.outputs.iter().any(|o| &o.name == column) {
+            return Err(Error::Usage(format!(
+                "--partition-by {column}: the transform has no output column '{column}' (outputs: {})",
+                artifact
+                    .outputs
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if !args.partition_by.is_empty() && FileKind::from_path(out).is_some() {
+        return Err(Error::Usage(format!(
+            "--partition-by writes a directory of files, but '{out}' names a file; \
+             give a directory, e.g. features/"
+        )));
+    }
+    let options = DataFrameWriteOptions::new().with_partition_by(args.partition_by.clone());
     let written = match FileKind::from_path(out.trim_end_matches('/')) {
         Some(FileKind::Csv) => df.write_csv(out, options, None).await?,
         Some(FileKind::Json) => df.write_json(out, options, None).await?,

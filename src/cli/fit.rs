@@ -44,14 +44,24 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     let inputs = input_tables(&fitted.plan)?;
     let outputs = outputs(&fitted.plan, &args.labels)?;
     let artifact = Artifact::new(&statement.sql, fitted_sql, &fitted, inputs, outputs);
-    if !args.batch_only {
-        // A transform that fits is a transform that serves: compile it now.
-        crate::serving::Evaluator::new(&artifact).map_err(|e| {
-            Error::Usage(format!(
+    // A transform that fits is a transform that serves: compile it now. The
+    // compiler also finds the outputs that use training-only functions.
+    let mut artifact = artifact;
+    match crate::serving::Evaluator::new(&artifact) {
+        Ok(evaluator) => {
+            for (name, _) in evaluator.skipped() {
+                if let Some(o) = artifact.outputs.iter_mut().find(|o| &o.name == name) {
+                    o.training_only = true;
+                }
+            }
+        }
+        Err(e) if !args.batch_only => {
+            return Err(Error::Usage(format!(
                 "{}: {e}\n(use --batch-only to write an artifact for batch apply only)",
                 args.transform.display()
-            ))
-        })?;
+            )));
+        }
+        Err(_) => {}
     }
     let json = artifact.to_json();
     let tmp = args.out.with_extension("json.partial");
@@ -167,8 +177,10 @@ fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
     );
     println!("outputs:");
     for o in &artifact.outputs {
-        let label = if o.training_only {
+        let label = if args.labels.contains(&o.name) {
             "  (label, training only)"
+        } else if o.training_only {
+            "  (training only)"
         } else {
             ""
         };

@@ -165,6 +165,13 @@ pub struct ApplyArgs {
     /// or a directory (partitioned Parquet files); local or s3://.
     #[arg(long, value_name = "OUTPUT")]
     pub out: String,
+
+    /// Write one hive-style directory per value of an output column, e.g.
+    /// `--partition-by split` → OUTPUT/split=train/, OUTPUT/split=eval/
+    /// (OUTPUT is then a directory; the column moves into the path).
+    /// Repeatable.
+    #[arg(long = "partition-by", value_name = "COLUMN")]
+    pub partition_by: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

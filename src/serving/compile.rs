@@ -71,6 +71,10 @@ const STRING_FUNCTIONS: &[&str] = &[
     "contains",
 ];
 
+/// Functions that select or partition training data: outputs that use them
+/// are training only, skipped at serving.
+pub(crate) const TRAINING_ONLY_FUNCTIONS: &[&str] = &["split_of"];
+
 const MATH_FUNCTIONS: &[(&str, Math)] = &[
     ("abs", Math::Abs),
     ("ln", Math::Ln),
@@ -327,6 +331,13 @@ impl Compiler {
                     .collect::<Result<_>>()?,
                 negated: l.negated,
             },
+            Expr::ScalarFunction(f)
+                if let Some(name) = TRAINING_ONLY_FUNCTIONS
+                    .iter()
+                    .find(|n| **n == f.func.name()) =>
+            {
+                Kind::TrainingOnly(name)
+            }
             Expr::ScalarFunction(f) => {
                 let name = f.func.name();
                 let args = f

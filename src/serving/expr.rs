@@ -156,6 +156,9 @@ pub(crate) enum Kind {
     Math(Math, Vec<Node>),
     Ours(Arc<RowFunction>, Vec<Node>),
     Builtin(Arc<Builtin>, Vec<Node>),
+    /// A training-only function (`split_of`): outputs that use it are not
+    /// served.
+    TrainingOnly(&'static str),
 }
 
 fn width(t: &DataType) -> u32 {
@@ -578,47 +581,66 @@ impl Node {
 
     /// The input slots this expression reads.
     pub(crate) fn inputs(&self, out: &mut Vec<usize>) {
+        if let Kind::Input(i) = self.kind {
+            out.push(i);
+        }
+        self.children(&mut |n| n.inputs(out));
+    }
+
+    /// The training-only function this expression uses, if any.
+    pub(crate) fn training_only(&self) -> Option<&'static str> {
+        if let Kind::TrainingOnly(name) = self.kind {
+            return Some(name);
+        }
+        let mut found = None;
+        self.children(&mut |n| {
+            if found.is_none() {
+                found = n.training_only();
+            }
+        });
+        found
+    }
+
+    /// Calls `f` on each direct child.
+    fn children(&self, f: &mut dyn FnMut(&Node)) {
         match &self.kind {
-            Kind::Input(i) => out.push(*i),
-            Kind::Literal(_) => {}
+            Kind::Input(_) | Kind::Literal(_) | Kind::TrainingOnly(_) => {}
             Kind::Arith(_, a, b)
             | Kind::Cmp(_, a, b)
             | Kind::And(a, b)
             | Kind::Or(a, b)
             | Kind::Concat(a, b)
             | Kind::NullIf(a, b) => {
-                a.inputs(out);
-                b.inputs(out);
+                f(a);
+                f(b);
             }
-            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => {
-                a.inputs(out)
-            }
-            Kind::Cast { expr, .. } => expr.inputs(out),
+            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => f(a),
+            Kind::Cast { expr, .. } => f(expr),
             Kind::Case {
                 operand,
                 whens,
                 otherwise,
             } => {
                 for n in operand.iter().chain(otherwise) {
-                    n.inputs(out);
+                    f(n);
                 }
                 for (w, t) in whens {
-                    w.inputs(out);
-                    t.inputs(out);
+                    f(w);
+                    f(t);
                 }
             }
             Kind::InList { expr, list, .. } => {
-                expr.inputs(out);
-                list.iter().for_each(|n| n.inputs(out));
+                f(expr);
+                list.iter().for_each(&mut *f);
             }
             Kind::Like { expr, pattern, .. } => {
-                expr.inputs(out);
-                pattern.inputs(out);
+                f(expr);
+                f(pattern);
             }
             Kind::Coalesce(args)
             | Kind::Math(_, args)
             | Kind::Ours(_, args)
-            | Kind::Builtin(_, args) => args.iter().for_each(|n| n.inputs(out)),
+            | Kind::Builtin(_, args) => args.iter().for_each(&mut *f),
         }
     }
 
@@ -638,6 +660,7 @@ impl Node {
     fn eval_node<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
         Ok(match &self.kind {
             Kind::Input(_) | Kind::Literal(_) => unreachable!("handled by eval"),
+            Kind::TrainingOnly(name) => return Err(format!("{name} is training only")),
             Kind::Arith(op, a, b) => arith(*op, &self.ty, a.eval(row)?, b.eval(row)?)?,
             Kind::Cmp(op, a, b) => compare(*op, &a.eval(row)?, &b.eval(row)?),
             Kind::And(a, b) => {
@@ -1076,6 +1099,7 @@ impl std::fmt::Display for Node {
             Kind::Math(m, args) => list(f, &format!("{m:?}").to_lowercase(), args),
             Kind::Ours(func, args) => list(f, func.name(), args),
             Kind::Builtin(b, args) => list(f, b.udf.name(), args),
+            Kind::TrainingOnly(name) => write!(f, "{name}(…)"),
         }
     }
 }

@@ -65,6 +65,7 @@ pub struct Evaluator {
     outputs: Vec<CompiledOutput>,
     columns: Vec<OutputColumn>,
     schema: SchemaRef,
+    skipped: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -94,11 +95,17 @@ impl Evaluator {
             .filter(|o| o.training_only)
             .map(|o| o.name.as_str())
             .collect();
-        let outputs: Vec<CompiledOutput> = compiled
-            .outputs
-            .into_iter()
-            .filter(|o| !training_only.contains(&o.name.as_str()))
-            .collect();
+        let mut skipped = Vec::new();
+        let mut outputs = Vec::new();
+        for o in compiled.outputs {
+            if let Some(function) = o.node.training_only() {
+                skipped.push((o.name.clone(), format!("uses {function}")));
+            } else if training_only.contains(&o.name.as_str()) {
+                skipped.push((o.name.clone(), "label".to_string()));
+            } else {
+                outputs.push(o);
+            }
+        }
         let mut read = Vec::new();
         for o in &outputs {
             o.node.inputs(&mut read);
@@ -132,7 +139,14 @@ impl Evaluator {
             outputs,
             columns,
             schema,
+            skipped,
         })
+    }
+
+    /// The training-only outputs that serving skips, each with why: a
+    /// `--label`, or a training-only function such as `split_of`.
+    pub fn skipped(&self) -> &[(String, String)] {
+        &self.skipped
     }
 
     /// The input columns, in the order of a typed row. Columns that no

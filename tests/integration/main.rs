@@ -13,3 +13,4 @@ mod repl;
 mod s3;
 mod serving;
 mod slt;
+mod splits;

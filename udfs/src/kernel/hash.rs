@@ -50,7 +50,7 @@ pub fn hash_bucket_u64(value: u64, num_buckets: u64) -> i64 {
 
 /// Writes the decimal text of `value` at the end of `buf` and returns it.
 #[inline]
-fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut start = buf.len();
     loop {
         start -= 1;
@@ -66,7 +66,7 @@ fn format_u64(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// Writes the decimal text of `value` (with a leading `-` when negative) at
 /// the end of `buf` and returns it. 20 bytes hold `i64::MIN`.
 #[inline]
-fn format_i64(value: i64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn format_i64(value: i64, buf: &mut [u8; 20]) -> &[u8] {
     let len = format_u64(value.unsigned_abs(), buf).len();
     if value < 0 {
         let start = buf.len() - len - 1;

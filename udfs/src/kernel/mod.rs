@@ -11,6 +11,7 @@ pub mod exact;
 pub mod farmhash;
 mod hash;
 pub mod scale;
+pub mod split;
 pub mod stats;
 pub mod vocab;
 

@@ -16,6 +16,7 @@ mod feature_cross;
 mod fullpass;
 mod hash_bucket;
 mod scale_with;
+mod split_of;
 pub(crate) mod vocab_index_with;
 
 pub use bucketize::Bucketize;
@@ -23,6 +24,7 @@ pub use feature_cross::FeatureCross;
 pub use fullpass::{FullPass, FullPassCall, FullPassKind, ImputeStrategy};
 pub use hash_bucket::HashBucket;
 pub use scale_with::{ScaleKind, ScaleWith};
+pub use split_of::SplitOf;
 pub use vocab_index_with::VocabWith;
 
 /// Every scalar function of this crate: instance-level functions, then the
@@ -34,6 +36,7 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(Bucketize::new())),
         Arc::new(ScalarUDF::from(VocabWith::index())),
         Arc::new(ScalarUDF::from(VocabWith::one_hot())),
+        Arc::new(ScalarUDF::from(SplitOf::new())),
     ];
     for kind in [
         ScaleKind::MinMax,

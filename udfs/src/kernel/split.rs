@@ -1,0 +1,114 @@
+//! Deterministic splits: a row's split from a hash of its key.
+//!
+//! The key's text is hashed with FarmHash Fingerprint64 (as `hash_bucket`
+//! does) and the 64-bit hash, read as a fraction of 2^64, falls into one of
+//! the splits' cumulative ranges. A row's split depends on its key only:
+//! the same on every run, machine and partitioning, and unchanged when rows
+//! are appended.
+
+/// Cumulative split boundaries on the 64-bit hash space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Splits {
+    /// `bounds[i]`: hashes below it (and not below `bounds[i - 1]`) are in
+    /// split `i`; the last split takes every hash from the last bound on.
+    bounds: Vec<u64>,
+}
+
+/// How far the proportions may sum from 1 (float literals such as 0.7 +
+/// 0.2 + 0.1 do not add up to exactly 1.0).
+pub const SUM_TOLERANCE: f64 = 1e-9;
+
+impl Splits {
+    /// Splits with the given proportions: each in [0, 1], summing to 1
+    /// within [`SUM_TOLERANCE`]. The error says which proportion is wrong.
+    ///
+    /// # Example
+    /// ```
+    /// use skewless_udfs::kernel::split::Splits;
+    /// let s = Splits::new(&[0.7, 0.2, 0.1]).unwrap();
+    /// assert_eq!(s.index(0), 0);
+    /// assert_eq!(s.index(u64::MAX), 2);
+    /// assert_eq!(s.index((0.75 * 18446744073709551616.0) as u64), 1);
+    /// assert!(Splits::new(&[0.7, 0.2]).is_err());
+    /// ```
+    pub fn new(proportions: &[f64]) -> Result<Self, String> {
+        if proportions.is_empty() {
+            return Err("at least one split is needed".into());
+        }
+        for (i, p) in proportions.iter().enumerate() {
+            if !(0.0..=1.0).contains(p) {
+                return Err(format!("proportion {} must be in [0, 1], got {p}", i + 1));
+            }
+        }
+        let sum: f64 = proportions.iter().sum();
+        if (sum - 1.0).abs() > SUM_TOLERANCE {
+            return Err(format!("proportions must sum to 1, got {sum}"));
+        }
+        let mut bounds = Vec::with_capacity(proportions.len() - 1);
+        let mut cumulative = 0.0;
+        for p in &proportions[..proportions.len() - 1] {
+            cumulative += p;
+            // 2^64 · cumulative, saturating at u64::MAX for cumulative ≥ 1.
+            bounds.push((cumulative * 18_446_744_073_709_551_616.0) as u64);
+        }
+        Ok(Self { bounds })
+    }
+
+    /// The split of a hash.
+    #[inline]
+    pub fn index(&self, hash: u64) -> usize {
+        self.bounds.partition_point(|b| *b <= hash)
+    }
+
+    /// The split of a key's text (a string's UTF-8 bytes, an integer's
+    /// decimal digits).
+    #[inline]
+    pub fn index_of_bytes(&self, bytes: &[u8]) -> usize {
+        self.index(super::farmhash::fingerprint64(bytes))
+    }
+
+    /// The split of a signed integer key (its decimal text).
+    #[inline]
+    pub fn index_of_i64(&self, value: i64) -> usize {
+        let mut buf = [0u8; 20];
+        self.index_of_bytes(super::hash::format_i64(value, &mut buf))
+    }
+
+    /// The split of an unsigned integer key (its decimal text).
+    #[inline]
+    pub fn index_of_u64(&self, value: u64) -> usize {
+        let mut buf = [0u8; 20];
+        self.index_of_bytes(super::hash::format_u64(value, &mut buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_follow_the_proportions() {
+        let s = Splits::new(&[0.5, 0.5]).unwrap();
+        assert_eq!(s.index(1 << 63), 1);
+        assert_eq!(s.index((1 << 63) - 1), 0);
+        let empty_middle = Splits::new(&[0.5, 0.0, 0.5]).unwrap();
+        assert_eq!(empty_middle.index((1 << 63) - 1), 0);
+        assert_eq!(empty_middle.index(1 << 63), 2);
+        let one = Splits::new(&[1.0]).unwrap();
+        assert_eq!(one.index(u64::MAX), 0);
+        assert_eq!(Splits::new(&[0.7, 0.2, 0.1]).unwrap().bounds.len(), 2);
+    }
+
+    #[test]
+    fn bad_proportions_are_named() {
+        assert_eq!(
+            Splits::new(&[0.7, -0.1, 0.4]).unwrap_err(),
+            "proportion 2 must be in [0, 1], got -0.1"
+        );
+        assert_eq!(
+            Splits::new(&[0.7, 0.2]).unwrap_err(),
+            "proportions must sum to 1, got 0.8999999999999999"
+        );
+        assert!(Splits::new(&[f64::NAN, 1.0]).is_err());
+    }
+}
