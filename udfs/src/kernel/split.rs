@@ -82,6 +82,57 @@ impl Splits {
     }
 }
 
+/// The sizes of the splits of a stratum of `n` rows: the integers nearest to
+/// `n · p` for each proportion, summing to `n` (the largest-remainder
+/// method; equal remainders favour the earlier split).
+///
+/// Proportions count as the decimals they are written as: `0.7` is 7/10,
+/// not the binary double nearest to it, so 7,841 × 0.7 = 5,488.7 rounds to
+/// 5,489 and 24,720 × 0.7 is exactly 17,304. Decimals beyond 24 places
+/// are rounded away.
+///
+/// # Example
+/// ```
+/// use skewless_udfs::kernel::split::allocate;
+/// assert_eq!(allocate(7_841, &[0.7, 0.3]), [5_489, 2_352]);
+/// assert_eq!(allocate(24_720, &[0.7, 0.3]), [17_304, 7_416]);
+/// assert_eq!(allocate(10, &[0.7, 0.2, 0.1]), [7, 2, 1]);
+/// ```
+pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
+    const MAX_PLACES: usize = 24;
+    // Each proportion as digits / 10^places, from its shortest round-trip text.
+    let decimals: Vec<(u128, usize)> = proportions
+        .iter()
+        .map(|p| {
+            let text = format!("{}", p.max(0.0));
+            let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+            let frac = &frac[..frac.len().min(MAX_PLACES)];
+            let digits: u128 = format!("{int}{frac}").parse().unwrap_or(0);
+            (digits, frac.len())
+        })
+        .collect();
+    let places = decimals.iter().map(|d| d.1).max().unwrap_or(0);
+    let denominator = 10u128.pow(places as u32);
+    let n128 = u128::from(n);
+    let mut sizes = Vec::with_capacity(proportions.len());
+    let mut remainders = Vec::with_capacity(proportions.len());
+    for (digits, p) in &decimals {
+        let quota = n128 * digits * 10u128.pow((places - p) as u32);
+        sizes.push((quota / denominator) as u64);
+        remainders.push(quota % denominator);
+    }
+    let assigned: u64 = sizes.iter().sum();
+    if assigned < n && !sizes.is_empty() {
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        // Largest remainder first; the earlier split on ties.
+        order.sort_by(|a, b| remainders[*b].cmp(&remainders[*a]).then(a.cmp(b)));
+        for k in 0..(n - assigned) as usize {
+            sizes[order[k % order.len()]] += 1;
+        }
+    }
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +148,28 @@ mod tests {
         let one = Splits::new(&[1.0]).unwrap();
         assert_eq!(one.index(u64::MAX), 0);
         assert_eq!(Splits::new(&[0.7, 0.2, 0.1]).unwrap().bounds.len(), 2);
+    }
+
+    #[test]
+    fn allocation_rounds_the_written_decimals() {
+        // Census income brackets, 70/30 (the issue's example).
+        assert_eq!(allocate(7_841, &[0.7, 0.3]), [5_489, 2_352]);
+        assert_eq!(allocate(24_720, &[0.7, 0.3]), [17_304, 7_416]);
+        // 5 × (0.45, 0.45, 0.1) = 2.25, 2.25, 0.5: one extra row, to the
+        // largest remainder (0.5).
+        assert_eq!(allocate(5, &[0.45, 0.45, 0.1]), [2, 2, 1]);
+        // Equal remainders: the earlier split first.
+        assert_eq!(allocate(3, &[0.5, 0.5]), [2, 1]);
+        assert_eq!(allocate(0, &[0.7, 0.3]), [0, 0]);
+        assert_eq!(allocate(1, &[0.0, 1.0]), [0, 1]);
+        // Thirds written to 16 places sum to 0.9999999999999999: the sizes
+        // still sum to n.
+        let third = 1.0 / 3.0;
+        assert_eq!(allocate(100, &[third, third, third]), [34, 33, 33]);
+        assert_eq!(
+            allocate(u64::from(u32::MAX), &[0.5, 0.5]),
+            [2_147_483_648, 2_147_483_647]
+        );
     }
 
     #[test]
