@@ -68,6 +68,12 @@ pub struct Evaluator {
     skipped: Vec<(String, String)>,
 }
 
+// One evaluator serves many threads.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<Evaluator>()
+};
+
 impl std::fmt::Debug for Evaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Evaluator")

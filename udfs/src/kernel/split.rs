@@ -133,6 +133,68 @@ pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
     sizes
 }
 
+/// The statistic of an exact stratified split: per stratum, the key hashes
+/// seen, then the hash thresholds that cut the stratum's rows, ranked by
+/// hash, into splits of the [`allocate`]d sizes.
+///
+/// Mergeable (partial states from partitions are concatenated) and
+/// order-independent: the thresholds depend only on the multiset of
+/// hashes. Only the narrow (stratum, hash) pairs are kept, never the rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StratumHashes {
+    hashes: std::collections::BTreeMap<String, Vec<u64>>,
+}
+
+impl StratumHashes {
+    /// Records one row.
+    pub fn push(&mut self, stratum: &str, hash: u64) {
+        match self.hashes.get_mut(stratum) {
+            Some(v) => v.push(hash),
+            None => {
+                self.hashes.insert(stratum.to_string(), vec![hash]);
+            }
+        }
+    }
+
+    /// Adds another partial state.
+    pub fn merge(&mut self, other: StratumHashes) {
+        for (stratum, mut hashes) in other.hashes {
+            self.hashes.entry(stratum).or_default().append(&mut hashes);
+        }
+    }
+
+    /// Each stratum (in order) with its row count and its split thresholds:
+    /// `thresholds[i]` is the smallest hash of split `i + 1`, so a row is in
+    /// the first split whose threshold is above its hash, or the last. Rows
+    /// with equal hashes (equal keys) share a split; the sizes are exact
+    /// when no such tie straddles a threshold.
+    pub fn thresholds(mut self, proportions: &[f64]) -> Vec<(String, u64, Vec<u64>)> {
+        let mut out = Vec::with_capacity(self.hashes.len());
+        for (stratum, hashes) in std::mem::take(&mut self.hashes) {
+            let mut hashes = hashes;
+            hashes.sort_unstable();
+            let n = hashes.len() as u64;
+            let sizes = allocate(n, proportions);
+            let mut thresholds = Vec::with_capacity(sizes.len().saturating_sub(1));
+            let mut rank = 0usize;
+            for size in &sizes[..sizes.len().saturating_sub(1)] {
+                rank += *size as usize;
+                // Past the last row: nothing reaches the later splits.
+                thresholds.push(hashes.get(rank).copied().unwrap_or(u64::MAX));
+            }
+            out.push((stratum, n, thresholds));
+        }
+        out
+    }
+}
+
+/// The split of a hash given its stratum's thresholds (see
+/// [`StratumHashes::thresholds`]).
+#[inline]
+pub fn split_by_threshold(hash: u64, thresholds: &[u64]) -> usize {
+    thresholds.partition_point(|t| *t <= hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +231,49 @@ mod tests {
         assert_eq!(
             allocate(u64::from(u32::MAX), &[0.5, 0.5]),
             [2_147_483_648, 2_147_483_647]
+        );
+    }
+
+    #[test]
+    fn stratum_thresholds_cut_exact_sizes() {
+        // Two strata with distinct hashes 0..n, pushed out of order over two
+        // partial states.
+        let mut a = StratumHashes::default();
+        let mut b = StratumHashes::default();
+        for h in (0..7_841u64).rev() {
+            (if h % 2 == 0 { &mut a } else { &mut b }).push(">50K", h * 1_000_003);
+        }
+        for h in 0..24_720u64 {
+            b.push("<=50K", h.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        a.merge(b);
+        let t = a.clone().thresholds(&[0.7, 0.3]);
+        assert_eq!(t.len(), 2);
+        let count = |stratum: &str, hashes: &mut dyn Iterator<Item = u64>| {
+            let (_, _, th) = t.iter().find(|(s, _, _)| s == stratum).unwrap();
+            let mut sizes = [0u64; 2];
+            for h in hashes {
+                sizes[split_by_threshold(h, th)] += 1;
+            }
+            sizes
+        };
+        assert_eq!(
+            count(">50K", &mut (0..7_841u64).map(|h| h * 1_000_003)),
+            [5_489, 2_352]
+        );
+        assert_eq!(
+            count(
+                "<=50K",
+                &mut (0..24_720u64).map(|h| h.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            ),
+            [17_304, 7_416]
+        );
+        // Strata come out in order, with their sizes.
+        assert_eq!(
+            t.iter()
+                .map(|(s, n, _)| (s.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("<=50K", 24_720), (">50K", 7_841)]
         );
     }
 
