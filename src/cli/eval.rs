@@ -33,14 +33,25 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     };
     let (mut lines, mut failed) = (0usize, 0usize);
     let mut text = String::new();
-    for line in input.lines() {
-        let line = line.map_err(|source| Error::Io {
-            path: input_name.clone(),
-            source,
-        })?;
+    let mut input = input;
+    let mut bytes = Vec::new();
+    loop {
+        bytes.clear();
+        let read = input
+            .read_until(b'\n', &mut bytes)
+            .map_err(|source| Error::Io {
+                path: input_name.clone(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
         lines += 1;
         text.clear();
-        match evaluator.eval_json(&line) {
+        let line = std::str::from_utf8(&bytes)
+            .map(|l| l.trim_end_matches(['\n', '\r']))
+            .map_err(|e| Error::Data(format!("not UTF-8 text: {e}")));
+        match line.and_then(|l| evaluator.eval_json(l)) {
             Ok(features) => text.push_str(&features),
             Err(e) => {
                 failed += 1;
@@ -57,7 +68,10 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
             return Err(stdout_error(e));
         }
     }
-    out.flush().map_err(stdout_error)?;
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(stdout_error(e)),
+        _ => {}
+    }
     if failed > 0 {
         eprintln!("skewless eval: {failed} of {lines} lines failed (see their \"error\" fields)");
     }

@@ -167,7 +167,17 @@ impl Compiler {
                 .fields()
                 .iter()
                 .map(|f| match self.slots.get(f.name()) {
-                    Some(i) => Ok(Node::new(Kind::Input(*i), f.data_type().clone())),
+                    Some(i) if input_type_ok(f.data_type()) => {
+                        Ok(Node::new(Kind::Input(*i), f.data_type().clone()))
+                    }
+                    Some(_) => Err(refuse(format!(
+                        "input column '{}' has type {}; serving reads booleans, integers, \
+                         Float32/Float64 and strings (cast it in the transform, e.g. \
+                         CAST({} AS VARCHAR))",
+                        f.name(),
+                        f.data_type(),
+                        f.name()
+                    ))),
                     None => Err(refuse(format!(
                         "column '{}' is read but not among the artifact's inputs",
                         f.name()
@@ -182,7 +192,7 @@ impl Compiler {
             // Serving transforms every request: WHERE does not apply, and
             // ORDER BY does not change a row.
             LogicalPlan::Filter(f) => self.plan(&f.input),
-            LogicalPlan::Sort(s) => self.plan(&s.input),
+            LogicalPlan::Sort(s) if s.fetch.is_none() => self.plan(&s.input),
             LogicalPlan::SubqueryAlias(s) => self.plan(&s.input),
             other => Err(refuse(format!(
                 "the transform's plan has a {} step ({}), which needs more than one row; \
@@ -247,6 +257,11 @@ impl Compiler {
                         return Err(refuse(format!("operator {other} in {e} is not supported")));
                     }
                 }
+            }
+            Expr::Like(l) if l.escape_char.is_some_and(|c| c != '\\') => {
+                return Err(refuse(format!(
+                    "{e}: ESCAPE other than '\\' is not supported (DataFusion refuses it too)"
+                )));
             }
             Expr::Like(l) => Kind::Like {
                 expr: boxed(self, &l.expr)?,
@@ -441,8 +456,24 @@ fn check_type(t: &DataType, e: &Expr) -> Result<()> {
     }
 }
 
+/// The column types a request may hold.
+fn input_type_ok(t: &DataType) -> bool {
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Boolean
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Null
+        )
+}
+
 fn plan_kind(plan: &LogicalPlan) -> &'static str {
     match plan {
+        LogicalPlan::Sort(_) => "ORDER BY … LIMIT",
         LogicalPlan::Aggregate(_) => "GROUP BY / aggregate",
         LogicalPlan::Window(_) => "window function",
         LogicalPlan::Join(_) => "JOIN",

@@ -232,14 +232,16 @@ fn arith<'a>(op: Arith, t: &DataType, a: Value<'a>, b: Value<'a>) -> EvalResult<
                         return Err(DIVIDE_BY_ZERO.into());
                     }
                     let (lo, hi) = signed_range(t);
+                    // Arrow: checked division (MIN / -1 overflows), wrapping
+                    // remainder (MIN % -1 is 0).
                     let v = if op == Arith::Div {
                         x.checked_div(y)
                     } else {
-                        x.checked_rem(y).filter(|_| !(x == lo && y == -1))
+                        Some(x.wrapping_rem(y))
                     };
                     match v.filter(|v| (lo..=hi).contains(v)) {
                         Some(v) => v,
-                        None => return Err(format!("Overflow happened on: {x} {op:?} {y}")),
+                        None => return Err(format!("Overflow happened on: {x} / {y}")),
                     }
                 }
             };
@@ -414,6 +416,16 @@ pub(crate) fn like(
     toks[p..].iter().all(|t| *t == Tok::Any)
 }
 
+/// ILIKE through Arrow's own kernel (its Unicode case folding), on one value.
+fn ilike(text: &str, pattern: &str) -> EvalResult<bool> {
+    use datafusion::arrow::array::{Scalar, StringArray};
+    let text = StringArray::from(vec![text]);
+    let pattern = Scalar::new(StringArray::from(vec![pattern]));
+    let out = datafusion::arrow::compute::kernels::comparison::ilike(&text, &pattern)
+        .map_err(|e| e.to_string())?;
+    Ok(out.value(0))
+}
+
 /// DataFusion's CAST options (TRY_CAST is the same with `safe`).
 fn cast_options(safe: bool) -> CastOptions<'static> {
     CastOptions {
@@ -533,6 +545,10 @@ fn math<'a>(f: Math, t: &DataType, args: &[Value<'a>]) -> EvalResult<Value<'a>> 
         return Ok(Value::Null);
     }
     let y = y.unwrap_or(0.0);
+    // As DataFusion's power does.
+    if f == Math::Power && x == 0.0 && y < 0.0 {
+        return Err("zero raised to a negative power is undefined".into());
+    }
     Ok(Value::Float(if single {
         f64::from(unary_math!(f, x as f32, y as f32))
     } else {
@@ -737,8 +753,11 @@ impl Node {
                 case_insensitive,
                 escape,
             } => match (expr.eval(row)?, pattern.eval(row)?) {
+                (Value::Str(s), Value::Str(p)) if *case_insensitive => {
+                    Value::Bool(ilike(&s, &p)? != *negated)
+                }
                 (Value::Str(s), Value::Str(p)) => {
-                    Value::Bool(like(&s, &p, *escape, *case_insensitive) != *negated)
+                    Value::Bool(like(&s, &p, *escape, false) != *negated)
                 }
                 _ => Value::Null,
             },
@@ -1014,11 +1033,13 @@ fn cross<'a>(f: &RowFunction, args: &'a [Node], row: &'a [Value<'a>]) -> EvalRes
         big.resize(n, Value::Null);
         &mut big
     };
+    // Every argument is evaluated (an error anywhere is an error, as in
+    // batch), then any NULL makes the cross NULL.
     for (slot, a) in values.iter_mut().zip(&args[..n]) {
         *slot = a.eval(row)?;
-        if slot.is_null() {
-            return Ok(Value::Null);
-        }
+    }
+    if values.iter().any(Value::is_null) {
+        return Ok(Value::Null);
     }
     Ok(Value::Int(f.cross(values.iter().filter_map(key))))
 }
@@ -1143,6 +1164,35 @@ mod tests {
             Value::Float(0.0),
         );
         assert!(f.unwrap().same(&Value::Float(f64::INFINITY)));
+    }
+
+    #[test]
+    fn edge_cases_follow_datafusion() {
+        // Arrow's remainder wraps: MIN % -1 is 0; MIN / -1 overflows.
+        let min = Value::Int(i64::MIN);
+        assert!(
+            arith(Arith::Rem, &DataType::Int64, min.clone(), Value::Int(-1))
+                .unwrap()
+                .same(&Value::Int(0))
+        );
+        assert!(arith(Arith::Div, &DataType::Int64, min, Value::Int(-1)).is_err());
+        // DataFusion's power refuses 0 to a negative power; sqrt of a negative.
+        let t = DataType::Float64;
+        assert_eq!(
+            math(Math::Power, &t, &[Value::Float(0.0), Value::Float(-1.0)]).unwrap_err(),
+            "zero raised to a negative power is undefined"
+        );
+        assert!(math(Math::Sqrt, &t, &[Value::Float(-1.0)]).is_err());
+        assert!(
+            math(Math::Sqrt, &t, &[Value::Float(-0.0)])
+                .unwrap()
+                .same(&Value::Float(-0.0))
+        );
+        // ILIKE folds case as Arrow's kernel does (final sigma, long s).
+        assert!(ilike("ς", "Σ").unwrap());
+        assert!(ilike("ſ", "s").unwrap());
+        assert!(ilike("Zürich", "zÜ%").unwrap());
+        assert!(!ilike("abc", "b%").unwrap());
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Evaluator {
 
     /// Whether a served output reads input `index`.
     pub fn is_required(&self, index: usize) -> bool {
-        self.required[index]
+        self.required.get(index).copied().unwrap_or(false)
     }
 
     /// The position of an input column in a typed row.
@@ -362,9 +362,22 @@ fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
     let ok = match v {
         Value::Null => c.nullable,
         Value::Bool(_) => *t == DataType::Boolean,
-        Value::Int(_) => t.is_signed_integer(),
-        Value::UInt(_) => t.is_unsigned_integer(),
-        Value::Float(_) => t.is_floating(),
+        Value::Int(i) => match t {
+            DataType::Int64 => true,
+            t if t.is_signed_integer() => ScalarValue::Int64(Some(*i)).cast_to(t).is_ok(),
+            _ => false,
+        },
+        Value::UInt(u) => match t {
+            DataType::UInt64 => true,
+            t if t.is_unsigned_integer() => ScalarValue::UInt64(Some(*u)).cast_to(t).is_ok(),
+            _ => false,
+        },
+        // A Float32 column holds Float32 values exactly.
+        Value::Float(f) => match t {
+            DataType::Float64 => true,
+            DataType::Float32 => f.is_nan() || f64::from(*f as f32) == *f,
+            _ => false,
+        },
         Value::Str(_) => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
         Value::List(_) => matches!(t, DataType::List(_) | DataType::LargeList(_)),
     };
@@ -376,7 +389,7 @@ fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
             c.name, c.data_type
         )))
     } else {
-        Err(type_error(c, format!("{v:?}")))
+        Err(type_error(c, v))
     }
 }
 
@@ -417,11 +430,15 @@ fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value
         other => return Err(type_error(c, other)),
     };
     // A wider integer than the column's: the value must fit.
-    if let Value::Int(i) = v
-        && c.data_type != *a.data_type()
-        && ScalarValue::Int64(Some(i)).cast_to(&c.data_type).is_err()
-    {
-        return Err(type_error(c, format!("{i}, out of range")));
+    if c.data_type != *a.data_type() {
+        let fits = match v {
+            Value::Int(i) => ScalarValue::Int64(Some(i)).cast_to(&c.data_type).is_ok(),
+            Value::UInt(u) => ScalarValue::UInt64(Some(u)).cast_to(&c.data_type).is_ok(),
+            _ => true,
+        };
+        if !fits {
+            return Err(type_error(c, format!("{v}, out of range")));
+        }
     }
     Ok(v)
 }
@@ -477,4 +494,51 @@ fn json_value<'a>(c: &InputColumn, json: &'a serde_json::Value) -> Result<Value<
         other => return Err(type_error(c, describe(other))),
     };
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(t: DataType, nullable: bool) -> InputColumn {
+        InputColumn {
+            name: "c".into(),
+            data_type: t,
+            nullable,
+        }
+    }
+
+    #[test]
+    fn typed_values_must_fit_their_column() {
+        let int8 = column(DataType::Int8, false);
+        assert!(check_value(&int8, &Value::Int(-128)).is_ok());
+        assert_eq!(
+            check_value(&int8, &Value::Int(1000))
+                .unwrap_err()
+                .to_string(),
+            "column 'c': expected Int8, got 1000"
+        );
+        assert_eq!(
+            check_value(&int8, &Value::Null).unwrap_err().to_string(),
+            "column 'c' (Int8, not nullable) is NULL"
+        );
+        let uint8 = column(DataType::UInt8, true);
+        assert!(check_value(&uint8, &Value::UInt(300)).is_err());
+        assert!(check_value(&uint8, &Value::Null).is_ok());
+        let f32 = column(DataType::Float32, true);
+        assert!(check_value(&f32, &Value::Float(f64::from(0.1f32))).is_ok());
+        assert!(check_value(&f32, &Value::Float(f64::NAN)).is_ok());
+        assert_eq!(
+            check_value(&f32, &Value::Float(0.1))
+                .unwrap_err()
+                .to_string(),
+            "column 'c': expected Float32, got 0.1"
+        );
+        assert_eq!(
+            check_value(&column(DataType::Utf8View, true), &Value::Int(7))
+                .unwrap_err()
+                .to_string(),
+            "column 'c': expected Utf8View, got 7"
+        );
+    }
 }

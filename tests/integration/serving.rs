@@ -447,6 +447,8 @@ const PROPERTY_TRANSFORM: &str = "SELECT
   floor(x) AS x_floor,
   ceil(x) AS x_ceil,
   abs(n) % 10 AS n_abs,
+  n % -1 AS n_mod_minus_one,
+  power(x, 3) AS x_cube,
   feature_cross(coalesce(s, '?'), bucketize(x, [0.0, 1.0]), n, 100) AS cross_fast,
   vocab_index(coalesce(s, 'zz')) AS s_filled_id,
   min_max_scale(ln(abs(x) + 1)) AS x_log_scaled,
@@ -668,6 +670,14 @@ fn what_cannot_be_served_fails_at_fit() {
         (
             "SELECT a.x FROM t a JOIN t b ON a.n = b.n",
             "the transform's plan has a JOIN step",
+        ),
+        (
+            "SELECT x FROM t ORDER BY x LIMIT 3",
+            "ORDER BY … LIMIT step",
+        ),
+        (
+            "SELECT s LIKE 'a#%' ESCAPE '#' AS l FROM t",
+            "ESCAPE other than '\\' is not supported",
         ),
         (
             "SELECT to_hex(n) AS h FROM t",
