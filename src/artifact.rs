@@ -327,6 +327,24 @@ impl Artifact {
     }
 }
 
+/// Whether new data of type `actual` can feed an input fitted as `fitted`:
+/// the same type, or the same family — any string type for a string, any
+/// integer for an integer, any float or integer for a float. Used by batch
+/// apply and by the serving evaluator alike.
+pub fn accepts(fitted: &DataType, actual: &DataType) -> bool {
+    let family = |t: &DataType| match t {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => 1,
+        t if t.is_integer() => 2,
+        t if t.is_floating() => 3,
+        _ => 0,
+    };
+    match (family(fitted), family(actual)) {
+        (0, _) | (_, 0) => fitted == actual,
+        (3, 2) => true,
+        (a, b) => a == b,
+    }
+}
+
 /// How the checksum field starts in the serialized document; it is the last
 /// field, so its last occurrence is the field itself (a string value would
 /// have its quotes escaped).
@@ -336,4 +354,23 @@ fn sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_type_families() {
+        assert!(accepts(&DataType::Utf8View, &DataType::Utf8));
+        assert!(accepts(&DataType::Int64, &DataType::Int32));
+        assert!(accepts(&DataType::Int64, &DataType::UInt8));
+        assert!(accepts(&DataType::Float64, &DataType::Int64));
+        assert!(accepts(&DataType::Float64, &DataType::Float32));
+        assert!(!accepts(&DataType::Int64, &DataType::Float64));
+        assert!(!accepts(&DataType::Int64, &DataType::Utf8));
+        assert!(!accepts(&DataType::Boolean, &DataType::Int8));
+        assert!(accepts(&DataType::Boolean, &DataType::Boolean));
+        assert!(!accepts(&DataType::Date32, &DataType::Date64));
+    }
 }

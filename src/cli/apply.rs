@@ -94,7 +94,11 @@ async fn check_inputs(
                     input.name, column.name, column.data_type
                 )));
             };
-            if !compatible(&column.data_type, field.data_type()) {
+            let accepted = match column.data_type.parse::<DataType>() {
+                Ok(fitted) => crate::artifact::accepts(&fitted, field.data_type()),
+                Err(_) => column.data_type == field.data_type().to_string(),
+            };
+            if !accepted {
                 return Err(Error::Usage(format!(
                     "column '{}' of table '{}' is {}, but the transform was fitted on {}",
                     column.name,
@@ -106,39 +110,4 @@ async fn check_inputs(
         }
     }
     Ok(())
-}
-
-/// Types the fitted functions treat alike: any string layout; any integer;
-/// any number for float inputs. Otherwise the same type.
-fn compatible(fitted: &str, actual: &DataType) -> bool {
-    let class = |t: &str| match t {
-        "Utf8" | "Utf8View" | "LargeUtf8" => "string",
-        "Int8" | "Int16" | "Int32" | "Int64" | "UInt8" | "UInt16" | "UInt32" | "UInt64" => {
-            "integer"
-        }
-        "Float16" | "Float32" | "Float64" => "float",
-        _ => "other",
-    };
-    let actual_text = actual.to_string();
-    match (class(fitted), class(&actual_text)) {
-        ("other", _) | (_, "other") => fitted == actual_text,
-        ("float", "integer") => true,
-        (a, b) => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn type_compatibility() {
-        assert!(compatible("Utf8View", &DataType::Utf8));
-        assert!(compatible("Int64", &DataType::Int32));
-        assert!(compatible("Float64", &DataType::Int64));
-        assert!(!compatible("Int64", &DataType::Float64));
-        assert!(!compatible("Int64", &DataType::Utf8));
-        assert!(!compatible("Boolean", &DataType::Int8));
-        assert!(compatible("Boolean", &DataType::Boolean));
-    }
 }

@@ -293,34 +293,7 @@ impl Compiler {
                     both.kind
                 }
             }
-            // DataFusion rewrites COALESCE(a, b) as CASE WHEN a IS NOT NULL
-            // THEN a ELSE b END; for an input `a` it is COALESCE again.
-            Expr::Case(c)
-                if c.expr.is_none()
-                    && c.when_then_expr.len() == 1
-                    && c.else_expr.is_some()
-                    && matches!(c.when_then_expr[0].0.as_ref(), Expr::IsNotNull(x) if **x == *c.when_then_expr[0].1)
-                    && matches!(c.when_then_expr[0].1.as_ref(), Expr::Column(_)) =>
-            {
-                let value = self.expr(&c.when_then_expr[0].1, env, schema)?;
-                let otherwise = self.expr(c.else_expr.as_ref().expect("matched"), env, schema)?;
-                if value.ty == otherwise.ty {
-                    Kind::Coalesce(vec![value, otherwise])
-                } else {
-                    Kind::Case {
-                        operand: None,
-                        whens: vec![(
-                            Node::new(
-                                Kind::IsNull(Box::new(value.clone()), true),
-                                DataType::Boolean,
-                            ),
-                            value,
-                        )],
-                        otherwise: Some(Box::new(otherwise)),
-                    }
-                }
-            }
-            Expr::Case(c) => Kind::Case {
+            Expr::Case(c) => coalesce_of_case(Kind::Case {
                 operand: c.expr.as_ref().map(|x| boxed(self, x)).transpose()?,
                 whens: c
                     .when_then_expr
@@ -328,7 +301,7 @@ impl Compiler {
                     .map(|(w, t)| Ok((self.expr(w, env, schema)?, self.expr(t, env, schema)?)))
                     .collect::<Result<_>>()?,
                 otherwise: c.else_expr.as_ref().map(|x| boxed(self, x)).transpose()?,
-            },
+            }),
             Expr::Cast(c) => Kind::Cast {
                 expr: boxed(self, &c.expr)?,
                 safe: false,
@@ -454,6 +427,26 @@ fn check_type(t: &DataType, e: &Expr) -> Result<()> {
              and lists of them"
         )))
     }
+}
+
+/// DataFusion rewrites COALESCE(a, b) as CASE WHEN a IS NOT NULL THEN a ELSE
+/// b END; for an input `a` this is COALESCE again, which evaluates (and
+/// feeds the fast paths) without the CASE.
+fn coalesce_of_case(kind: Kind) -> Kind {
+    if let Kind::Case {
+        operand: None,
+        whens,
+        otherwise: Some(otherwise),
+    } = &kind
+        && let [(when, then)] = whens.as_slice()
+        && let Kind::IsNull(tested, true) = &when.kind
+        && let (Kind::Input(i), Kind::Input(j)) = (&tested.kind, &then.kind)
+        && i == j
+        && then.ty == otherwise.ty
+    {
+        return Kind::Coalesce(vec![then.clone(), (**otherwise).clone()]);
+    }
+    kind
 }
 
 /// The column types a request may hold.

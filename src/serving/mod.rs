@@ -291,8 +291,10 @@ impl Evaluator {
     }
 
     /// Evaluates every row of a record batch. Inputs are found by name;
-    /// a missing nullable column is NULL throughout. Integer columns may be
-    /// narrower than at fit time and string columns of any string type.
+    /// a missing nullable column is NULL throughout. A column may have
+    /// another type of its family, as batch apply allows
+    /// ([`crate::artifact::accepts`]): its values are taken as a cast to the
+    /// fitted type gives them (an error names a value that does not fit).
     pub fn eval_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(self.inputs.len());
         for (i, c) in self.inputs.iter().enumerate() {
@@ -304,7 +306,10 @@ impl Evaluator {
                         c.name, c.data_type
                     )));
                 }
-                Some(a) if self.required[i] && !compatible(a.data_type(), &c.data_type) => {
+                Some(a)
+                    if self.required[i]
+                        && !crate::artifact::accepts(&c.data_type, a.data_type()) =>
+                {
                     return Err(Error::Data(format!(
                         "column '{}': expected {}, got {}",
                         c.name,
@@ -397,15 +402,6 @@ fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
-/// Whether a batch column of type `got` can feed an input of type `want`.
-fn compatible(got: &DataType, want: &DataType) -> bool {
-    got == want
-        || (is_string(got) && is_string(want))
-        || (got.is_signed_integer() && want.is_signed_integer())
-        || (got.is_unsigned_integer() && want.is_unsigned_integer())
-        || (*got == DataType::Float32 && *want == DataType::Float64)
-}
-
 fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value<'a>> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes as t;
@@ -429,18 +425,25 @@ fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value
         DataType::Utf8View => Value::from(a.as_string_view().value(row)),
         other => return Err(type_error(c, other)),
     };
-    // A wider integer than the column's: the value must fit.
-    if c.data_type != *a.data_type() {
-        let fits = match v {
-            Value::Int(i) => ScalarValue::Int64(Some(i)).cast_to(&c.data_type).is_ok(),
-            Value::UInt(u) => ScalarValue::UInt64(Some(u)).cast_to(&c.data_type).is_ok(),
-            _ => true,
-        };
-        if !fits {
-            return Err(type_error(c, format!("{v}, out of range")));
-        }
+    // Another type of the same family (see `artifact::accepts`): the value
+    // as the column's type holds it, as a cast to it would give it.
+    if c.data_type == *a.data_type()
+        || v.is_null()
+        || (is_string(&c.data_type) && is_string(a.data_type()))
+    {
+        return Ok(v);
     }
-    Ok(v)
+    let converted = value::to_scalar(&v, a.data_type())
+        .and_then(|s| s.cast_to(&c.data_type))
+        .ok()
+        .and_then(|s| value::from_scalar(&s));
+    match converted {
+        Some(v) if !v.is_null() => Ok(v),
+        _ => Err(type_error(
+            c,
+            format!("{v}, which {} cannot hold", c.data_type),
+        )),
+    }
 }
 
 /// The value of a JSON field for an input column.

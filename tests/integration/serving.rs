@@ -609,6 +609,39 @@ fn requests_are_checked_against_the_input_schema() {
     .unwrap();
     let err = e.eval_batch(&batch).unwrap_err().to_string();
     assert_eq!(err, "column 'n': expected Int64, got Utf8");
+    // Another type of the family, as apply accepts it: integers for the
+    // Float64 x (z = (7 − 3.5)·(1/σ) like a Float64 7.0), unsigned for n.
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("n", DataType::UInt8, false),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![7])),
+            Arc::new(datafusion::arrow::array::UInt8Array::from(vec![200])),
+        ],
+    )
+    .unwrap();
+    let served = e.eval_batch(&batch).unwrap();
+    let as_json = e.eval_json(r#"{"x": 7.0, "n": 200}"#).unwrap();
+    assert_eq!(
+        (
+            served
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(0),
+            served
+                .column(2)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+        ),
+        (
+            serde_json::from_str::<serde_json::Value>(&as_json).unwrap()["x_z"]
+                .as_f64()
+                .unwrap(),
+            201
+        )
+    );
 
     // `skewless eval`: a bad line gives an error object and the rest goes on.
     let mut child = skewless()
