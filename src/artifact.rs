@@ -138,6 +138,13 @@ pub enum StatisticValue {
     MostFrequent {
         value: serde_json::Value,
     },
+    /// The strata of a stratified split or sample (in byte order) with
+    /// their row counts. The hashes themselves live in the fitted SQL as
+    /// thresholds.
+    Strata {
+        strata: Vec<String>,
+        counts: Vec<u64>,
+    },
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -206,6 +213,10 @@ impl From<&Statistic> for StatisticValue {
             },
             Statistic::Quantiles { boundaries } => Self::Quantiles {
                 boundaries: boundaries.clone(),
+            },
+            Statistic::Strata(strata) => Self::Strata {
+                strata: strata.strata.iter().map(|(s, _)| s.clone()).collect(),
+                counts: strata.counts().into_iter().map(|(_, n)| n).collect(),
             },
             Statistic::MostFrequent { value } => Self::MostFrequent {
                 value: if value.is_null() {

@@ -208,6 +208,16 @@ fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
                 format!("{} boundaries", boundaries.len())
             }
             StatisticValue::MostFrequent { value } => format!("most frequent {value}"),
+            StatisticValue::Strata { strata, counts } => {
+                let listed: Vec<String> = strata
+                    .iter()
+                    .zip(counts)
+                    .take(5)
+                    .map(|(s, n)| format!("'{s}' {n}"))
+                    .collect();
+                let more = if strata.len() > 5 { ", …" } else { "" };
+                format!("{} strata ({}{more})", strata.len(), listed.join(", "))
+            }
         };
         println!("  {} of {}: {what}", s.functions.join(", "), s.argument);
     }

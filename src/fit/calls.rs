@@ -12,6 +12,7 @@ use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, lit};
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
+use skewless_udfs::kernel::sample::{Copies, targets};
 use skewless_udfs::kernel::scale::z_score_scale;
 use skewless_udfs::scalar::{FullPassCall, FullPassKind, ImputeStrategy};
 
@@ -54,10 +55,13 @@ pub(super) fn first_full_pass_name(exprs: &[Expr]) -> Option<&'static str> {
 pub struct FullPassUse {
     pub kind: FullPassKind,
     pub call: FullPassCall,
-    /// The expression the statistic is computed over.
+    /// The expression the statistic is computed over (the key of the
+    /// stratified functions).
     pub x: Expr,
     /// The type of `x` in the input relation.
     pub x_type: DataType,
+    /// The stratum of the stratified functions.
+    pub by: Option<Expr>,
 }
 
 impl FullPassUse {
@@ -67,25 +71,29 @@ impl FullPassUse {
         let Some((kind, f)) = full_pass_kind(e) else {
             return Ok(None);
         };
-        let x = f.args[0].clone();
-        if expr_has_full_pass(&x) {
-            let inner = first_full_pass_name(std::slice::from_ref(&x)).unwrap_or_default();
-            return plan_err!(
-                "{}: its argument calls another full-pass function ({inner}); compute that in a \
-                 subquery first",
-                kind.name()
-            );
+        let expressions = kind.expression_args().min(f.args.len());
+        for arg in &f.args[..expressions] {
+            if expr_has_full_pass(arg) {
+                let inner = first_full_pass_name(std::slice::from_ref(arg)).unwrap_or_default();
+                return plan_err!(
+                    "{}: its argument calls another full-pass function ({inner}); compute that \
+                     in a subquery first",
+                    kind.name()
+                );
+            }
         }
+        let x = f.args[0].clone();
+        let by = (expressions == 2).then(|| f.args[1].clone());
         let simplifier = ExprSimplifier::new(
             SimplifyContext::builder()
                 .with_schema(Arc::clone(input.schema()))
                 .build(),
         );
-        let folded = f.args[1..]
+        let folded = f.args[expressions..]
             .iter()
             .map(|a| simplifier.simplify(a.clone()))
             .collect::<Result<Vec<_>>>()?;
-        let literals: Vec<Option<&ScalarValue>> = std::iter::once(None)
+        let literals: Vec<Option<&ScalarValue>> = std::iter::repeat_n(None, expressions)
             .chain(folded.iter().map(|a| match a {
                 Expr::Literal(v, _) => Some(v),
                 _ => None,
@@ -111,6 +119,7 @@ impl FullPassUse {
             call,
             x,
             x_type,
+            by,
         }))
     }
 
@@ -139,6 +148,16 @@ impl FullPassUse {
                 ImputeStrategy::Mean => StatRequest::Moments(x),
                 ImputeStrategy::Median => StatRequest::Robust(x),
                 ImputeStrategy::MostFrequent => StatRequest::MostFrequent(x),
+            },
+            FullPassCall::StratifiedSplit { .. } => StatRequest::Strata {
+                key: x,
+                stratum: self.by.clone().unwrap_or_else(|| lit("")),
+                seed: None,
+            },
+            FullPassCall::Sample { seed, .. } => StatRequest::Strata {
+                key: x,
+                stratum: self.by.clone().unwrap_or_else(|| lit("")),
+                seed: Some(*seed),
             },
         }
     }
@@ -238,12 +257,72 @@ impl FullPassUse {
                 };
                 call("coalesce", vec![x, Expr::Literal(value, None)])
             }
+            (FullPassCall::StratifiedSplit { names, proportions }, Statistic::Strata(strata)) => {
+                let thresholds: Vec<Option<i64>> = strata
+                    .split_thresholds(proportions)
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.map(|t| t as i64))
+                    .collect();
+                call(
+                    "stratified_split_with",
+                    vec![
+                        x,
+                        self.by.clone().unwrap_or_else(|| lit("")),
+                        strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
+                        ints_literal(thresholds),
+                        strings_literal(names.iter().map(String::as_str)),
+                    ],
+                )
+            }
+            (FullPassCall::Sample { seed, size, shares }, Statistic::Strata(strata)) => {
+                let name = self.kind.name();
+                let replacement = self.kind == FullPassKind::Oversample;
+                let targets =
+                    targets(&strata.counts(), size, shares, replacement).map_err(|e| {
+                        datafusion::error::DataFusionError::Plan(format!("{name}: {e}"))
+                    })?;
+                let copies: Vec<Copies> = strata
+                    .strata
+                    .iter()
+                    .zip(&targets)
+                    .map(|((_, hashes), t)| Copies::new(hashes, *t))
+                    .collect();
+                let sample = call(
+                    "sample_with",
+                    vec![
+                        x,
+                        self.by.clone().unwrap_or_else(|| lit("")),
+                        lit(*seed as i64),
+                        strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
+                        ints_literal(copies.iter().map(|c| Some(c.base as i64)).collect()),
+                        ints_literal(copies.iter().map(|c| Some(c.threshold as i64)).collect()),
+                    ],
+                )?;
+                Ok(if replacement {
+                    sample
+                } else {
+                    sample.gt(lit(0i64))
+                })
+            }
             (call, stat) => plan_err!(
                 "{}: statistic {stat:?} does not fit call {call:?}",
                 self.kind.name()
             ),
         }
     }
+}
+
+/// A list literal of strings.
+fn strings_literal<'a>(values: impl Iterator<Item = &'a str>) -> Expr {
+    let values = datafusion::arrow::array::StringArray::from_iter_values(values);
+    Expr::Literal(list_literal(Arc::new(values)), None)
+}
+
+/// A list literal of BIGINTs (NULL where None).
+fn ints_literal(values: Vec<Option<i64>>) -> Expr {
+    let values = datafusion::arrow::array::Int64Array::from(values);
+    Expr::Literal(list_literal(Arc::new(values)), None)
 }
 
 fn is_numeric(t: &DataType) -> bool {

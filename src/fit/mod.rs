@@ -114,7 +114,7 @@ async fn fit_node(
         }
         out.statistics.push(FittedStatistic {
             functions,
-            argument: request.argument().to_string(),
+            argument: request.argument(),
             statistic: statistic.clone(),
         });
     }

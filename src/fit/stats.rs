@@ -11,6 +11,9 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 
+use skewless_udfs::aggregate::decode_strata;
+use skewless_udfs::kernel::split::Strata;
+
 use super::calls::FullPassUse;
 use crate::error::Result;
 
@@ -33,14 +36,27 @@ pub enum StatRequest {
     Quantiles { x: Expr, n: u64 },
     /// `most_frequent(x)`.
     MostFrequent(Expr),
+    /// `stratum_hashes(key, stratum [, seed])`.
+    Strata {
+        key: Expr,
+        stratum: Expr,
+        seed: Option<u64>,
+    },
 }
 
 impl StatRequest {
-    /// The expression the statistic is computed over.
-    pub fn argument(&self) -> &Expr {
+    /// What the statistic is computed over: an expression, or for strata
+    /// `key BY stratum [SEED n]`.
+    pub fn argument(&self) -> String {
         match self {
-            Self::MinMax(x) | Self::Moments(x) | Self::Robust(x) | Self::MostFrequent(x) => x,
-            Self::Vocabulary { x, .. } | Self::Quantiles { x, .. } => x,
+            Self::MinMax(x) | Self::Moments(x) | Self::Robust(x) | Self::MostFrequent(x) => {
+                x.to_string()
+            }
+            Self::Vocabulary { x, .. } | Self::Quantiles { x, .. } => x.to_string(),
+            Self::Strata { key, stratum, seed } => match seed {
+                Some(seed) => format!("{key} BY {stratum} SEED {}", *seed as i64),
+                None => format!("{key} BY {stratum}"),
+            },
         }
     }
 
@@ -65,6 +81,13 @@ impl StatRequest {
             ),
             Self::Quantiles { x, n } => ("quantile_boundaries", vec![x.clone(), lit(*n as i64)]),
             Self::MostFrequent(x) => ("most_frequent", vec![x.clone()]),
+            Self::Strata { key, stratum, seed } => {
+                let mut args = vec![key.clone(), stratum.clone()];
+                if let Some(seed) = seed {
+                    args.push(lit(*seed as i64));
+                }
+                ("stratum_hashes", args)
+            }
         };
         Ok(ctx.udaf(name)?.call(args))
     }
@@ -108,6 +131,8 @@ pub enum Statistic {
     MostFrequent {
         value: ScalarValue,
     },
+    /// Each stratum's key hashes, sorted.
+    Strata(Arc<Strata>),
 }
 
 /// The distinct statistics `uses` need, in first-use order.
@@ -226,6 +251,9 @@ fn decode(request: &StatRequest, batch: &RecordBatch, column: usize) -> DfResult
         StatRequest::MostFrequent(_) => Statistic::MostFrequent {
             value: ScalarValue::try_from_array(col, 0)?,
         },
+        StatRequest::Strata { .. } => {
+            Statistic::Strata(Arc::new(decode_strata(&col.as_list::<i32>().value(0))?))
+        }
     })
 }
 

@@ -73,7 +73,8 @@ const STRING_FUNCTIONS: &[&str] = &[
 
 /// Functions that select or partition training data: outputs that use them
 /// are training only, skipped at serving.
-pub(crate) const TRAINING_ONLY_FUNCTIONS: &[&str] = &["split_of"];
+pub(crate) const TRAINING_ONLY_FUNCTIONS: &[&str] =
+    &["split_of", "stratified_split_with", "sample_with"];
 
 const MATH_FUNCTIONS: &[(&str, Math)] = &[
     ("abs", Math::Abs),
@@ -194,6 +195,26 @@ impl Compiler {
             LogicalPlan::Filter(f) => self.plan(&f.input),
             LogicalPlan::Sort(s) if s.fetch.is_none() => self.plan(&s.input),
             LogicalPlan::SubqueryAlias(s) => self.plan(&s.input),
+            // Unnesting a training-only list (the copies of an oversample)
+            // repeats training rows; a request stays one row.
+            LogicalPlan::Unnest(u) => {
+                let env = self.plan(&u.input)?;
+                let unnested: Vec<usize> = u.list_type_columns.iter().map(|(i, _)| *i).collect();
+                for i in unnested.iter().chain(&u.struct_type_columns) {
+                    if env[*i].training_only().is_none() {
+                        return Err(refuse(format!(
+                            "the transform's plan has an UNNEST step ({}), which turns one row \
+                             into many; serving allows it only over training-only values such \
+                             as oversample's copies",
+                            plan.display()
+                        )));
+                    }
+                }
+                Ok(u.dependency_indices
+                    .iter()
+                    .map(|i| env[*i].clone())
+                    .collect())
+            }
             other => Err(refuse(format!(
                 "the transform's plan has a {} step ({}), which needs more than one row; \
                  a served transform is a SELECT of instance-level expressions \
@@ -333,6 +354,11 @@ impl Compiler {
                     .iter()
                     .map(|x| self.expr(x, env, schema))
                     .collect::<Result<Vec<_>>>()?;
+                // A function of a training-only value (`range(copies)` of an
+                // oversample) is training only too, whatever the function.
+                if let Some(name) = args.iter().find_map(Node::training_only) {
+                    return Ok(Node::new(Kind::TrainingOnly(name), ty));
+                }
                 let arg_types: Vec<DataType> = args.iter().map(|n| n.ty.clone()).collect();
                 let literals: Vec<_> = f
                     .args

@@ -16,6 +16,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 
 pub mod aggregate;
 pub mod kernel;
+mod keys;
 pub mod row;
 pub mod scalar;
 

@@ -22,6 +22,7 @@ mod most_frequent;
 mod quantile_boundaries;
 mod robust_stats;
 mod state;
+mod stratum_hashes;
 #[cfg(test)]
 mod test_util;
 mod vocabulary;
@@ -31,6 +32,7 @@ pub use moments::Moments;
 pub use most_frequent::MostFrequent;
 pub use quantile_boundaries::QuantileBoundaries;
 pub use robust_stats::RobustStats;
+pub use stratum_hashes::{StratumHashesUdaf, decode_strata};
 pub use vocabulary::Vocabulary;
 
 /// Every aggregate function of this crate.
@@ -42,6 +44,7 @@ pub fn functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::from(QuantileBoundaries::new())),
         Arc::new(AggregateUDF::from(RobustStats::new())),
         Arc::new(AggregateUDF::from(MostFrequent::new())),
+        Arc::new(AggregateUDF::from(StratumHashesUdaf::new())),
     ]
 }
 

@@ -99,9 +99,35 @@ impl Splits {
 /// assert_eq!(allocate(10, &[0.7, 0.2, 0.1]), [7, 2, 1]);
 /// ```
 pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
+    let (numerators, places) = decimals(proportions);
+    largest_remainder(n, &numerators, 10u128.pow(places as u32))
+}
+
+/// `n` shared out in proportion to `weights` (the decimals as written, as
+/// in [`allocate`]): the integers nearest to `n · w / Σw`, summing to `n`
+/// by the largest-remainder method (the earlier stratum on equal
+/// remainders). All-zero weights give all zeros.
+///
+/// # Example
+/// ```
+/// use skewless_udfs::kernel::split::apportion;
+/// assert_eq!(apportion(1_400, &[9.0, 2.0, 3.0]), [900, 200, 300]);
+/// assert_eq!(apportion(10, &[1.0, 1.0, 1.0]), [4, 3, 3]);
+/// ```
+pub fn apportion(n: u64, weights: &[f64]) -> Vec<u64> {
+    let (numerators, _) = decimals(weights);
+    let total: u128 = numerators.iter().sum();
+    if total == 0 {
+        return vec![0; weights.len()];
+    }
+    largest_remainder(n, &numerators, total)
+}
+
+/// Each number as an integer numerator over the common denominator
+/// 10^places, from its shortest round-trip decimal text.
+pub(crate) fn decimals(values: &[f64]) -> (Vec<u128>, usize) {
     const MAX_PLACES: usize = 24;
-    // Each proportion as digits / 10^places, from its shortest round-trip text.
-    let decimals: Vec<(u128, usize)> = proportions
+    let parts: Vec<(u128, usize)> = values
         .iter()
         .map(|p| {
             let text = format!("{}", p.max(0.0));
@@ -111,20 +137,30 @@ pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
             (digits, frac.len())
         })
         .collect();
-    let places = decimals.iter().map(|d| d.1).max().unwrap_or(0);
-    let denominator = 10u128.pow(places as u32);
+    let places = parts.iter().map(|d| d.1).max().unwrap_or(0);
+    let numerators = parts
+        .iter()
+        .map(|(digits, p)| digits * 10u128.pow((places - p) as u32))
+        .collect();
+    (numerators, places)
+}
+
+/// `floor(n · num_i / den)` for each share, then the rows left over to the
+/// largest remainders (the earlier share on ties, round robin if more are
+/// left than there are shares), so that the shares sum to `n`.
+pub(crate) fn largest_remainder(n: u64, numerators: &[u128], denominator: u128) -> Vec<u64> {
     let n128 = u128::from(n);
-    let mut sizes = Vec::with_capacity(proportions.len());
-    let mut remainders = Vec::with_capacity(proportions.len());
-    for (digits, p) in &decimals {
-        let quota = n128 * digits * 10u128.pow((places - p) as u32);
+    let mut sizes = Vec::with_capacity(numerators.len());
+    let mut remainders = Vec::with_capacity(numerators.len());
+    for num in numerators {
+        let quota = n128 * num;
         sizes.push((quota / denominator) as u64);
         remainders.push(quota % denominator);
     }
     let assigned: u64 = sizes.iter().sum();
     if assigned < n && !sizes.is_empty() {
         let mut order: Vec<usize> = (0..sizes.len()).collect();
-        // Largest remainder first; the earlier split on ties.
+        // Largest remainder first; the earlier share on ties.
         order.sort_by(|a, b| remainders[*b].cmp(&remainders[*a]).then(a.cmp(b)));
         for k in 0..(n - assigned) as usize {
             sizes[order[k % order.len()]] += 1;
@@ -133,66 +169,170 @@ pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
     sizes
 }
 
-/// The statistic of an exact stratified split: per stratum, the key hashes
-/// seen, then the hash thresholds that cut the stratum's rows, ranked by
-/// hash, into splits of the [`allocate`]d sizes.
+/// A row's hash under a seed: MurmurHash3's 64-bit finalizer (`fmix64`) of
+/// the key's hash XOR `fmix64(seed)`. A bijection for each seed, so equal
+/// keys still tie and distinct hashes stay distinct, while different seeds
+/// rank the rows in unrelated orders.
+///
+/// # Example
+/// ```
+/// use skewless_udfs::kernel::split::salt;
+/// assert_ne!(salt(1, 42), salt(2, 42));
+/// assert_ne!(salt(1, 42), salt(1, 43));
+/// assert_eq!(salt(0, 0), 0);
+/// ```
+#[inline]
+pub fn salt(hash: u64, seed: u64) -> u64 {
+    fmix64(hash ^ fmix64(seed))
+}
+
+#[inline]
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// The statistic of a stratified split or sample, while it is computed: per
+/// stratum, the key hashes seen.
 ///
 /// Mergeable (partial states from partitions are concatenated) and
-/// order-independent: the thresholds depend only on the multiset of
-/// hashes. Only the narrow (stratum, hash) pairs are kept, never the rows.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// order-independent: what is derived from it depends only on the multiset
+/// of hashes. Only the narrow (stratum, hash) pairs are kept, never the rows.
+#[derive(Debug, Clone, Default)]
 pub struct StratumHashes {
-    hashes: std::collections::BTreeMap<String, Vec<u64>>,
+    entries: Vec<(String, Vec<u64>)>,
+    index: foldhash::HashMap<String, usize>,
+    /// The entry of the last row: consecutive rows often share a stratum.
+    last: usize,
 }
 
 impl StratumHashes {
-    /// Records one row.
-    pub fn push(&mut self, stratum: &str, hash: u64) {
-        match self.hashes.get_mut(stratum) {
-            Some(v) => v.push(hash),
-            None => {
-                self.hashes.insert(stratum.to_string(), vec![hash]);
-            }
+    /// The hashes of `stratum`, made empty if new.
+    #[inline]
+    fn entry(&mut self, stratum: &str) -> &mut Vec<u64> {
+        if self
+            .entries
+            .get(self.last)
+            .is_none_or(|(s, _)| s != stratum)
+        {
+            self.last = match self.index.get(stratum) {
+                Some(i) => *i,
+                None => {
+                    self.index.insert(stratum.to_string(), self.entries.len());
+                    self.entries.push((stratum.to_string(), Vec::new()));
+                    self.entries.len() - 1
+                }
+            };
         }
+        &mut self.entries[self.last].1
+    }
+
+    /// Records one row.
+    #[inline]
+    pub fn push(&mut self, stratum: &str, hash: u64) {
+        self.entry(stratum).push(hash);
+    }
+
+    /// Records many rows of one stratum.
+    pub fn extend(&mut self, stratum: &str, hashes: &[u64]) {
+        self.entry(stratum).extend_from_slice(hashes);
     }
 
     /// Adds another partial state.
     pub fn merge(&mut self, other: StratumHashes) {
-        for (stratum, mut hashes) in other.hashes {
-            self.hashes.entry(stratum).or_default().append(&mut hashes);
+        for (stratum, hashes) in other.entries {
+            self.extend(&stratum, &hashes);
         }
     }
 
-    /// Each stratum (in order) with its row count and its split thresholds:
-    /// `thresholds[i]` is the smallest hash of split `i + 1`, so a row is in
-    /// the first split whose threshold is above its hash, or the last. Rows
-    /// with equal hashes (equal keys) share a split; the sizes are exact
-    /// when no such tie straddles a threshold.
-    pub fn thresholds(mut self, proportions: &[f64]) -> Vec<(String, u64, Vec<u64>)> {
-        let mut out = Vec::with_capacity(self.hashes.len());
-        for (stratum, hashes) in std::mem::take(&mut self.hashes) {
-            let mut hashes = hashes;
-            hashes.sort_unstable();
-            let n = hashes.len() as u64;
-            let sizes = allocate(n, proportions);
-            let mut thresholds = Vec::with_capacity(sizes.len().saturating_sub(1));
-            let mut rank = 0usize;
-            for size in &sizes[..sizes.len().saturating_sub(1)] {
-                rank += *size as usize;
-                // Past the last row: nothing reaches the later splits.
-                thresholds.push(hashes.get(rank).copied().unwrap_or(u64::MAX));
-            }
-            out.push((stratum, n, thresholds));
-        }
-        out
+    /// The hashes of each stratum, as recorded (strata in first-seen order).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u64])> {
+        self.entries.iter().map(|(s, h)| (s.as_str(), h.as_slice()))
+    }
+
+    /// Bytes held, roughly.
+    pub fn size(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(s, h)| 2 * s.capacity() + h.capacity() * 8 + 64)
+            .sum()
+    }
+
+    /// The strata in byte order, each with its hashes sorted.
+    pub fn into_sorted(self) -> Strata {
+        let mut strata: Vec<(String, Vec<u64>)> = self
+            .entries
+            .into_iter()
+            .map(|(s, mut h)| {
+                h.sort_unstable();
+                (s, h)
+            })
+            .collect();
+        strata.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Strata { strata }
+    }
+}
+
+/// The fitted statistic of a stratified split or sample: each stratum (in
+/// byte order) with its rows' key hashes, sorted. A row's rank in its
+/// stratum is the rank of its hash.
+#[derive(Clone, Default, PartialEq)]
+pub struct Strata {
+    pub strata: Vec<(String, Vec<u64>)>,
+}
+
+impl std::fmt::Debug for Strata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hashes are many; their counts say what matters.
+        f.debug_map()
+            .entries(self.strata.iter().map(|(s, h)| (s, h.len())))
+            .finish()
+    }
+}
+
+impl Strata {
+    /// Each stratum's row count.
+    pub fn counts(&self) -> Vec<(&str, u64)> {
+        self.strata
+            .iter()
+            .map(|(s, h)| (s.as_str(), h.len() as u64))
+            .collect()
+    }
+
+    /// For each stratum, the thresholds that cut its rows, ranked by hash,
+    /// into splits of the [`allocate`]d sizes: `thresholds[i]` is the
+    /// smallest hash of split `i + 1`, or None when no row reaches it (see
+    /// [`split_by_threshold`]). Rows with equal hashes (equal keys) share a
+    /// split; the sizes are exact when no such tie straddles a threshold.
+    pub fn split_thresholds(&self, proportions: &[f64]) -> Vec<Vec<Option<u64>>> {
+        self.strata
+            .iter()
+            .map(|(_, hashes)| {
+                let sizes = allocate(hashes.len() as u64, proportions);
+                let mut rank = 0usize;
+                sizes[..sizes.len().saturating_sub(1)]
+                    .iter()
+                    .map(|size| {
+                        rank += *size as usize;
+                        hashes.get(rank).copied()
+                    })
+                    .collect()
+            })
+            .collect()
     }
 }
 
 /// The split of a hash given its stratum's thresholds (see
-/// [`StratumHashes::thresholds`]).
+/// [`Strata::split_thresholds`]): the number of thresholds at or below it.
 #[inline]
-pub fn split_by_threshold(hash: u64, thresholds: &[u64]) -> usize {
-    thresholds.partition_point(|t| *t <= hash)
+pub fn split_by_threshold(hash: u64, thresholds: &[Option<u64>]) -> usize {
+    thresholds
+        .iter()
+        .take_while(|t| matches!(t, Some(t) if *t <= hash))
+        .count()
 }
 
 #[cfg(test)]
@@ -247,34 +387,54 @@ mod tests {
             b.push("<=50K", h.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
         a.merge(b);
-        let t = a.clone().thresholds(&[0.7, 0.3]);
+        let strata = a.into_sorted();
+        let t = strata.split_thresholds(&[0.7, 0.3]);
         assert_eq!(t.len(), 2);
-        let count = |stratum: &str, hashes: &mut dyn Iterator<Item = u64>| {
-            let (_, _, th) = t.iter().find(|(s, _, _)| s == stratum).unwrap();
+        let count = |stratum: usize, hashes: &mut dyn Iterator<Item = u64>| {
             let mut sizes = [0u64; 2];
             for h in hashes {
-                sizes[split_by_threshold(h, th)] += 1;
+                sizes[split_by_threshold(h, &t[stratum])] += 1;
             }
             sizes
         };
+        // Strata come out in byte order, with their sizes.
+        assert_eq!(strata.counts(), [("<=50K", 24_720), (">50K", 7_841)]);
         assert_eq!(
-            count(">50K", &mut (0..7_841u64).map(|h| h * 1_000_003)),
+            count(1, &mut (0..7_841u64).map(|h| h * 1_000_003)),
             [5_489, 2_352]
         );
         assert_eq!(
             count(
-                "<=50K",
+                0,
                 &mut (0..24_720u64).map(|h| h.wrapping_mul(0x9E37_79B9_7F4A_7C15))
             ),
             [17_304, 7_416]
         );
-        // Strata come out in order, with their sizes.
-        assert_eq!(
-            t.iter()
-                .map(|(s, n, _)| (s.as_str(), *n))
-                .collect::<Vec<_>>(),
-            [("<=50K", 24_720), (">50K", 7_841)]
-        );
+        // A split no row reaches has no threshold, even past u64::MAX.
+        let mut edge = StratumHashes::default();
+        edge.push("s", u64::MAX);
+        let t = edge.into_sorted().split_thresholds(&[1.0, 0.0]);
+        assert_eq!(t, [vec![None]]);
+        assert_eq!(split_by_threshold(u64::MAX, &t[0]), 0);
+    }
+
+    #[test]
+    fn apportion_follows_weights() {
+        assert_eq!(apportion(1_400, &[9.0, 2.0, 3.0]), [900, 200, 300]);
+        // 100 × 9/14 = 64.29, × 2/14 = 14.29, × 3/14 = 21.43: one left, to
+        // the largest remainder (the third).
+        assert_eq!(apportion(100, &[9.0, 2.0, 3.0]), [64, 14, 22]);
+        assert_eq!(apportion(7, &[0.5, 0.25]), [5, 2]);
+        assert_eq!(apportion(7, &[0.0, 0.0]), [0, 0]);
+        assert_eq!(apportion(5, &[1.0, 0.0, 1.0]), [3, 0, 2]);
+    }
+
+    #[test]
+    fn salt_is_murmur3_fmix64() {
+        // fmix64(1), computed with a Python transcription of MurmurHash3's
+        // finalizer.
+        assert_eq!(fmix64(1), 0xb456_bcfc_34c2_cb2c);
+        assert_eq!(salt(5, 0), fmix64(5));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use datafusion::logical_expr::{
 
 use super::args::{self, check_arity, coerce_numeric};
 use super::coerce_text_or_integer;
+use super::split_of::split_pairs;
+pub use crate::kernel::sample::{SampleSize, Shares};
 
 /// Which full-pass function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,10 +36,14 @@ pub enum FullPassKind {
     OneHot,
     QuantileBucket,
     Impute,
+    StratifiedSplit,
+    StratifiedSample,
+    Undersample,
+    Oversample,
 }
 
 impl FullPassKind {
-    pub const ALL: [FullPassKind; 8] = [
+    pub const ALL: [FullPassKind; 12] = [
         Self::MinMaxScale,
         Self::ZScore,
         Self::MaxAbsScale,
@@ -46,6 +52,10 @@ impl FullPassKind {
         Self::OneHot,
         Self::QuantileBucket,
         Self::Impute,
+        Self::StratifiedSplit,
+        Self::StratifiedSample,
+        Self::Undersample,
+        Self::Oversample,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +68,10 @@ impl FullPassKind {
             Self::OneHot => "one_hot",
             Self::QuantileBucket => "quantile_bucket",
             Self::Impute => "impute",
+            Self::StratifiedSplit => "stratified_split",
+            Self::StratifiedSample => "stratified_sample",
+            Self::Undersample => "undersample",
+            Self::Oversample => "oversample",
         }
     }
 
@@ -74,6 +88,13 @@ impl FullPassKind {
             Self::OneHot => "(x [, top_k [, min_frequency]])",
             Self::QuantileBucket => "(x, n)",
             Self::Impute => "(x, strategy)",
+            Self::StratifiedSplit => "(key, stratum, name1, p1 [, name2, p2, ...])",
+            Self::StratifiedSample => {
+                "(key, stratum, n, seed [, 'proportional' | 'balanced' | stratum1, w1 [, stratum2, w2, ...]])"
+            }
+            Self::Undersample | Self::Oversample => {
+                "(key, stratum, seed [, stratum1, w1 [, stratum2, w2, ...]])"
+            }
         }
     }
 
@@ -84,7 +105,23 @@ impl FullPassKind {
             Self::VocabIndex => 1..=4,
             Self::OneHot => 1..=3,
             Self::QuantileBucket | Self::Impute => 2..=2,
+            Self::StratifiedSplit | Self::StratifiedSample => 4..=usize::MAX,
+            Self::Undersample | Self::Oversample => 3..=usize::MAX,
         }
+    }
+
+    /// How many leading arguments are expressions (the rest are literals):
+    /// 2 for the stratified functions (key and stratum), 1 for the others.
+    pub fn expression_args(self) -> usize {
+        if self.stratified() { 2 } else { 1 }
+    }
+
+    /// The stratified functions select or partition rows: training only.
+    pub fn stratified(self) -> bool {
+        matches!(
+            self,
+            Self::StratifiedSplit | Self::StratifiedSample | Self::Undersample | Self::Oversample
+        )
     }
 
     /// Categorical functions take strings or integers; the others numbers
@@ -125,6 +162,16 @@ pub enum FullPassCall {
     },
     Impute {
         strategy: ImputeStrategy,
+    },
+    StratifiedSplit {
+        names: Vec<String>,
+        proportions: Vec<f64>,
+    },
+    /// `stratified_sample`, `undersample` and `oversample`.
+    Sample {
+        seed: u64,
+        size: SampleSize,
+        shares: Shares,
     },
 }
 
@@ -185,8 +232,115 @@ impl FullPassCall {
                 };
                 Self::Impute { strategy }
             }
+            FullPassKind::StratifiedSplit => {
+                let pairs = &literals[2..];
+                if !pairs.len().is_multiple_of(2) {
+                    return plan_err!(
+                        "{name} takes {}: pairs of a split name and its proportion, got {} \
+                         argument(s) after the stratum",
+                        kind.syntax(),
+                        pairs.len()
+                    );
+                }
+                let spec = split_pairs(name, pairs)?;
+                Self::StratifiedSplit {
+                    names: spec.names,
+                    proportions: spec.proportions,
+                }
+            }
+            FullPassKind::StratifiedSample => Self::Sample {
+                size: sample_size(name, arg(2).flatten())?,
+                seed: super::stratified::seed(name, arg(3).flatten())?,
+                shares: match &literals[4..] {
+                    [] => Shares::Proportional,
+                    [how] => match args::string(name, "shares", *how)?.as_str() {
+                        "proportional" => Shares::Proportional,
+                        "balanced" => Shares::Balanced,
+                        other => {
+                            return plan_err!(
+                                "{name}: shares must be 'proportional', 'balanced' or pairs of a \
+                                 stratum and its weight, got '{other}'"
+                            );
+                        }
+                    },
+                    pairs => weights(name, pairs)?,
+                },
+            },
+            FullPassKind::Undersample | FullPassKind::Oversample => Self::Sample {
+                size: if kind == FullPassKind::Oversample {
+                    SampleSize::Smallest
+                } else {
+                    SampleSize::Largest
+                },
+                seed: super::stratified::seed(name, arg(2).flatten())?,
+                shares: match &literals[3..] {
+                    [] => Shares::Balanced,
+                    pairs => weights(name, pairs)?,
+                },
+            },
         })
     }
+}
+
+/// A sample's size: a positive integer count, or a fraction in (0, 1].
+fn sample_size(name: &str, value: Option<&ScalarValue>) -> Result<SampleSize> {
+    match value {
+        Some(v) if v.data_type().is_integer() => {
+            Ok(SampleSize::Count(args::positive_int(name, "n", Some(v))?))
+        }
+        Some(v)
+            if v.data_type().is_floating() || matches!(v.data_type(), DataType::Decimal128(..)) =>
+        {
+            let f = args::float(name, "n", Some(v))?;
+            if f > 0.0 && f <= 1.0 {
+                Ok(SampleSize::Fraction(f))
+            } else {
+                plan_err!(
+                    "{name}: n must be a positive integer (a count) or a fraction in (0, 1], got {f}"
+                )
+            }
+        }
+        Some(v) => plan_err!(
+            "{name}: n must be a positive integer (a count) or a fraction in (0, 1], got {v}"
+        ),
+        None => plan_err!(
+            "{name}: n must be a positive integer (a count) or a fraction in (0, 1], not a column \
+             or expression"
+        ),
+    }
+}
+
+/// Weights: pairs of a stratum (string or integer literal) and a
+/// non-negative number, strata unique, not all zero.
+fn weights(name: &str, pairs: &[Option<&ScalarValue>]) -> Result<Shares> {
+    if !pairs.len().is_multiple_of(2) {
+        return plan_err!(
+            "{name}: weights come in pairs of a stratum and its weight, got {} argument(s) for \
+             them",
+            pairs.len()
+        );
+    }
+    let mut out: Vec<(String, f64)> = Vec::with_capacity(pairs.len() / 2);
+    for (i, pair) in pairs.chunks(2).enumerate() {
+        let stratum = match pair[0] {
+            Some(v) if v.data_type().is_integer() && !v.is_null() => v.to_string(),
+            other => args::string(name, &format!("stratum {}", i + 1), other)?,
+        };
+        if out.iter().any(|(s, _)| *s == stratum) {
+            return plan_err!("{name}: stratum '{stratum}' is weighted twice");
+        }
+        let w = args::float(name, &format!("weight of '{stratum}'"), pair[1])?;
+        if !(w.is_finite() && w >= 0.0) {
+            return plan_err!(
+                "{name}: weight of '{stratum}' must be a non-negative number, got {w}"
+            );
+        }
+        out.push((stratum, w));
+    }
+    if out.iter().all(|(_, w)| *w == 0.0) {
+        return plan_err!("{name}: every weight is 0");
+    }
+    Ok(Shares::Weights(out))
 }
 
 /// `top_k`: absent or NULL means no limit.
@@ -217,6 +371,10 @@ fn documentation(kind: FullPassKind) -> Documentation {
     let full_pass = " Full-pass: the statistic is computed over all rows of the relation that \
                      feeds the SELECT (after FROM, JOIN and WHERE), skipping NULL and \
                      non-finite values, then applied row by row.";
+    let stratified = " Full-pass: the strata and their key hashes are gathered over all rows of \
+                      the relation that feeds the SELECT (after FROM, JOIN and WHERE) in a narrow \
+                      pass, then each row is placed by comparing its hash with its stratum's \
+                      thresholds. Training only: serving ignores outputs that use it.";
     let (description, args, example): (String, Vec<(&str, &str)>, &str) = match kind {
         FullPassKind::MinMaxScale => (
             format!(
@@ -396,6 +554,128 @@ fn documentation(kind: FullPassKind) -> Documentation {
 +----+------+
 ```",
         ),
+        FullPassKind::StratifiedSplit => (
+            format!(
+                "Splits every stratum exactly: inside each stratum the rows are ranked by their \
+                 key's hash (FarmHash Fingerprint64 of its text, as split_of) and cut into splits \
+                 whose sizes are the integers nearest to the proportions (largest remainder, so \
+                 they sum to the stratum's size; proportions taken as the decimals written). \
+                 Rows with equal keys share a split, so sizes are exact when keys are distinct. \
+                 Deterministic for any partitioning; unlike split_of, rows near a cut may move \
+                 when rows are added. NULL key or stratum gives NULL.{stratified}"
+            ),
+            vec![
+                ("key", "A string or integer expression identifying the row (an id)."),
+                ("stratum", "A string or integer expression: the row's stratum."),
+                ("name", "A string literal: a split's name."),
+                ("p", "A numeric literal in [0, 1]: its proportion; all sum to 1."),
+            ],
+            "```sql
+> SELECT k, s, stratified_split(k, s, 'train', 0.5, 'eval', 0.5) AS split
+  FROM (VALUES ('a', 'x'), ('b', 'x'), ('c', 'y'), ('d', 'y')) t(k, s);
++---+---+-------+
+| k | s | split |
++---+---+-------+
+| a | x | eval  |
+| b | x | train |
+| c | y | eval  |
+| d | y | train |
++---+---+-------+
+```",
+        ),
+        FullPassKind::StratifiedSample => (
+            format!(
+                "True for the rows of a sample without replacement with exact per-stratum \
+                 counts: n rows in all (or the fraction n of the rows), shared out among the \
+                 strata in proportion to their sizes (default), equally ('balanced'), or by \
+                 weights ('Seoul', 9, 'Daegu', 2, 'Busan', 3: strata not listed are left out), \
+                 each share the nearest integer (largest remainder). Inside a stratum the rows \
+                 with the smallest seeded key hashes are taken: deterministic under the seed. A \
+                 share larger than its stratum is an error giving the largest possible n. Use \
+                 it in WHERE. NULL key or stratum gives NULL (not sampled).{stratified}"
+            ),
+            vec![
+                ("key", "A string or integer expression identifying the row (an id)."),
+                ("stratum", "A string or integer expression: the row's stratum."),
+                ("n", "A positive integer literal (rows) or a fraction in (0, 1]."),
+                ("seed", "An integer literal."),
+                (
+                    "shares",
+                    "Optional: 'proportional' (default), 'balanced', or pairs of a stratum \
+                     literal and a non-negative weight.",
+                ),
+            ],
+            "```sql
+> SELECT k, s, stratified_sample(k, s, 2, 7) AS picked
+  FROM (VALUES ('a', 'x'), ('b', 'x'), ('c', 'y'), ('d', 'y')) t(k, s);
++---+---+--------+
+| k | s | picked |
++---+---+--------+
+| a | x | true   |
+| b | x | false  |
+| c | y | false  |
+| d | y | true   |
++---+---+--------+
+```",
+        ),
+        FullPassKind::Undersample => (
+            format!(
+                "True for the rows of the largest sample without replacement whose strata are in \
+                 the given ratio (default 1:1 over all strata; with weights, strata not listed \
+                 are left out): the smallest stratum relative to its weight is kept whole and \
+                 the others cut to their share, taking the rows with the smallest seeded key \
+                 hashes. Deterministic under the seed. Use it in WHERE. NULL key or stratum gives \
+                 NULL.{stratified}"
+            ),
+            vec![
+                ("key", "A string or integer expression identifying the row (an id)."),
+                ("stratum", "A string or integer expression: the row's stratum (the class)."),
+                ("seed", "An integer literal."),
+                ("stratum, w", "Optional pairs of a stratum literal and a non-negative weight."),
+            ],
+            "```sql
+> SELECT k, s, undersample(k, s, 7) AS kept
+  FROM (VALUES ('a', 'x'), ('b', 'x'), ('c', 'x'), ('d', 'y')) t(k, s);
++---+---+-------+
+| k | s | kept  |
++---+---+-------+
+| a | x | false |
+| b | x | false |
+| c | x | true  |
+| d | y | true  |
++---+---+-------+
+```",
+        ),
+        FullPassKind::Oversample => (
+            format!(
+                "The number of copies of the row in the smallest sample with replacement whose \
+                 strata are in the given ratio (default 1:1; with weights, strata not listed get \
+                 0) and that keeps every row at least once: a stratum of m rows with target t \
+                 gives each row t / m copies and the t % m rows with the smallest seeded key \
+                 hashes one more, so counts are exact and repeats spread evenly. Deterministic \
+                 under the seed. Expand the copies with unnest: SELECT *, unnest(range(copies)) \
+                 AS copy FROM (SELECT *, oversample(id, label, 42) AS copies FROM t). NULL key or \
+                 stratum gives NULL.{stratified}"
+            ),
+            vec![
+                ("key", "A string or integer expression identifying the row (an id)."),
+                ("stratum", "A string or integer expression: the row's stratum (the class)."),
+                ("seed", "An integer literal."),
+                ("stratum, w", "Optional pairs of a stratum literal and a non-negative weight."),
+            ],
+            "```sql
+> SELECT k, s, oversample(k, s, 7) AS copies
+  FROM (VALUES ('a', 'x'), ('b', 'x'), ('c', 'x'), ('d', 'y')) t(k, s);
++---+---+--------+
+| k | s | copies |
++---+---+--------+
+| a | x | 1      |
+| b | x | 1      |
+| c | x | 1      |
+| d | y | 3      |
++---+---+--------+
+```",
+        ),
     };
     let mut builder = Documentation::builder(
         crate::DOC_SECTION,
@@ -442,8 +722,11 @@ impl ScalarUDFImpl for FullPass {
         let name = self.name();
         check_arity(name, self.kind.syntax(), arg_types.len(), self.kind.arity())?;
         let mut out = arg_types.to_vec();
+        if self.kind.stratified() {
+            out[1] = coerce_text_or_integer(name, &arg_types[1])?;
+        }
         out[0] = match self.kind {
-            k if k.categorical() => coerce_text_or_integer(name, &arg_types[0])?,
+            k if k.categorical() || k.stratified() => coerce_text_or_integer(name, &arg_types[0])?,
             FullPassKind::Impute => match &arg_types[0] {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => arg_types[0].clone(),
                 DataType::Dictionary(_, v) if v.is_string() => v.as_ref().clone(),
@@ -462,6 +745,9 @@ impl ScalarUDFImpl for FullPass {
             FullPassKind::VocabIndex | FullPassKind::QuantileBucket => DataType::Int64,
             FullPassKind::OneHot => DataType::new_list(DataType::Float32, true),
             FullPassKind::Impute => arg_types[0].clone(),
+            FullPassKind::StratifiedSplit => DataType::Utf8,
+            FullPassKind::StratifiedSample | FullPassKind::Undersample => DataType::Boolean,
+            FullPassKind::Oversample => DataType::Int64,
             _ => DataType::Float64,
         })
     }
@@ -469,7 +755,12 @@ impl ScalarUDFImpl for FullPass {
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         // Literals written as such are checked now; the rest (e.g. `-1`) when
         // skewless fits the call, after constant folding.
-        if args.scalar_arguments.iter().skip(1).all(Option::is_some) {
+        if args
+            .scalar_arguments
+            .iter()
+            .skip(self.kind.expression_args())
+            .all(Option::is_some)
+        {
             let call = FullPassCall::parse(self.kind, args.scalar_arguments)?;
             if let FullPassCall::Impute { strategy } = call {
                 let x = args.arg_fields[0].data_type();
@@ -491,8 +782,10 @@ impl ScalarUDFImpl for FullPass {
             .map(|f| f.data_type().clone())
             .collect();
         let nullable = match self.kind {
-            // Unseen values are NULL only without OOV buckets.
+            // Unseen values are NULL only without OOV buckets; a row of a
+            // stratum unseen at fit gets NULL.
             FullPassKind::VocabIndex => true,
+            k if k.stratified() => true,
             _ => args.arg_fields[0].is_nullable(),
         };
         Ok(Arc::new(Field::new(

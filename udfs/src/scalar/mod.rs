@@ -17,6 +17,7 @@ mod fullpass;
 mod hash_bucket;
 mod scale_with;
 mod split_of;
+mod stratified;
 pub(crate) mod vocab_index_with;
 
 pub use bucketize::Bucketize;
@@ -25,6 +26,7 @@ pub use fullpass::{FullPass, FullPassCall, FullPassKind, ImputeStrategy};
 pub use hash_bucket::HashBucket;
 pub use scale_with::{ScaleKind, ScaleWith};
 pub use split_of::SplitOf;
+pub use stratified::{StratifiedKind, StratifiedWith};
 pub use vocab_index_with::VocabWith;
 
 /// Every scalar function of this crate: instance-level functions, then the
@@ -37,6 +39,8 @@ pub fn functions() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(VocabWith::index())),
         Arc::new(ScalarUDF::from(VocabWith::one_hot())),
         Arc::new(ScalarUDF::from(SplitOf::new())),
+        Arc::new(ScalarUDF::from(StratifiedWith::split())),
+        Arc::new(ScalarUDF::from(StratifiedWith::sample())),
     ];
     for kind in [
         ScaleKind::MinMax,

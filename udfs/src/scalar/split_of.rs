@@ -69,6 +69,7 @@ impl Default for SplitOf {
 /// The checked literal arguments: split names and their hash ranges.
 pub(crate) struct SplitSpec {
     pub names: Vec<String>,
+    pub proportions: Vec<f64>,
     pub splits: Splits,
 }
 
@@ -97,30 +98,44 @@ impl SplitOf {
         if !strict && pairs.iter().any(Option::is_none) {
             return Ok(None);
         }
-        let mut names = Vec::with_capacity(pairs.len() / 2);
-        let mut proportions = Vec::with_capacity(pairs.len() / 2);
-        for (i, pair) in pairs.chunks(2).enumerate() {
-            let name = args::string(NAME, &format!("name {}", i + 1), pair[0])?;
-            if names.contains(&name) {
-                return plan_err!("split_of: split '{name}' is named twice");
-            }
-            let p = args::float(NAME, &format!("proportion of '{name}'"), pair[1])?;
-            if !(0.0..=1.0).contains(&p) {
-                return plan_err!("split_of: proportion of '{name}' must be in [0, 1], got {p}");
-            }
-            names.push(name);
-            proportions.push(p);
-        }
-        let splits = Splits::new(&proportions).map_err(|e| {
-            let listed: Vec<String> = names
-                .iter()
-                .zip(&proportions)
-                .map(|(n, p)| format!("{n} {p}"))
-                .collect();
-            datafusion::common::plan_datafusion_err!("split_of: {e} ({})", listed.join(" + "))
-        })?;
-        Ok(Some(SplitSpec { names, splits }))
+        split_pairs(NAME, pairs).map(Some)
     }
+}
+
+/// Reads (name, proportion) literal pairs: names unique, proportions in
+/// [0, 1] summing to 1. Errors name `function` and the argument.
+pub(crate) fn split_pairs(function: &str, pairs: &[Option<&ScalarValue>]) -> Result<SplitSpec> {
+    let mut names = Vec::with_capacity(pairs.len() / 2);
+    let mut proportions = Vec::with_capacity(pairs.len() / 2);
+    for (i, pair) in pairs.chunks(2).enumerate() {
+        let name = args::string(function, &format!("name {}", i + 1), pair[0])?;
+        if names.contains(&name) {
+            return plan_err!("{function}: split '{name}' is named twice");
+        }
+        let p = args::float(
+            function,
+            &format!("proportion of '{name}'"),
+            pair.get(1).copied().flatten(),
+        )?;
+        if !(0.0..=1.0).contains(&p) {
+            return plan_err!("{function}: proportion of '{name}' must be in [0, 1], got {p}");
+        }
+        names.push(name);
+        proportions.push(p);
+    }
+    let splits = Splits::new(&proportions).map_err(|e| {
+        let listed: Vec<String> = names
+            .iter()
+            .zip(&proportions)
+            .map(|(n, p)| format!("{n} {p}"))
+            .collect();
+        datafusion::common::plan_datafusion_err!("{function}: {e} ({})", listed.join(" + "))
+    })?;
+    Ok(SplitSpec {
+        names,
+        proportions,
+        splits,
+    })
 }
 
 impl ScalarUDFImpl for SplitOf {
