@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 
@@ -41,6 +42,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     }
     let fitted = crate::fit::fit(&ctx, plan, args.progress.enabled()).await?;
     let fitted_sql = datafusion::sql::unparser::plan_to_sql(&fitted.plan)?.to_string();
+    check_round_trip(&ctx, &fitted.plan, &fitted_sql, &args.transform).await?;
     let inputs = input_tables(&fitted.plan)?;
     let outputs = outputs(&fitted.plan, &args.labels)?;
     let artifact = Artifact::new(&statement.sql, fitted_sql, &fitted, inputs, outputs);
@@ -73,6 +75,40 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     std::fs::rename(&tmp, &args.out).map_err(io)?;
     print_summary(&artifact, &args, started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Plans the fitted SQL back and checks it gives the fitted plan's columns:
+/// DataFusion's SQL writer does not cover every plan shape, and an artifact
+/// whose SQL means something else must not be written.
+async fn check_round_trip(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: &LogicalPlan,
+    fitted_sql: &str,
+    transform: &std::path::Path,
+) -> Result<()> {
+    let fields = |p: &LogicalPlan| -> Vec<(String, DataType)> {
+        p.schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect()
+    };
+    let problem = match ctx.state().create_logical_plan(fitted_sql).await {
+        Ok(back) if fields(&back) == fields(plan) => return Ok(()),
+        Ok(back) => format!(
+            "it gives the columns {:?} instead of {:?}",
+            fields(&back),
+            fields(plan)
+        ),
+        Err(e) => e.to_string(),
+    };
+    Err(Error::Usage(format!(
+        "{}: the fitted transform cannot be written back as SQL that plans the same ({problem}). \
+         DataFusion's SQL writer does not cover this query's shape; UNNEST in particular must be \
+         the only computation of its SELECT: compute the other columns in a subquery and write \
+         SELECT a, b, unnest(range(copies)) AS copy FROM (SELECT …).",
+        transform.display()
+    )))
 }
 
 /// Every table the plan scans, with the columns the transform reads from it

@@ -141,3 +141,228 @@ fn split_outputs_are_training_only_and_apply_writes_them_per_directory() {
     );
     assert!(err.contains("names a file"), "{err}");
 }
+
+/// Every census column joined with '|': a key unique but for 24 duplicated
+/// rows.
+const KEY: &str = "concat_ws('|', age, workclass, fnlwgt, education, education_num, \
+                   marital_status, occupation, relationship, race, gender, capital_gain, \
+                   capital_loss, hours_per_week, native_country, income_bracket)";
+
+fn adult_test() -> String {
+    root()
+        .join("examples/data/adult/adult_test.parquet")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn split_of_is_stable_when_rows_are_appended() {
+    // The census rows keep their split when the 16,281 test rows are added:
+    // the same counts and the same rows (sum of fnlwgt per split).
+    let dir = tempfile::tempdir().unwrap();
+    let query = |from: &str| {
+        format!(
+            "SELECT {SPLIT} AS split, count(*) AS n, sum(fnlwgt) AS w FROM ({from}) \
+             WHERE src = 'old' GROUP BY split ORDER BY split;"
+        )
+    };
+    let alone = ok(&run_sql(
+        dir.path(),
+        &query("SELECT 'old' AS src, * FROM census"),
+        &["--table", &format!("census={}", adult()), "--format", "csv"],
+    ));
+    let appended = ok(&run_sql(
+        dir.path(),
+        &query("SELECT 'old' AS src, * FROM census UNION ALL SELECT 'new' AS src, * FROM more"),
+        &[
+            "--table",
+            &format!("census={}", adult()),
+            "--table",
+            &format!("more={}", adult_test()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert!(alone.starts_with("split,n,w\neval,6593,"), "{alone}");
+    assert_eq!(alone, appended);
+}
+
+#[test]
+fn stratified_splits_and_samples_are_the_same_for_any_partitioning() {
+    // Counts and fnlwgt sums from Python over DuckDB's rows hashed with
+    // pyfarmhash (see tests/slt/stratified.slt).
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE VIEW keyed AS SELECT {KEY} AS id, * FROM census;
+         SELECT 'split' AS what, income_bracket || ' ' || s AS part, count(*) AS n, sum(fnlwgt) AS w
+         FROM (SELECT income_bracket, fnlwgt,
+                      stratified_split(id, income_bracket, 'train', 0.7, 'eval', 0.3) AS s
+               FROM keyed)
+         GROUP BY 1, 2
+         UNION ALL
+         SELECT 'sample', race, count(*), sum(fnlwgt) FROM keyed
+         WHERE stratified_sample(id, race, 1400, 42, 'White', 9, 'Black', 2, 'Asian-Pac-Islander', 3)
+         GROUP BY 1, 2
+         UNION ALL
+         SELECT 'oversample', income_bracket, sum(c), sum(c * fnlwgt)
+         FROM (SELECT *, oversample(id, income_bracket, 42) AS c FROM keyed)
+         GROUP BY 1, 2
+         ORDER BY 1, 2;"
+    );
+    let expected = "what,part,n,w\n\
+        oversample,<=50K,24720,4705226187\n\
+        oversample,>50K,24720,4645016381\n\
+        sample,Asian-Pac-Islander,300,48283496\n\
+        sample,Black,200,45940426\n\
+        sample,White,900,167026521\n\
+        split,<=50K eval,7416,1403551047\n\
+        split,<=50K train,17304,3301675140\n\
+        split,>50K eval,2352,442913051\n\
+        split,>50K train,5489,1031234154\n";
+    for partitions in ["1", "2", "8"] {
+        let mut cmd = skewless();
+        cmd.env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", partitions)
+            .env("DATAFUSION_EXECUTION_BATCH_SIZE", "1000");
+        let out = ok(&run_sql_with(
+            cmd,
+            dir.path(),
+            &sql,
+            &["--table", &format!("census={}", adult()), "--format", "csv"],
+        ));
+        assert_eq!(out, expected, "partitions {partitions}");
+    }
+}
+
+#[test]
+fn a_transform_that_splits_and_oversamples_fits_applies_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let transform = dir.path().join("transform.sql");
+    std::fs::write(
+        &transform,
+        format!(
+            "WITH keyed AS (SELECT {KEY} AS id, * FROM census),
+             sampled AS (
+               SELECT z_score(age) AS age_z, income_bracket AS label,
+                      stratified_split(id, income_bracket, 'train', 0.7, 'eval', 0.3) AS split,
+                      oversample(id, income_bracket, 42) AS copies
+               FROM keyed)
+             SELECT age_z, label, split, unnest(range(copies)) AS copy FROM sampled"
+        ),
+    )
+    .unwrap();
+    let artifact = dir.path().join("a.json");
+    let summary = ok(&skewless()
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    assert!(
+        summary.contains(
+            "oversample of keyed.id BY keyed.income_bracket SEED 42: 2 strata ('<=50K' 24720, \
+             '>50K' 7841)"
+        ),
+        "{summary}"
+    );
+    let a = skewless::artifact::Artifact::load(&artifact).unwrap();
+    let flags: Vec<(&str, bool)> = a
+        .outputs
+        .iter()
+        .map(|o| (o.name.as_str(), o.training_only))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("age_z", false),
+            ("label", false),
+            ("split", true),
+            ("copy", true)
+        ]
+    );
+    // Serving ignores the split and the copies: one request, one row.
+    let e = skewless::serving::Evaluator::new(&a).unwrap();
+    assert_eq!(
+        e.skipped(),
+        [
+            (
+                "split".to_string(),
+                "uses stratified_split_with".to_string()
+            ),
+            ("copy".to_string(), "uses sample_with".to_string())
+        ]
+    );
+    // age 40: (40 − 38.58164675532078) · (1 / 13.640223092304277).
+    assert_eq!(
+        e.eval_json(r#"{"age": 40, "income_bracket": ">50K"}"#)
+            .unwrap(),
+        r#"{"age_z":0.10398314126397556,"label":">50K"}"#
+    );
+
+    // Batch: the split is exact and every '>50K' row appears 3 or 4 times
+    // (1,197 of them 4 times: 832 in train, 365 in eval, from Python).
+    let out = dir.path().join("features");
+    ok(&skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args([
+            "--table",
+            &format!("census={}", adult()),
+            "--partition-by",
+            "split",
+            "--out",
+        ])
+        .arg(format!("{}/", out.display()))
+        .output()
+        .unwrap());
+    let counts = ok(&run_sql(
+        dir.path(),
+        "SELECT split, label, count(*) AS n, max(copy) AS m FROM s GROUP BY 1, 2 ORDER BY 1, 2;",
+        &[
+            "--table",
+            &format!("s={}", out.display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        counts,
+        "split,label,n,m\n\
+         eval,<=50K,7416,0\n\
+         eval,>50K,7421,3\n\
+         train,<=50K,17304,0\n\
+         train,>50K,17299,3\n"
+    );
+
+    // UNNEST next to other computed columns is not written back faithfully
+    // by DataFusion's SQL writer: fit refuses rather than write a wrong
+    // artifact.
+    std::fs::write(
+        &transform,
+        format!(
+            "WITH keyed AS (SELECT {KEY} AS id, * FROM census)
+             SELECT z_score(age) AS age_z, unnest(range(oversample(id, income_bracket, 42))) AS copy
+             FROM keyed"
+        ),
+    )
+    .unwrap();
+    let err = user_error(
+        &skewless()
+            .arg("fit")
+            .arg(&transform)
+            .args([
+                "--batch-only",
+                "--table",
+                &format!("census={}", adult()),
+                "--out",
+            ])
+            .arg(dir.path().join("b.json"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("cannot be written back as SQL that plans the same"),
+        "{err}"
+    );
+    assert!(!dir.path().join("b.json").exists());
+}
