@@ -366,3 +366,43 @@ fn a_transform_that_splits_and_oversamples_fits_applies_and_serves() {
     );
     assert!(!dir.path().join("b.json").exists());
 }
+
+#[test]
+fn the_census_splits_script_runs_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = skewless();
+    cmd.current_dir(dir.path());
+    let out = ok(&cmd
+        .arg("run")
+        .arg(root().join("sql/census_splits.sql"))
+        .args(["--table", &format!("census={}", adult()), "--format", "csv"])
+        .output()
+        .unwrap());
+    // allocate() by hand: 24,720 × (0.7, 0.2, 0.1) = 17,304 / 4,944 / 2,472;
+    // 7,841 × … = 5,488.7 / 1,568.2 / 784.1 → 5,489 / 1,568 / 784.
+    assert_eq!(
+        out,
+        "split,income_bracket,n\n\
+         eval,<=50K,4944\neval,>50K,1568\ntest,<=50K,2472\ntest,>50K,784\n\
+         train,<=50K,17304\ntrain,>50K,5489\n\
+         income_bracket,n,most_copies\n<=50K,17304,1\n>50K,17304,4\n"
+    );
+    let sample = ok(&run_sql(
+        dir.path(),
+        "SELECT race, count(*) AS n FROM s GROUP BY race ORDER BY race;",
+        &[
+            "--table",
+            &format!("s={}", dir.path().join("census_sample.parquet").display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(
+        sample,
+        "race,n\nAsian-Pac-Islander,300\nBlack,200\nWhite,900\n"
+    );
+    assert_eq!(
+        counts(dir.path(), &dir.path().join("census_splits")),
+        "split,n\neval,6512\ntest,3256\ntrain,22793\n"
+    );
+}
