@@ -24,6 +24,23 @@ fn counts(dir: &std::path::Path, location: &std::path::Path) -> String {
     ))
 }
 
+/// `skewless apply ARTIFACT --table census=… --partition-by split --out OUT/`.
+fn apply_by_split(artifact: &std::path::Path, out: &std::path::Path) {
+    ok(&skewless()
+        .arg("apply")
+        .arg(artifact)
+        .args([
+            "--table",
+            &format!("census={}", adult()),
+            "--partition-by",
+            "split",
+            "--out",
+        ])
+        .arg(format!("{}/", out.display()))
+        .output()
+        .unwrap());
+}
+
 #[test]
 fn run_writes_each_split_to_its_own_directory_the_same_for_any_partitioning() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,19 +111,7 @@ fn split_outputs_are_training_only_and_apply_writes_them_per_directory() {
     assert_eq!(e.eval_json(r#"{"age": 40}"#).unwrap().split(':').count(), 2);
 
     let out = dir.path().join("features");
-    ok(&skewless()
-        .arg("apply")
-        .arg(&artifact)
-        .args([
-            "--table",
-            &format!("census={}", adult()),
-            "--partition-by",
-            "split",
-            "--out",
-        ])
-        .arg(format!("{}/", out.display()))
-        .output()
-        .unwrap());
+    apply_by_split(&artifact, &out);
     assert_eq!(
         counts(dir.path(), &out),
         "split,n\neval,6593\ntest,3370\ntrain,22598\n"
@@ -302,19 +307,7 @@ fn a_transform_that_splits_and_oversamples_fits_applies_and_serves() {
     // Batch: the split is exact and every '>50K' row appears 3 or 4 times
     // (1,197 of them 4 times: 832 in train, 365 in eval, from Python).
     let out = dir.path().join("features");
-    ok(&skewless()
-        .arg("apply")
-        .arg(&artifact)
-        .args([
-            "--table",
-            &format!("census={}", adult()),
-            "--partition-by",
-            "split",
-            "--out",
-        ])
-        .arg(format!("{}/", out.display()))
-        .output()
-        .unwrap());
+    apply_by_split(&artifact, &out);
     let counts = ok(&run_sql(
         dir.path(),
         "SELECT split, label, count(*) AS n, max(copy) AS m FROM s GROUP BY 1, 2 ORDER BY 1, 2;",
