@@ -104,9 +104,9 @@ async fn check_round_trip(
     };
     Err(Error::Usage(format!(
         "{}: the fitted transform cannot be written back as SQL that plans the same ({problem}). \
-         DataFusion's SQL writer does not cover this query's shape; UNNEST in particular must be \
-         the only computation of its SELECT: compute the other columns in a subquery and write \
-         SELECT a, b, unnest(range(copies)) AS copy FROM (SELECT …).",
+         DataFusion's SQL writer does not cover this query's shape. Known case: UNNEST next to \
+         other computed columns; compute them in a subquery and write SELECT a, b, \
+         unnest(range(copies)) AS copy FROM (SELECT …) with nothing else around the UNNEST.",
         transform.display()
     )))
 }

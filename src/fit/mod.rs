@@ -14,8 +14,11 @@ mod calls;
 mod stats;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::logical_expr::LogicalPlan;
+use std::sync::Arc;
+
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction_owned};
+use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 pub use calls::{FullPassUse, expr_has_full_pass};
@@ -82,6 +85,19 @@ async fn fit_node(
 ) -> Result<LogicalPlan> {
     if !has_full_pass(&plan) {
         return Ok(plan);
+    }
+    // In a WHERE, the AND-ed conditions without full-pass calls apply first:
+    // `WHERE race = 'White' AND stratified_sample(…)` samples White rows.
+    if let LogicalPlan::Filter(filter) = &plan {
+        let (with, without): (Vec<Expr>, Vec<Expr>) =
+            split_conjunction_owned(filter.predicate.clone())
+                .into_iter()
+                .partition(expr_has_full_pass);
+        if let (Some(with), Some(without)) = (conjunction(with), conjunction(without)) {
+            let first = LogicalPlan::Filter(Filter::try_new(without, Arc::clone(&filter.input))?);
+            let then = LogicalPlan::Filter(Filter::try_new(with, Arc::new(first))?);
+            return Box::pin(fit_node(ctx, then, progress, out)).await;
+        }
     }
     let mut inputs = Vec::new();
     for input in plan.inputs() {

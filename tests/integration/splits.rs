@@ -399,3 +399,50 @@ fn the_census_splits_script_runs_as_documented() {
         "split,n\neval,6512\ntest,3256\ntrain,22793\n"
     );
 }
+
+#[test]
+fn a_fitted_sample_applied_to_new_data_keeps_its_strata_and_thresholds() {
+    // Fit: 100 White rows (the other races have weight 0). Applied to the
+    // 16,281 test rows, rows are kept by the same threshold: 47 White rows
+    // (fnlwgt sum 8,867,306, from Python: test keys salted with seed 7 below
+    // the 101st smallest salted hash of the census's White rows), and no row
+    // of another race, even one hashing below every fitted hash.
+    let dir = tempfile::tempdir().unwrap();
+    let transform = dir.path().join("sample.sql");
+    std::fs::write(
+        &transform,
+        format!(
+            "WITH keyed AS (SELECT {KEY} AS id, * FROM census)
+             SELECT race, fnlwgt FROM keyed
+             WHERE stratified_sample(id, race, 100, 7, 'White', 1)"
+        ),
+    )
+    .unwrap();
+    let artifact = dir.path().join("sample.json");
+    ok(&skewless()
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let out = dir.path().join("sampled.parquet");
+    ok(&skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &format!("census={}", adult_test()), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let counts = ok(&run_sql(
+        dir.path(),
+        "SELECT race, count(*) AS n, sum(fnlwgt) AS w FROM s GROUP BY race;",
+        &[
+            "--table",
+            &format!("s={}", out.display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(counts, "race,n,w\nWhite,47,8867306\n");
+}

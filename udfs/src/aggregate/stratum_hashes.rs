@@ -92,10 +92,13 @@ impl AggregateUDFImpl for StratumHashesUdaf {
                 arg_types.len()
             );
         };
-        let mut out = vec![
-            coerce_text_or_integer(NAME, "key", key)?,
-            coerce_text_or_integer(NAME, "stratum", stratum)?,
-        ];
+        // Unsigned 64-bit values keep their type (their text is hashed).
+        let keep_u64 = |argument: &str, t: &DataType| match t {
+            DataType::UInt64 => Ok(DataType::UInt64),
+            DataType::Boolean if argument == "stratum" => Ok(DataType::Utf8),
+            t => coerce_text_or_integer(NAME, argument, t),
+        };
+        let mut out = vec![keep_u64("key", key)?, keep_u64("stratum", stratum)?];
         match rest {
             [] => {}
             [seed] if seed.is_integer() => out.push(seed.clone()),

@@ -17,7 +17,8 @@ use super::split::{decimals, largest_remainder};
 pub enum SampleSize {
     /// Exactly this many rows in all.
     Count(u64),
-    /// This fraction of the rows (the nearest integer, ties to the larger).
+    /// This fraction of the rows (the nearest integer, halves up; the
+    /// fraction as written).
     Fraction(f64),
     /// The largest sample with the requested shares that takes every
     /// stratum's rows at most once (undersampling).
@@ -68,6 +69,10 @@ pub fn targets(
     shares: &Shares,
     replacement: bool,
 ) -> Result<Vec<u64>, String> {
+    if counts.is_empty() {
+        // No rows (or every key or stratum NULL): an empty sample.
+        return Ok(Vec::new());
+    }
     let weights: Vec<f64> = match shares {
         Shares::Proportional => counts.iter().map(|(_, n)| *n as f64).collect(),
         Shares::Balanced => vec![1.0; counts.len()],
@@ -77,11 +82,7 @@ pub fn targets(
                     let known: Vec<&str> = counts.iter().map(|(s, _)| *s).collect();
                     return Err(format!(
                         "stratum '{name}' has a weight but no rows (strata: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
+                        known.join(", ")
                     ));
                 }
             }
@@ -96,16 +97,19 @@ pub fn targets(
                 .collect()
         }
     };
+    let too_large = || "the sample is too large to compute (check n and the weights)".to_string();
     let rows: u64 = counts.iter().map(|(_, n)| n).sum();
-    // The weights as exact integers (the decimals as written).
-    let (w, _) = decimals(&weights);
+    // The weights as exact integers (the decimals as written, to 9 places;
+    // weights are at most 1e9, counts are integers).
+    let (w, _) = decimals(&weights, 9);
     let w_sum: u128 = w.iter().sum();
-    let shared = |total: u64| -> Vec<u64> {
-        if w_sum == 0 {
-            vec![0; w.len()]
-        } else {
-            largest_remainder(total, &w, w_sum)
-        }
+    if w_sum == 0 {
+        return Err("every weight is 0".into());
+    }
+    let shared = |total: u64| -> Option<Vec<u64>> {
+        // largest_remainder multiplies total by each weight.
+        u128::from(total).checked_mul(w_sum)?;
+        Some(largest_remainder(total, &w, w_sum))
     };
     let fits = |t: &[u64]| t.iter().zip(counts).all(|(t, (_, n))| t <= n);
     let covers = |t: &[u64]| {
@@ -123,37 +127,42 @@ pub fn targets(
             .map(|((_, n), w)| (u128::from(*n) * w_sum, *w))
     };
     // The largest total whose shares fit every stratum.
-    let largest = || {
+    let largest = || -> Result<u64, String> {
         let bound = at_size().map(|(a, b)| a / b).min().unwrap_or(0);
-        let mut total = u64::try_from(bound).unwrap_or(u64::MAX);
+        let mut total = u64::try_from(bound).unwrap_or(u64::MAX).min(rows);
         // Largest-remainder rounding may give a stratum one row too many.
-        while total > 0 && !fits(&shared(total)) {
+        while total > 0 && !fits(&shared(total).ok_or_else(too_large)?) {
             total -= 1;
         }
-        total
+        Ok(total)
     };
     let total = match size {
         SampleSize::Count(n) => *n,
-        // Nearest integer to rows · f, with f as written.
-        SampleSize::Fraction(f) => super::split::allocate(rows, &[*f, 1.0 - f])[0],
-        SampleSize::Largest => largest(),
+        SampleSize::Fraction(f) => {
+            // The nearest integer to rows · f, with f as written; halves up.
+            let (num, places) = decimals(&[*f], 18);
+            let den = 10u128.pow(places as u32);
+            let q = u128::from(rows) * num[0];
+            u64::try_from(q / den + u128::from(2 * (q % den) >= den)).map_err(|_| too_large())?
+        }
+        SampleSize::Largest => largest()?,
         SampleSize::Smallest => {
             let bound = at_size().map(|(a, b)| a.div_ceil(b)).max().unwrap_or(0);
-            let mut total = u64::try_from(bound).unwrap_or(u64::MAX);
-            while !covers(&shared(total)) {
+            let limit = u128::from(rows) * 1_000;
+            if bound > limit {
+                return Err(format!(
+                    "the requested ratio needs {bound} rows, over 1,000 times the {rows} there \
+                     are; check the weights"
+                ));
+            }
+            let mut total = bound as u64;
+            while !covers(&shared(total).ok_or_else(too_large)?) {
                 total += 1;
             }
             total
         }
     };
-    if w_sum == 0 && total > 0 {
-        return Err(if counts.is_empty() {
-            "there are no rows to sample (no rows, or every key or stratum is NULL)".into()
-        } else {
-            "every weight is 0".into()
-        });
-    }
-    let t = shared(total);
+    let t = shared(total).ok_or_else(too_large)?;
     if !replacement && !fits(&t) {
         let (i, _) = t
             .iter()
@@ -163,11 +172,12 @@ pub fn targets(
             .expect("some stratum is short");
         return Err(format!(
             "stratum '{}' has {} rows but its share of {total} is {}; without replacement at \
-             most {} rows can be sampled with these shares (oversample for more)",
+             most {} rows can be sampled with these shares (oversample samples with \
+             replacement)",
             counts[i].0,
             counts[i].1,
             t[i],
-            largest()
+            largest()?
         ));
     }
     Ok(t)
@@ -183,12 +193,15 @@ pub struct Copies {
 
 impl Copies {
     /// The copies that take `target` rows from a stratum whose hashes are
-    /// `sorted` (ascending, not empty).
+    /// `sorted` (ascending, not empty). With no row to add (`target` a
+    /// multiple of the stratum's size) the threshold is 0, so that rows of
+    /// new data get `base` copies too.
     pub fn new(sorted: &[u64], target: u64) -> Self {
         let n = sorted.len() as u64;
+        let extra = (target % n) as usize;
         Self {
             base: target / n,
-            threshold: sorted[(target % n) as usize],
+            threshold: if extra == 0 { 0 } else { sorted[extra] },
         }
     }
 
@@ -264,7 +277,8 @@ mod tests {
         assert_eq!(
             e,
             "stratum '>50K' has 7841 rows but its share of 20000 is 10000; without replacement \
-             at most 15682 rows can be sampled with these shares (oversample for more)"
+             at most 15682 rows can be sampled with these shares (oversample samples with \
+             replacement)"
         );
         let e = targets(
             &CENSUS,
@@ -288,6 +302,53 @@ mod tests {
     }
 
     #[test]
+    fn fractions_round_half_up_and_extremes_are_refused() {
+        let five = [("x", 5u64)];
+        let t = |f: f64| {
+            targets(
+                &five,
+                &SampleSize::Fraction(f),
+                &Shares::Proportional,
+                false,
+            )
+        };
+        // 5 × 0.7 = 3.5 → 4; 5 × 0.3 = 1.5 → 2; 25 × 0.18 = 4.5 → 5.
+        assert_eq!(t(0.7), Ok(vec![4]));
+        assert_eq!(t(0.3), Ok(vec![2]));
+        assert_eq!(
+            targets(
+                &[("x", 25)],
+                &SampleSize::Fraction(0.18),
+                &Shares::Proportional,
+                false
+            ),
+            Ok(vec![5])
+        );
+        // No rows: an empty sample, whatever was asked.
+        assert_eq!(
+            targets(&[], &SampleSize::Count(10), &Shares::Balanced, false),
+            Ok(vec![])
+        );
+        // Weights 1e9 : 1e-9 ask for 1e18 times the rows.
+        let w = Shares::Weights(vec![("x".into(), 1e9), ("y".into(), 1e-9)]);
+        let e = targets(&[("x", 10), ("y", 10)], &SampleSize::Smallest, &w, true).unwrap_err();
+        assert!(e.starts_with("the requested ratio needs"), "{e}");
+        assert_eq!(
+            targets(&[("x", 10), ("y", 10)], &SampleSize::Largest, &w, false),
+            Ok(vec![10, 0])
+        );
+        assert!(
+            targets(
+                &[("x", 10)],
+                &SampleSize::Count(u64::MAX),
+                &Shares::Balanced,
+                false
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn copies_cut_at_the_rank() {
         let sorted = [10, 20, 30, 40];
         let c = Copies::new(&sorted, 2);
@@ -298,5 +359,8 @@ mod tests {
         assert_eq!(sorted.map(|h| c.of(h)), [3, 3, 3, 2]);
         let c = Copies::new(&sorted, 0);
         assert_eq!(sorted.map(|h| c.of(h)), [0, 0, 0, 0]);
+        // New rows below the smallest fitted hash get no extra copy.
+        assert_eq!(c.of(0), 0);
+        assert_eq!(Copies::new(&sorted, 8).of(1), 2);
     }
 }

@@ -88,8 +88,8 @@ impl Splits {
 ///
 /// Proportions count as the decimals they are written as: `0.7` is 7/10,
 /// not the binary double nearest to it, so 7,841 × 0.7 = 5,488.7 rounds to
-/// 5,489 and 24,720 × 0.7 is exactly 17,304. Decimals beyond 24 places
-/// are rounded away.
+/// 5,489 and 24,720 × 0.7 is exactly 17,304. Decimals beyond 18 places
+/// are dropped (truncated), which keeps `n · p` within 128 bits.
 ///
 /// # Example
 /// ```
@@ -99,40 +99,20 @@ impl Splits {
 /// assert_eq!(allocate(10, &[0.7, 0.2, 0.1]), [7, 2, 1]);
 /// ```
 pub fn allocate(n: u64, proportions: &[f64]) -> Vec<u64> {
-    let (numerators, places) = decimals(proportions);
+    let (numerators, places) = decimals(proportions, 18);
     largest_remainder(n, &numerators, 10u128.pow(places as u32))
 }
 
-/// `n` shared out in proportion to `weights` (the decimals as written, as
-/// in [`allocate`]): the integers nearest to `n · w / Σw`, summing to `n`
-/// by the largest-remainder method (the earlier stratum on equal
-/// remainders). All-zero weights give all zeros.
-///
-/// # Example
-/// ```
-/// use skewless_udfs::kernel::split::apportion;
-/// assert_eq!(apportion(1_400, &[9.0, 2.0, 3.0]), [900, 200, 300]);
-/// assert_eq!(apportion(10, &[1.0, 1.0, 1.0]), [4, 3, 3]);
-/// ```
-pub fn apportion(n: u64, weights: &[f64]) -> Vec<u64> {
-    let (numerators, _) = decimals(weights);
-    let total: u128 = numerators.iter().sum();
-    if total == 0 {
-        return vec![0; weights.len()];
-    }
-    largest_remainder(n, &numerators, total)
-}
-
-/// Each number as an integer numerator over the common denominator
-/// 10^places, from its shortest round-trip decimal text.
-pub(crate) fn decimals(values: &[f64]) -> (Vec<u128>, usize) {
-    const MAX_PLACES: usize = 24;
+/// Each number (non-negative, below 10^20) as an integer numerator over the
+/// common denominator 10^places, from its shortest round-trip decimal text,
+/// keeping at most `max_places` decimals (the rest are truncated).
+pub(crate) fn decimals(values: &[f64], max_places: usize) -> (Vec<u128>, usize) {
     let parts: Vec<(u128, usize)> = values
         .iter()
         .map(|p| {
             let text = format!("{}", p.max(0.0));
             let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
-            let frac = &frac[..frac.len().min(MAX_PLACES)];
+            let frac = &frac[..frac.len().min(max_places)];
             let digits: u128 = format!("{int}{frac}").parse().unwrap_or(0);
             (digits, frac.len())
         })
@@ -305,8 +285,10 @@ impl Strata {
     /// For each stratum, the thresholds that cut its rows, ranked by hash,
     /// into splits of the [`allocate`]d sizes: `thresholds[i]` is the
     /// smallest hash of split `i + 1`, or None when no row reaches it (see
-    /// [`split_by_threshold`]). Rows with equal hashes (equal keys) share a
-    /// split; the sizes are exact when no such tie straddles a threshold.
+    /// [`split_by_threshold`]); 0 when splits up to `i` are empty, so that
+    /// rows of new data never land in them either. Rows with equal hashes
+    /// (equal keys) share a split; the sizes are exact when no such tie
+    /// straddles a threshold.
     pub fn split_thresholds(&self, proportions: &[f64]) -> Vec<Vec<Option<u64>>> {
         self.strata
             .iter()
@@ -317,7 +299,11 @@ impl Strata {
                     .iter()
                     .map(|size| {
                         rank += *size as usize;
-                        hashes.get(rank).copied()
+                        if rank == 0 {
+                            Some(0)
+                        } else {
+                            hashes.get(rank).copied()
+                        }
                     })
                     .collect()
             })
@@ -416,17 +402,6 @@ mod tests {
         let t = edge.into_sorted().split_thresholds(&[1.0, 0.0]);
         assert_eq!(t, [vec![None]]);
         assert_eq!(split_by_threshold(u64::MAX, &t[0]), 0);
-    }
-
-    #[test]
-    fn apportion_follows_weights() {
-        assert_eq!(apportion(1_400, &[9.0, 2.0, 3.0]), [900, 200, 300]);
-        // 100 × 9/14 = 64.29, × 2/14 = 14.29, × 3/14 = 21.43: one left, to
-        // the largest remainder (the third).
-        assert_eq!(apportion(100, &[9.0, 2.0, 3.0]), [64, 14, 22]);
-        assert_eq!(apportion(7, &[0.5, 0.25]), [5, 2]);
-        assert_eq!(apportion(7, &[0.0, 0.0]), [0, 0]);
-        assert_eq!(apportion(5, &[1.0, 0.0, 1.0]), [3, 0, 2]);
     }
 
     #[test]

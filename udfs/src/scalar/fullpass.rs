@@ -282,6 +282,17 @@ impl FullPassCall {
     }
 }
 
+/// The type a key or stratum is computed as (strings, integers), or an
+/// error naming the argument.
+fn key_or_stratum(name: &str, argument: &str, t: &DataType) -> Result<DataType> {
+    coerce_text_or_integer(name, t).map_err(|_| {
+        datafusion::common::plan_datafusion_err!(
+            "{name}: {argument} must be a string or an integer, got {t}; cast it first, e.g. \
+             CAST({argument} AS VARCHAR)"
+        )
+    })
+}
+
 /// A sample's size: a positive integer count, or a fraction in (0, 1].
 fn sample_size(name: &str, value: Option<&ScalarValue>) -> Result<SampleSize> {
     match value {
@@ -323,16 +334,37 @@ fn weights(name: &str, pairs: &[Option<&ScalarValue>]) -> Result<Shares> {
     let mut out: Vec<(String, f64)> = Vec::with_capacity(pairs.len() / 2);
     for (i, pair) in pairs.chunks(2).enumerate() {
         let stratum = match pair[0] {
-            Some(v) if v.data_type().is_integer() && !v.is_null() => v.to_string(),
-            other => args::string(name, &format!("stratum {}", i + 1), other)?,
+            Some(v)
+                if (v.data_type().is_integer() || v.data_type() == DataType::Boolean)
+                    && !v.is_null() =>
+            {
+                v.to_string()
+            }
+            Some(v) if v.data_type().is_string() && !v.is_null() => {
+                args::string(name, "stratum", Some(v))?
+            }
+            Some(v) => {
+                return plan_err!(
+                    "{name}: stratum {} of the weights must be a string, integer or boolean \
+                     literal, got {v}",
+                    i + 1
+                );
+            }
+            None => {
+                return plan_err!(
+                    "{name}: stratum {} of the weights must be a literal, not a column or \
+                     expression",
+                    i + 1
+                );
+            }
         };
         if out.iter().any(|(s, _)| *s == stratum) {
             return plan_err!("{name}: stratum '{stratum}' is weighted twice");
         }
         let w = args::float(name, &format!("weight of '{stratum}'"), pair[1])?;
-        if !(w.is_finite() && w >= 0.0) {
+        if !(w == 0.0 || (1e-9..=1e9).contains(&w)) {
             return plan_err!(
-                "{name}: weight of '{stratum}' must be a non-negative number, got {w}"
+                "{name}: weight of '{stratum}' must be 0 or between 1e-9 and 1e9, got {w}"
             );
         }
         out.push((stratum, w));
@@ -372,8 +404,8 @@ fn documentation(kind: FullPassKind) -> Documentation {
                      feeds the SELECT (after FROM, JOIN and WHERE), skipping NULL and \
                      non-finite values, then applied row by row.";
     let stratified = " Full-pass: the strata and their key hashes are gathered over all rows of \
-                      the relation that feeds the SELECT (after FROM, JOIN and WHERE) in a narrow \
-                      pass, then each row is placed by comparing its hash with its stratum's \
+                      the relation that feeds the SELECT (after FROM, JOIN and WHERE; in a WHERE, \
+                      after its other AND-ed conditions) in a narrow pass, then each row is placed by comparing its hash with its stratum's \
                       thresholds. Training only: serving ignores outputs that use it.";
     let (description, args, example): (String, Vec<(&str, &str)>, &str) = match kind {
         FullPassKind::MinMaxScale => (
@@ -723,10 +755,16 @@ impl ScalarUDFImpl for FullPass {
         check_arity(name, self.kind.syntax(), arg_types.len(), self.kind.arity())?;
         let mut out = arg_types.to_vec();
         if self.kind.stratified() {
-            out[1] = coerce_text_or_integer(name, &arg_types[1])?;
+            out[0] = key_or_stratum(name, "key", &arg_types[0])?;
+            out[1] = match &arg_types[1] {
+                // A boolean label is a stratum too: 'true' / 'false'.
+                DataType::Boolean => DataType::Utf8,
+                t => key_or_stratum(name, "stratum", t)?,
+            };
+            return Ok(out);
         }
         out[0] = match self.kind {
-            k if k.categorical() || k.stratified() => coerce_text_or_integer(name, &arg_types[0])?,
+            k if k.categorical() => coerce_text_or_integer(name, &arg_types[0])?,
             FullPassKind::Impute => match &arg_types[0] {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => arg_types[0].clone(),
                 DataType::Dictionary(_, v) if v.is_string() => v.as_ref().clone(),

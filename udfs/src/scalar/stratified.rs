@@ -34,10 +34,40 @@ pub enum StratifiedKind {
 }
 
 /// `stratified_split_with(…)` → Utf8 or `sample_with(…)` → Int64.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 pub struct StratifiedWith {
     kind: StratifiedKind,
     signature: Signature,
+    /// The spec of the last literal arguments seen, with those arguments
+    /// (held, so that their lists cannot be freed and their addresses
+    /// reused): every batch of a query passes the very same list literals,
+    /// and reading them costs as much as there are strata.
+    cache: std::sync::Mutex<Option<(Vec<ScalarValue>, Arc<Spec>)>>,
+}
+
+impl PartialEq for StratifiedWith {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl Eq for StratifiedWith {}
+
+impl std::hash::Hash for StratifiedWith {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+    }
+}
+
+/// The same literal: list literals by identity (the same allocation),
+/// other values by value.
+fn same_literal(a: &ScalarValue, b: &ScalarValue) -> bool {
+    match (a, b) {
+        (ScalarValue::List(a), ScalarValue::List(b)) => Arc::ptr_eq(a, b),
+        (ScalarValue::LargeList(a), ScalarValue::LargeList(b)) => Arc::ptr_eq(a, b),
+        (ScalarValue::FixedSizeList(a), ScalarValue::FixedSizeList(b)) => Arc::ptr_eq(a, b),
+        _ => a == b,
+    }
 }
 
 impl StratifiedWith {
@@ -53,7 +83,31 @@ impl StratifiedWith {
         Self {
             kind,
             signature: Signature::user_defined(Volatility::Immutable),
+            cache: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The spec of evaluated arguments, from the cache when the literals
+    /// are the same as last time.
+    fn cached_spec(&self, args: &[ColumnarValue]) -> Result<Arc<Spec>> {
+        let literals: Vec<ScalarValue> = args
+            .iter()
+            .skip(2)
+            .filter_map(|a| match a {
+                ColumnarValue::Scalar(s) => Some(s.clone()),
+                ColumnarValue::Array(_) => None,
+            })
+            .collect();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, spec)) = cache.as_ref()
+            && seen.len() == literals.len()
+            && seen.iter().zip(&literals).all(|(a, b)| same_literal(a, b))
+        {
+            return Ok(Arc::clone(spec));
+        }
+        let spec = Arc::new(self.spec(&args::scalar_values(args))?);
+        *cache = Some((literals, Arc::clone(&spec)));
+        Ok(spec)
     }
 
     fn syntax(&self) -> &'static str {
@@ -144,6 +198,7 @@ static SAMPLE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 
 /// The checked literal arguments.
+#[derive(Debug)]
 struct Spec {
     /// Stratum name → its index.
     strata: foldhash::HashMap<String, usize>,
@@ -333,7 +388,10 @@ impl ScalarUDFImpl for StratifiedWith {
         }
         let mut out = arg_types.to_vec();
         out[0] = coerce_text_or_integer(self.name(), &arg_types[0])?;
-        out[1] = coerce_text_or_integer(self.name(), &arg_types[1])?;
+        out[1] = match &arg_types[1] {
+            DataType::Boolean => DataType::Utf8,
+            t => coerce_text_or_integer(self.name(), t)?,
+        };
         Ok(out)
     }
 
@@ -372,7 +430,7 @@ impl ScalarUDFImpl for StratifiedWith {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let spec = self.spec(&args::scalar_values(&args.args))?;
+        let spec = self.cached_spec(&args.args)?;
         let rows = args.number_rows;
         let key = args.args[0].to_array(rows)?;
         let stratum = args.args[1].to_array(rows)?;
