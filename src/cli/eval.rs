@@ -12,6 +12,9 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         print!("{}", evaluator.explain());
         return Ok(());
     }
+    if let Some(rounds) = args.latency {
+        return latency(&evaluator, args, rounds.max(1));
+    }
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(
             |source| Error::Io {
@@ -75,5 +78,76 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     if failed > 0 {
         eprintln!("skewless eval: {failed} of {lines} lines failed (see their \"error\" fields)");
     }
+    Ok(())
+}
+
+/// `eval --latency`: per-row timings of the typed and JSON paths over the
+/// input rows, printed as median and p99. Each row is timed alone (the
+/// clock's own cost, some 20–40 ns, is included), `rounds` times after a
+/// warm-up round, so that p99 reflects rows rather than one cold pass.
+fn latency(evaluator: &Evaluator, args: &EvalArgs, rounds: usize) -> Result<()> {
+    use std::time::Instant;
+    let path = args.input.as_ref().ok_or_else(|| {
+        Error::Usage("eval --latency needs --input ROWS.ndjson (rows to time)".into())
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let at_line = |i: usize, e: &dyn std::fmt::Display| {
+        Error::Data(format!("{}: line {}: {e}", path.display(), i + 1))
+    };
+    let objects = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l)
+                .map_err(|e| at_line(i, &e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| evaluator.row_from_json(o).map_err(|e| at_line(i, &e)))
+        .collect::<Result<Vec<_>>>()?;
+    if rows.is_empty() {
+        return Err(Error::Usage(format!("{}: no rows to time", path.display())));
+    }
+    let mut out = Vec::with_capacity(evaluator.outputs().len());
+    let mut typed = Vec::with_capacity(rows.len() * rounds);
+    let mut json = Vec::with_capacity(rows.len() * rounds);
+    for round in 0..=rounds {
+        for (row, line) in rows.iter().zip(&lines) {
+            let start = Instant::now();
+            evaluator.eval(row, &mut out)?;
+            let typed_ns = start.elapsed().as_nanos() as u64;
+            std::hint::black_box(&out);
+            let start = Instant::now();
+            let features = evaluator.eval_json(line)?;
+            let json_ns = start.elapsed().as_nanos() as u64;
+            std::hint::black_box(features);
+            if round > 0 {
+                typed.push(typed_ns);
+                json.push(json_ns);
+            }
+        }
+    }
+    let summary = |name: &str, times: &mut Vec<u64>| {
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        println!(
+            "{name:<28} median {:>8.3} µs   p99 {:>8.3} µs",
+            at(0.5),
+            at(0.99)
+        );
+    };
+    println!(
+        "{} rows × {rounds} rounds, {} features per row:",
+        rows.len(),
+        evaluator.outputs().len()
+    );
+    summary("typed row → features", &mut typed);
+    summary("JSON line → JSON line", &mut json);
     Ok(())
 }

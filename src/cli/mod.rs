@@ -80,6 +80,13 @@ pub struct EvalArgs {
     /// Print the compiled expression of each served output and exit.
     #[arg(long)]
     pub explain: bool,
+
+    /// Measure instead of printing features: evaluate every row ROUNDS
+    /// times (after one warm-up round) and print the median and p99 time
+    /// per row of the typed path (JSON parsed beforehand) and of JSON line
+    /// to JSON line.
+    #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "5")]
+    pub latency: Option<usize>,
 }
 
 const EVAL_HELP: &str = "\

@@ -769,3 +769,41 @@ fn census_wide_deep_artifact_is_byte_identical_across_partitionings() {
     assert_eq!(artifacts[0], artifacts[1]);
     assert_eq!(artifacts[0], artifacts[2]);
 }
+
+#[test]
+fn eval_latency_times_every_row_of_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = std::fs::read_to_string(root().join("sql/bench_spec.sql")).unwrap();
+    let artifact = fit_transform(dir.path(), &sql, &format!("census={}", adult()), &[]);
+    let rows = dir.path().join("rows.ndjson");
+    let lines: Vec<&str> = [
+        r#"{"age": 39, "education": "Bachelors", "occupation": "Adm-clerical", "fnlwgt": 77516, "capital_gain": 2174, "education_num": 13, "hours_per_week": 40}"#,
+        r#"{"age": 50, "education": "Masters", "fnlwgt": 1, "capital_gain": 0, "education_num": 14, "hours_per_week": 13, "workclass": "Private"}"#,
+    ]
+    .to_vec();
+    std::fs::write(&rows, lines.join("\n")).unwrap();
+    let out = ok(&skewless()
+        .arg("eval")
+        .arg(&artifact)
+        .arg("--input")
+        .arg(&rows)
+        .args(["--latency", "3"])
+        .output()
+        .unwrap());
+    let report: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        report[0], "2 rows × 3 rounds, 11 features per row:",
+        "{out}"
+    );
+    assert!(report[1].starts_with("typed row → features") && report[1].contains("p99"));
+    assert!(report[2].starts_with("JSON line → JSON line") && report[2].contains("median"));
+    let err = user_error(
+        &skewless()
+            .arg("eval")
+            .arg(&artifact)
+            .arg("--latency")
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("eval --latency needs --input"), "{err}");
+}
