@@ -404,3 +404,31 @@ fn full_pass_functions_scan_the_input_twice() {
     assert!(stdout.starts_with("n,a,z,e,q\n32561,"), "{stdout}");
     assert!(stdout.trim_end().ends_with(",15,3"), "{stdout}");
 }
+
+#[test]
+fn parquet_is_written_with_zstd_unless_configured_otherwise() {
+    use datafusion::parquet::basic::Compression;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    let codec = |env: Option<&str>| {
+        let out = dir.path().join("out.parquet");
+        let mut cmd = skewless();
+        if let Some(codec) = env {
+            cmd.env("DATAFUSION_EXECUTION_PARQUET_COMPRESSION", codec);
+        }
+        ok(&run_sql_with(
+            cmd,
+            dir.path(),
+            &format!(
+                "COPY (SELECT age FROM census LIMIT 10) TO '{}';",
+                out.display()
+            ),
+            &["--table", &format!("census={}", adult())],
+        ));
+        let reader = SerializedFileReader::new(fs::File::open(&out).unwrap()).unwrap();
+        reader.metadata().row_group(0).column(0).compression()
+    };
+    // zstd(1) by default (the level is not recorded in the file).
+    assert!(matches!(codec(None), Compression::ZSTD(_)));
+    assert_eq!(codec(Some("snappy")), Compression::SNAPPY);
+}

@@ -124,15 +124,28 @@ impl ScalarUDFImpl for FeatureCross {
         let columns = arrays.iter().map(Column::new).collect::<Result<Vec<_>>>()?;
         let mut out = Int64Builder::with_capacity(rows);
         let mut cross = CrossBuffer::default();
+        // Two string columns read from Parquet: memoize by their views.
+        let views = match columns.as_slice() {
+            [Column::Utf8View(a), Column::Utf8View(b)] => Some((a.views(), b.views())),
+            _ => None,
+        };
+        let mut memo = super::memo::ViewMemo::<i64, 2>::new();
         for row in 0..rows {
             if arrays.iter().any(|a| a.is_null(row)) {
                 out.append_null();
                 continue;
             }
-            for c in &columns {
-                c.push(&mut cross, row);
-            }
-            out.append_value(cross.bucket(n));
+            let mut bucket = || {
+                for c in &columns {
+                    c.push(&mut cross, row);
+                }
+                cross.bucket(n)
+            };
+            let value = match views {
+                Some((a, b)) => memo.get([a[row], b[row]], bucket),
+                None => bucket(),
+            };
+            out.append_value(value);
         }
         let out: ArrayRef = Arc::new(out.finish());
         if all_scalar {

@@ -15,6 +15,7 @@ mod bucketize;
 mod feature_cross;
 mod fullpass;
 mod hash_bucket;
+mod memo;
 mod scale_with;
 mod split_of;
 mod stratified;

@@ -133,11 +133,20 @@ impl Lookup {
                 .iter()
                 .map(|s| s.and_then(|s| v.index(s)))
                 .collect(),
-            (Self::Strings(v), DataType::Utf8View) => x
-                .as_string_view()
-                .iter()
-                .map(|s| s.and_then(|s| v.index(s)))
-                .collect(),
+            (Self::Strings(v), DataType::Utf8View) => {
+                // Equal views are equal strings (see memo.rs).
+                let a = x.as_string_view();
+                let mut memo = super::memo::ViewMemo::<Option<i64>, 1>::new();
+                (0..a.len())
+                    .map(|i| {
+                        if a.is_null(i) {
+                            None
+                        } else {
+                            memo.get([a.views()[i]], || v.index(a.value(i)))
+                        }
+                    })
+                    .collect()
+            }
             (Self::Integers(v), DataType::Int64) => x
                 .as_primitive::<Int64Type>()
                 .iter()
