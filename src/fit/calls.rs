@@ -123,6 +123,12 @@ impl FullPassUse {
         }))
     }
 
+    /// The stratum expression of a stratified call (an empty string for
+    /// the others, which have none).
+    fn stratum(&self) -> Expr {
+        self.by.clone().unwrap_or_else(|| lit(""))
+    }
+
     /// The statistic this call needs.
     pub fn request(&self) -> StatRequest {
         let x = self.x.clone();
@@ -151,12 +157,12 @@ impl FullPassUse {
             },
             FullPassCall::StratifiedSplit { .. } => StatRequest::Strata {
                 key: x,
-                stratum: self.by.clone().unwrap_or_else(|| lit("")),
+                stratum: self.stratum(),
                 seed: None,
             },
             FullPassCall::Sample { seed, .. } => StatRequest::Strata {
                 key: x,
-                stratum: self.by.clone().unwrap_or_else(|| lit("")),
+                stratum: self.stratum(),
                 seed: Some(*seed),
             },
         }
@@ -268,7 +274,7 @@ impl FullPassUse {
                     "stratified_split_with",
                     vec![
                         x,
-                        self.by.clone().unwrap_or_else(|| lit("")),
+                        self.stratum(),
                         strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
                         ints_literal(thresholds),
                         strings_literal(names.iter().map(String::as_str)),
@@ -292,7 +298,7 @@ impl FullPassUse {
                     "sample_with",
                     vec![
                         x,
-                        self.by.clone().unwrap_or_else(|| lit("")),
+                        self.stratum(),
                         lit(*seed as i64),
                         strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
                         ints_literal(copies.iter().map(|c| Some(c.base as i64)).collect()),

@@ -24,6 +24,17 @@ fn counts(dir: &std::path::Path, location: &std::path::Path) -> String {
     ))
 }
 
+/// `skewless fit TRANSFORM --table census=… --out ARTIFACT`; its summary.
+fn fit_census(transform: &std::path::Path, artifact: &std::path::Path) -> String {
+    ok(&skewless()
+        .arg("fit")
+        .arg(transform)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(artifact)
+        .output()
+        .unwrap())
+}
+
 /// `skewless apply ARTIFACT --table census=… --partition-by split --out OUT/`.
 fn apply_by_split(artifact: &std::path::Path, out: &std::path::Path) {
     ok(&skewless()
@@ -83,13 +94,7 @@ fn split_outputs_are_training_only_and_apply_writes_them_per_directory() {
     )
     .unwrap();
     let artifact = dir.path().join("a.json");
-    let summary = ok(&skewless()
-        .arg("fit")
-        .arg(&transform)
-        .args(["--table", &format!("census={}", adult()), "--out"])
-        .arg(&artifact)
-        .output()
-        .unwrap());
+    let summary = fit_census(&transform, &artifact);
     assert!(
         summary.contains("split") && summary.contains("(training only)"),
         "{summary}"
@@ -256,13 +261,7 @@ fn a_transform_that_splits_and_oversamples_fits_applies_and_serves() {
     )
     .unwrap();
     let artifact = dir.path().join("a.json");
-    let summary = ok(&skewless()
-        .arg("fit")
-        .arg(&transform)
-        .args(["--table", &format!("census={}", adult()), "--out"])
-        .arg(&artifact)
-        .output()
-        .unwrap());
+    let summary = fit_census(&transform, &artifact);
     assert!(
         summary.contains(
             "oversample of keyed.id BY keyed.income_bracket SEED 42: 2 strata ('<=50K' 24720, \
@@ -419,13 +418,7 @@ fn a_fitted_sample_applied_to_new_data_keeps_its_strata_and_thresholds() {
     )
     .unwrap();
     let artifact = dir.path().join("sample.json");
-    ok(&skewless()
-        .arg("fit")
-        .arg(&transform)
-        .args(["--table", &format!("census={}", adult()), "--out"])
-        .arg(&artifact)
-        .output()
-        .unwrap());
+    fit_census(&transform, &artifact);
     let out = dir.path().join("sampled.parquet");
     ok(&skewless()
         .arg("apply")

@@ -150,17 +150,7 @@ fn seed_literal(expr: &dyn datafusion::physical_expr::PhysicalExpr) -> Result<u6
             fmt_sql(expr)
         );
     };
-    match literal.value() {
-        ScalarValue::Int8(Some(v)) => Ok(*v as i64 as u64),
-        ScalarValue::Int16(Some(v)) => Ok(*v as i64 as u64),
-        ScalarValue::Int32(Some(v)) => Ok(*v as i64 as u64),
-        ScalarValue::Int64(Some(v)) => Ok(*v as u64),
-        ScalarValue::UInt8(Some(v)) => Ok(u64::from(*v)),
-        ScalarValue::UInt16(Some(v)) => Ok(u64::from(*v)),
-        ScalarValue::UInt32(Some(v)) => Ok(u64::from(*v)),
-        ScalarValue::UInt64(Some(v)) => Ok(*v),
-        other => plan_err!("{NAME}: seed must be an integer literal, got {other}"),
-    }
+    crate::scalar::stratified::seed(NAME, Some(literal.value()))
 }
 
 #[derive(Debug)]

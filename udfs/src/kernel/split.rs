@@ -59,27 +59,6 @@ impl Splits {
     pub fn index(&self, hash: u64) -> usize {
         self.bounds.partition_point(|b| *b <= hash)
     }
-
-    /// The split of a key's text (a string's UTF-8 bytes, an integer's
-    /// decimal digits).
-    #[inline]
-    pub fn index_of_bytes(&self, bytes: &[u8]) -> usize {
-        self.index(super::farmhash::fingerprint64(bytes))
-    }
-
-    /// The split of a signed integer key (its decimal text).
-    #[inline]
-    pub fn index_of_i64(&self, value: i64) -> usize {
-        let mut buf = [0u8; 20];
-        self.index_of_bytes(super::hash::format_i64(value, &mut buf))
-    }
-
-    /// The split of an unsigned integer key (its decimal text).
-    #[inline]
-    pub fn index_of_u64(&self, value: u64) -> usize {
-        let mut buf = [0u8; 20];
-        self.index_of_bytes(super::hash::format_u64(value, &mut buf))
-    }
 }
 
 /// The sizes of the splits of a stratum of `n` rows: the integers nearest to

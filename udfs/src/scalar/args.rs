@@ -128,7 +128,20 @@ pub(crate) fn string(
 
 /// The elements of a list literal, or an error naming the argument.
 fn list_values(function: &str, argument: &str, value: Option<&ScalarValue>) -> Result<ArrayRef> {
-    let values = match value {
+    let values = list_array(function, argument, value)?;
+    if values.null_count() > 0 {
+        return plan_err!("{function}: {argument} must not contain NULL");
+    }
+    Ok(values)
+}
+
+/// The elements of a list literal, NULLs included.
+pub(crate) fn list_array(
+    function: &str,
+    argument: &str,
+    value: Option<&ScalarValue>,
+) -> Result<ArrayRef> {
+    Ok(match value {
         Some(ScalarValue::List(a)) => a.value(0),
         Some(ScalarValue::LargeList(a)) => a.value(0),
         Some(ScalarValue::FixedSizeList(a)) => a.value(0),
@@ -138,11 +151,7 @@ fn list_values(function: &str, argument: &str, value: Option<&ScalarValue>) -> R
             );
         }
         None => return not_literal(function, argument, "a list literal such as [1, 2, 3]"),
-    };
-    if values.null_count() > 0 {
-        return plan_err!("{function}: {argument} must not contain NULL");
-    }
-    Ok(values)
+    })
 }
 
 /// A list literal of numbers (bucket boundaries), as f64.

@@ -18,7 +18,7 @@ mod hash_bucket;
 mod memo;
 mod scale_with;
 mod split_of;
-mod stratified;
+pub(crate) mod stratified;
 pub(crate) mod vocab_index_with;
 
 pub use bucketize::Bucketize;

@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
@@ -202,34 +202,11 @@ impl ScalarUDFImpl for SplitOf {
 /// The Arrow driver: the split name of every non-NULL key.
 fn split_array(key: &ArrayRef, spec: &SplitSpec) -> Result<ArrayRef> {
     let mut out = StringBuilder::with_capacity(key.len(), key.len() * 5);
-    let mut push = |i: Option<usize>| match i {
-        Some(i) => out.append_value(&spec.names[i]),
-        None => out.append_null(),
-    };
-    let s = &spec.splits;
-    match key.data_type() {
-        DataType::Utf8 => key
-            .as_string::<i32>()
-            .iter()
-            .for_each(|v| push(v.map(|v| s.index_of_bytes(v.as_bytes())))),
-        DataType::LargeUtf8 => key
-            .as_string::<i64>()
-            .iter()
-            .for_each(|v| push(v.map(|v| s.index_of_bytes(v.as_bytes())))),
-        DataType::Utf8View => key
-            .as_string_view()
-            .iter()
-            .for_each(|v| push(v.map(|v| s.index_of_bytes(v.as_bytes())))),
-        DataType::Int64 => key
-            .as_primitive::<Int64Type>()
-            .iter()
-            .for_each(|v| push(v.map(|v| s.index_of_i64(v)))),
-        DataType::UInt64 => key
-            .as_primitive::<UInt64Type>()
-            .iter()
-            .for_each(|v| push(v.map(|v| s.index_of_u64(v)))),
-        DataType::Null => (0..key.len()).for_each(|_| push(None)),
-        other => return exec_err!("split_of: unsupported key type {other}"),
+    for hash in crate::keys::hashes("split_of", key, None)? {
+        match hash {
+            Some(h) => out.append_value(&spec.names[spec.splits.index(h)]),
+            None => out.append_null(),
+        }
     }
     Ok(Arc::new(out.finish()))
 }

@@ -321,20 +321,8 @@ pub(crate) fn seed(function: &str, value: Option<&ScalarValue>) -> Result<u64> {
     }
 }
 
-fn list_of(function: &str, argument: &str, value: Option<&ScalarValue>) -> Result<ArrayRef> {
-    match value {
-        Some(ScalarValue::List(a)) => Ok(a.value(0)),
-        Some(ScalarValue::LargeList(a)) => Ok(a.value(0)),
-        Some(ScalarValue::FixedSizeList(a)) => Ok(a.value(0)),
-        Some(other) => plan_err!("{function}: {argument} must be a list literal, got {other}"),
-        None => {
-            plan_err!("{function}: {argument} must be a list literal, not a column or expression")
-        }
-    }
-}
-
 fn text_list(function: &str, argument: &str, value: Option<&ScalarValue>) -> Result<Vec<String>> {
-    let values = list_of(function, argument, value)?;
+    let values = args::list_array(function, argument, value)?;
     if values.data_type().is_null() {
         return Ok(Vec::new());
     }
@@ -354,7 +342,7 @@ fn int_list(
     argument: &str,
     value: Option<&ScalarValue>,
 ) -> Result<Vec<Option<i64>>> {
-    let values = list_of(function, argument, value)?;
+    let values = args::list_array(function, argument, value)?;
     if !values.data_type().is_integer() && !values.data_type().is_null() {
         return plan_err!(
             "{function}: {argument} must be a list of integers, got a list of {}",
