@@ -92,9 +92,142 @@ fn is_internal(e: &DataFusionError) -> bool {
     }
 }
 
-/// DataFusion's message, without trailing blank lines.
+/// DataFusion's message, made readable: no Rust debug forms, the useful
+/// part of a failed function-signature match, a hint for a missing table.
 fn describe_datafusion(e: &DataFusionError) -> String {
-    e.to_string().trim_end().to_string()
+    if let Some(parser) = sql_error(e) {
+        return format!("SQL syntax error: {}", parser_message(parser));
+    }
+    readable(e.to_string().trim_end())
+}
+
+/// The SQL parser's error inside `e`, if that is what failed.
+fn sql_error(e: &DataFusionError) -> Option<&datafusion::sql::sqlparser::parser::ParserError> {
+    match e {
+        DataFusionError::SQL(p, _) => Some(p),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            sql_error(inner)
+        }
+        DataFusionError::Shared(inner) => sql_error(inner),
+        _ => None,
+    }
+}
+
+fn parser_message(e: &datafusion::sql::sqlparser::parser::ParserError) -> String {
+    use datafusion::sql::sqlparser::parser::ParserError;
+    match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => "the statement is nested too deeply".into(),
+    }
+}
+
+/// Rewrites the DataFusion messages users meet most into plain text.
+pub(crate) fn readable(message: &str) -> String {
+    let mut text = unwrap_debug_strings(message);
+    // A function's own coercion check said what is wrong: keep only that.
+    if let Some(at) = text.rfind("coercion failed with: ") {
+        let inner = &text[at + "coercion failed with: ".len()..];
+        let inner = strip_prefixes(inner);
+        let end = inner.find(". No function matches").unwrap_or(inner.len());
+        return inner[..end].trim_end_matches('.').to_string();
+    }
+    // No signature matched: the call as typed and what is accepted.
+    const NO_MATCH: &str = "No function matches the given name and argument types '";
+    if let Some(at) = text.find(NO_MATCH) {
+        let rest = &text[at + NO_MATCH.len()..];
+        let call = rest.split('\'').next().unwrap_or_default().to_string();
+        let candidates: Vec<&str> = rest
+            .split_once("Candidate functions:")
+            .map(|(_, c)| c.lines().map(str::trim).filter(|l| !l.is_empty()).collect())
+            .unwrap_or_default();
+        let name = call.split('(').next().unwrap_or_default();
+        let mut out = format!("no form of {name} takes ({}):", call_args(&call));
+        if candidates.is_empty() {
+            out.push_str(" cast the arguments");
+        } else {
+            out.push_str(&format!(
+                " it takes {}; cast the arguments",
+                candidates.join(", ")
+            ));
+        }
+        return out;
+    }
+    // A table that is not registered: say how to register it.
+    if let Some(at) = text.find("table 'datafusion.public.") {
+        let rest = &text[at + "table 'datafusion.public.".len()..];
+        if let Some(name) = rest.strip_suffix("' not found") {
+            let name = name.to_string();
+            text = format!(
+                "table '{name}' not found: register it with --table {name}=LOCATION \
+                 (or CREATE EXTERNAL TABLE {name} … LOCATION '…')"
+            );
+        }
+    }
+    text
+}
+
+/// The arguments of `f(T1, T2)` as `T1, T2`.
+fn call_args(call: &str) -> &str {
+    call.split_once('(')
+        .map(|(_, a)| a.strip_suffix(')').unwrap_or(a))
+        .unwrap_or_default()
+}
+
+/// Drops DataFusion's stacked "Error during planning: " style prefixes.
+fn strip_prefixes(mut s: &str) -> &str {
+    const PREFIXES: &[&str] = &[
+        "Error during planning: ",
+        "Execution error: ",
+        "Internal error: ",
+        "Optimizer rule 'type_coercion' failed\ncaused by\n",
+    ];
+    loop {
+        let before = s;
+        for p in PREFIXES {
+            s = s.strip_prefix(p).unwrap_or(s);
+        }
+        if s == before {
+            return s;
+        }
+    }
+}
+
+/// `ParserError("text")` and similar Rust debug forms, as their text.
+fn unwrap_debug_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    const FORMS: &[&str] = &["ParserError(\"", "TokenizerError(\""];
+    while let Some((at, form)) = FORMS
+        .iter()
+        .filter_map(|f| rest.find(f).map(|at| (at, *f)))
+        .min_by_key(|(at, _)| *at)
+    {
+        out.push_str(&rest[..at]);
+        let body = &rest[at + form.len()..];
+        // The debug string ends at the first unescaped quote.
+        let mut chars = body.char_indices();
+        let mut end = body.len();
+        let mut text = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => text.push('\n'),
+                    Some((_, 't')) => text.push('\t'),
+                    Some((_, other)) => text.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i;
+                    break;
+                }
+                c => text.push(c),
+            }
+        }
+        out.push_str(&text);
+        rest = body[end..].strip_prefix("\")").unwrap_or(&body[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -115,5 +248,48 @@ mod tests {
         };
         assert_eq!(wrapped.exit_code(), 2);
         assert_eq!(Error::Usage("bad".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn messages_are_readable() {
+        assert_eq!(
+            readable(
+                "SQL error: ParserError(\"Expected: an SQL statement, found: SELEC at Line: 1, Column: 1\")"
+            ),
+            "SQL error: Expected: an SQL statement, found: SELEC at Line: 1, Column: 1"
+        );
+        assert_eq!(
+            readable(
+                "Error during planning: Execution error: Function 'z_score' user-defined coercion failed \
+                 with: Error during planning: z_score: x must be numeric, got Utf8. No function matches the \
+                 given name and argument types 'z_score(Utf8)'. You might need to add explicit type casts.\n\t\
+                 Candidate functions:\n\tz_score(UserDefined)"
+            ),
+            "z_score: x must be numeric, got Utf8"
+        );
+        assert_eq!(
+            readable(
+                "Error during planning: Internal error: Function 'sum' failed to match any signature, \
+                 errors: Error during planning: Function 'sum' requires Decimal, but received String.\n\
+                 This issue was likely caused by a bug in DataFusion's code. No function matches the given \
+                 name and argument types 'sum(Utf8)'. You might need to add explicit type casts.\n\t\
+                 Candidate functions:\n\tsum(Decimal)\n\tsum(Int64)"
+            ),
+            "no form of sum takes (Utf8): it takes sum(Decimal), sum(Int64); cast the arguments"
+        );
+        assert_eq!(
+            readable("Error during planning: table 'datafusion.public.census' not found"),
+            "table 'census' not found: register it with --table census=LOCATION \
+             (or CREATE EXTERNAL TABLE census … LOCATION '…')"
+        );
+        let sql = Error::from(DataFusionError::SQL(
+            Box::new(
+                datafusion::sql::sqlparser::parser::ParserError::ParserError(
+                    "Expected: ), found: EOF".into(),
+                ),
+            ),
+            None,
+        ));
+        assert_eq!(sql.to_string(), "SQL syntax error: Expected: ), found: EOF");
     }
 }

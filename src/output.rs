@@ -1,7 +1,8 @@
 //! Query results on stdout: aligned tables, CSV, JSON or NDJSON.
 //!
-//! Machine formats stream batch by batch; the table format waits for the
-//! whole result to align its columns.
+//! Machine formats stream batch by batch; the table format keeps the first
+//! rows (40 by default, `--max-rows`) to align their columns and counts the
+//! rest, so a result of any size prints in bounded memory.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -55,10 +56,16 @@ impl ResultSink for Discard {
     }
 }
 
+/// Rows the table format shows unless told otherwise (as DuckDB and
+/// datafusion-cli do).
+pub const DEFAULT_MAX_ROWS: usize = 40;
+
 enum Writer<W: Write> {
     Table {
         schema: Option<SchemaRef>,
+        /// The first rows, up to the printer's limit.
         batches: Vec<RecordBatch>,
+        kept: usize,
         out: W,
     },
     Csv(Box<arrow::csv::Writer<W>>),
@@ -75,6 +82,8 @@ pub struct Printer<W: Write> {
     writer: Writer<W>,
     /// When set, a table's row count is followed by the time since then.
     pub timed_since: Option<std::time::Instant>,
+    /// Rows the table format shows at most (0: all of them).
+    pub max_rows: usize,
 }
 
 impl<W: Write> Printer<W> {
@@ -83,6 +92,7 @@ impl<W: Write> Printer<W> {
             format,
             writer: Writer::Idle(out),
             timed_since: None,
+            max_rows: DEFAULT_MAX_ROWS,
         }
     }
 
@@ -123,6 +133,7 @@ impl<W: Write> ResultSink for Printer<W> {
             Format::Table => Writer::Table {
                 schema: Some(Arc::clone(schema)),
                 batches: Vec::new(),
+                kept: 0,
                 out,
             },
             Format::Csv => {
@@ -150,7 +161,18 @@ impl<W: Write> ResultSink for Printer<W> {
 
     fn batch(&mut self, batch: &RecordBatch) -> Result<()> {
         match &mut self.writer {
-            Writer::Table { batches, .. } => batches.push(batch.clone()),
+            Writer::Table { batches, kept, .. } => {
+                let room = if self.max_rows == 0 {
+                    batch.num_rows()
+                } else {
+                    self.max_rows.saturating_sub(*kept)
+                };
+                let take = room.min(batch.num_rows());
+                if take > 0 {
+                    batches.push(batch.slice(0, take));
+                    *kept += take;
+                }
+            }
             Writer::Csv(w) => w.write(batch).map_err(arrow_err)?,
             Writer::Json(w) => w.write(batch).map_err(arrow_err)?,
             Writer::Ndjson(w) => w.write(batch).map_err(arrow_err)?,
@@ -164,6 +186,7 @@ impl<W: Write> ResultSink for Printer<W> {
             Writer::Table {
                 schema,
                 batches,
+                kept,
                 mut out,
             } => {
                 let schema = schema.expect("table writer has a schema");
@@ -173,9 +196,21 @@ impl<W: Write> ResultSink for Printer<W> {
                     writeln!(out, "{table}").map_err(io_err)?;
                 }
                 let noun = if rows == 1 { "row" } else { "rows" };
+                let shown = if kept < rows {
+                    format!(
+                        " ({} shown; --max-rows N shows more, 0 all, or use --format csv)",
+                        kept
+                    )
+                } else {
+                    String::new()
+                };
                 match self.timed_since {
-                    Some(t) => writeln!(out, "{rows} {noun} in {:.3} s", t.elapsed().as_secs_f64()),
-                    None => writeln!(out, "{rows} {noun}"),
+                    Some(t) => writeln!(
+                        out,
+                        "{rows} {noun}{shown} in {:.3} s",
+                        t.elapsed().as_secs_f64()
+                    ),
+                    None => writeln!(out, "{rows} {noun}{shown}"),
                 }
                 .map_err(io_err)?;
                 out
@@ -260,6 +295,40 @@ mod tests {
             table.ends_with("+----+------+-----------+\n2 rows\n"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn tables_show_the_first_rows_and_count_the_rest() {
+        let b = sample();
+        let mut p = Printer::new(Format::Table, Vec::new());
+        p.max_rows = 3;
+        p.begin(&b.schema()).unwrap();
+        for _ in 0..5 {
+            p.batch(&b).unwrap();
+        }
+        p.end(10).unwrap();
+        let text = String::from_utf8(p.into_inner().unwrap()).unwrap();
+        assert_eq!(text.matches("a,b").count(), 2, "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("| ")).count(),
+            4,
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "10 rows (3 shown; --max-rows N shows more, 0 all, or use --format csv)\n"
+            ),
+            "{text}"
+        );
+        let mut p = Printer::new(Format::Table, Vec::new());
+        p.max_rows = 0;
+        p.begin(&b.schema()).unwrap();
+        for _ in 0..30 {
+            p.batch(&b).unwrap();
+        }
+        p.end(60).unwrap();
+        let text = String::from_utf8(p.into_inner().unwrap()).unwrap();
+        assert!(text.ends_with("\n60 rows\n"), "{text}");
     }
 
     #[test]

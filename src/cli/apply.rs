@@ -63,14 +63,13 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
             })
         })
         .sum();
-    println!(
-        "applied {} → {}: {} rows in {:.2} s",
+    super::write_stdout(&format!(
+        "applied {} → {}: {} rows in {:.2} s\n",
         args.artifact.display(),
         out,
         group_digits(rows as usize),
         started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    ))
 }
 
 /// Checks, before any work, that every input table is registered with every

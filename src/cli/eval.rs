@@ -9,8 +9,7 @@ use crate::serving::{Evaluator, write_json_string};
 pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     let evaluator = Evaluator::load(&args.artifact)?;
     if args.explain {
-        print!("{}", evaluator.explain());
-        return Ok(());
+        return super::write_stdout(&evaluator.explain());
     }
     if let Some(rounds) = args.latency {
         return latency(&evaluator, args, rounds.max(1));
@@ -34,26 +33,55 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         path: "<stdout>".into(),
         source,
     };
-    let (mut lines, mut failed) = (0usize, 0usize);
+    let (mut lines, mut evaluated, mut failed) = (0usize, 0usize, 0usize);
     let mut text = String::new();
     let mut input = input;
     let mut bytes = Vec::new();
     loop {
-        bytes.clear();
-        let read = input
-            .read_until(b'\n', &mut bytes)
-            .map_err(|source| Error::Io {
+        let read =
+            read_line(&mut input, &mut bytes, args.max_line_bytes).map_err(|source| Error::Io {
                 path: input_name.clone(),
                 source,
             })?;
-        if read == 0 {
-            break;
-        }
+        let line_bytes = match read {
+            Line::End => break,
+            Line::Complete => bytes.as_slice(),
+            Line::TooLong(length) => {
+                lines += 1;
+                evaluated += 1;
+                failed += 1;
+                text.clear();
+                text.push_str("{\"error\":");
+                write_json_string(
+                    &mut text,
+                    &format!(
+                        "line {lines}: {length} bytes, longer than the limit of {} \
+                         (--max-line-bytes)",
+                        args.max_line_bytes
+                    ),
+                );
+                text.push_str("}\n");
+                if !write_line(&mut out, &text).map_err(stdout_error)? {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
         lines += 1;
-        text.clear();
-        let line = std::str::from_utf8(&bytes)
+        let mut line_bytes = line_bytes;
+        if lines == 1 {
+            line_bytes = line_bytes
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(line_bytes);
+        }
+        let line = std::str::from_utf8(line_bytes)
             .map(|l| l.trim_end_matches(['\n', '\r']))
             .map_err(|e| Error::Data(format!("not UTF-8 text: {e}")));
+        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
+            continue;
+        }
+        evaluated += 1;
+        text.clear();
         match line.and_then(|l| evaluator.eval_json(l)) {
             Ok(features) => text.push_str(&features),
             Err(e) => {
@@ -64,11 +92,8 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
             }
         }
         text.push('\n');
-        if let Err(e) = out.write_all(text.as_bytes()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
-            }
-            return Err(stdout_error(e));
+        if !write_line(&mut out, &text).map_err(stdout_error)? {
+            return Ok(());
         }
     }
     match out.flush() {
@@ -76,9 +101,78 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         _ => {}
     }
     if failed > 0 {
-        eprintln!("skewless eval: {failed} of {lines} lines failed (see their \"error\" fields)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skewless eval: {failed} of {evaluated} lines failed (see their \"error\" fields)"
+        );
     }
     Ok(())
+}
+
+/// How reading one line ended.
+enum Line {
+    /// A line (with its newline, if any) is in the buffer.
+    Complete,
+    /// The line was longer than the limit; it was skipped, this long.
+    TooLong(usize),
+    /// No more input.
+    End,
+}
+
+/// Reads one line into `buffer`, holding at most `limit` bytes of it: a
+/// longer line is consumed and dropped as it is read.
+fn read_line(input: &mut dyn BufRead, buffer: &mut Vec<u8>, limit: usize) -> std::io::Result<Line> {
+    buffer.clear();
+    let mut length = 0usize;
+    let mut too_long = false;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(match (length, too_long) {
+                (0, _) => Line::End,
+                (n, true) => Line::TooLong(n),
+                _ => Line::Complete,
+            });
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (&available[..=at], true),
+            None => (available, false),
+        };
+        let used = chunk.len();
+        length += used;
+        if !too_long {
+            if length > limit + 2 {
+                too_long = true;
+                buffer.clear();
+            } else {
+                buffer.extend_from_slice(chunk);
+            }
+        }
+        input.consume(used);
+        if done {
+            // The limit counts the line without its line ending.
+            let ending = if buffer.ends_with(b"\r\n") { 2 } else { 1 };
+            let content = length - ending.min(length);
+            if too_long || content > limit {
+                buffer.clear();
+                return Ok(Line::TooLong(content));
+            }
+            return Ok(Line::Complete);
+        }
+    }
+}
+
+/// Writes one output line; false when the reader has gone away.
+fn write_line(out: &mut dyn Write, text: &str) -> std::io::Result<bool> {
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `eval --latency`: per-row timings of the typed and JSON paths over the
@@ -136,18 +230,18 @@ fn latency(evaluator: &Evaluator, args: &EvalArgs, rounds: usize) -> Result<()> 
     let summary = |name: &str, times: &mut Vec<u64>| {
         times.sort_unstable();
         let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
-        println!(
-            "{name:<28} median {:>8.3} µs   p99 {:>8.3} µs",
+        format!(
+            "{name:<28} median {:>8.3} µs   p99 {:>8.3} µs\n",
             at(0.5),
             at(0.99)
-        );
+        )
     };
-    println!(
-        "{} rows × {rounds} rounds, {} features per row:",
+    let mut text = format!(
+        "{} rows × {rounds} rounds, {} features per row:\n",
         rows.len(),
         evaluator.outputs().len()
     );
-    summary("typed row → features", &mut typed);
-    summary("JSON line → JSON line", &mut json);
-    Ok(())
+    text.push_str(&summary("typed row → features", &mut typed));
+    text.push_str(&summary("JSON line → JSON line", &mut json));
+    super::write_stdout(&text)
 }

@@ -73,8 +73,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     };
     std::fs::write(&tmp, json).map_err(io)?;
     std::fs::rename(&tmp, &args.out).map_err(io)?;
-    print_summary(&artifact, &args, started.elapsed().as_secs_f64());
-    Ok(())
+    super::write_stdout(&summary(&artifact, &args, started.elapsed().as_secs_f64()))
 }
 
 /// Plans the fitted SQL back and checks it gives the fitted plan's columns:
@@ -198,20 +197,24 @@ fn outputs(plan: &LogicalPlan, labels: &[String]) -> Result<Vec<Output>> {
         .collect())
 }
 
-fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
+/// What `fit` prints: the outputs and the statistics learned.
+fn summary(artifact: &Artifact, args: &FitArgs, seconds: f64) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
     let rows = artifact
         .rows_seen
         .iter()
         .map(|r| group_digits(*r as usize))
         .collect::<Vec<_>>()
         .join(" + ");
-    println!(
+    let _ = writeln!(
+        text,
         "fitted {} on {} rows in {seconds:.2} s → {}",
         args.transform.display(),
         if rows.is_empty() { "0".into() } else { rows },
         args.out.display()
     );
-    println!("outputs:");
+    text.push_str("outputs:\n");
     for o in &artifact.outputs {
         let label = if args.labels.contains(&o.name) {
             "  (label, training only)"
@@ -220,10 +223,10 @@ fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
         } else {
             ""
         };
-        println!("  {:<28} {}{label}", o.name, o.data_type);
+        let _ = writeln!(text, "  {:<28} {}{label}", o.name, o.data_type);
     }
     if !artifact.statistics.is_empty() {
-        println!("statistics:");
+        text.push_str("statistics:\n");
     }
     for s in &artifact.statistics {
         let f = |v: &Option<f64>| v.map_or("none".to_string(), |v| v.to_string());
@@ -255,6 +258,12 @@ fn print_summary(artifact: &Artifact, args: &FitArgs, seconds: f64) {
                 format!("{} strata ({}{more})", strata.len(), listed.join(", "))
             }
         };
-        println!("  {} of {}: {what}", s.functions.join(", "), s.argument);
+        let _ = writeln!(
+            text,
+            "  {} of {}: {what}",
+            s.functions.join(", "),
+            s.argument
+        );
     }
+    text
 }

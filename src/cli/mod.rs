@@ -81,6 +81,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub explain: bool,
 
+    /// The longest input line accepted, in bytes; a longer line gets an
+    /// error line and is skipped without being held in memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
     /// Measure instead of printing features: evaluate every row ROUNDS
     /// times (after one warm-up round) and print the median and p99 time
     /// per row of the typed path (JSON parsed beforehand) and of JSON line
@@ -89,9 +94,16 @@ pub struct EvalArgs {
     pub latency: Option<usize>,
 }
 
+/// `eval --max-line-bytes` unless given: 1 MiB, far above any row of
+/// features' inputs.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
 const EVAL_HELP: &str = "\
 Each input line is a JSON object of raw input columns; fields the transform
-does not read are ignored, a missing nullable column is NULL. Each output line
+does not read are skipped unread, a missing nullable column is NULL, a key
+given twice is an error. Blank lines are skipped; a UTF-8 byte order mark
+at the start is accepted; a line longer than --max-line-bytes (1 MiB unless
+set) gets an error line. Each output line
 is a JSON object of the served features (training-only --label outputs are
 left out), in the transform's order. Floats print in their shortest form that
 reads back to the same value; NaN and infinities print as the strings \"NaN\" (\"-NaN\"),
@@ -125,6 +137,11 @@ pub struct RunArgs {
     /// How query results are printed.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+
+    /// Rows a result shows at most in the table format (0: all); the
+    /// other formats stream every row.
+    #[arg(long, value_name = "N", default_value_t = crate::output::DEFAULT_MAX_ROWS)]
+    pub max_rows: usize,
 
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
@@ -186,6 +203,10 @@ pub struct ReplArgs {
     #[command(flatten)]
     pub tables: TableArgs,
 
+    /// Rows a result shows at most (0: all).
+    #[arg(long, value_name = "N", default_value_t = crate::output::DEFAULT_MAX_ROWS)]
+    pub max_rows: usize,
+
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
@@ -231,7 +252,7 @@ pub fn main(args: Args) -> Result<()> {
             Command::Eval(eval) => eval::eval_command(&eval),
             Command::Repl(repl) => {
                 let ctx = session_with_tables(&repl.tables).await?;
-                repl::run(&ctx, repl.progress.enabled()).await
+                repl::run(&ctx, repl.progress.enabled(), repl.max_rows).await
             }
             Command::Functions => {
                 let mut out = std::io::stdout().lock();
@@ -258,7 +279,21 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let ctx = session_with_tables(&args.tables).await?;
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
+    printer.max_rows = args.max_rows;
     run_script(&ctx, &text, &mut printer, args.progress.enabled()).await
+}
+
+/// Writes `text` to stdout and flushes it. A closed reader (`| head`) or a
+/// full disk is an error returned to the caller, never a panic; `main`
+/// treats a broken pipe as success.
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Io {
+            path: "<stdout>".into(),
+            source,
+        })
 }
 
 pub(crate) fn read_script(path: &PathBuf) -> Result<String> {

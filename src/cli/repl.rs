@@ -88,6 +88,7 @@ pub fn history_path() -> Option<PathBuf> {
 struct Repl<'a> {
     ctx: &'a SessionContext,
     progress: bool,
+    max_rows: usize,
     timing: bool,
     interrupts: Interrupts,
 }
@@ -132,7 +133,7 @@ impl Interrupts {
 }
 
 /// Runs the REPL until `\q` or end of input.
-pub async fn run(ctx: &SessionContext, progress: bool) -> Result<()> {
+pub async fn run(ctx: &SessionContext, progress: bool, max_rows: usize) -> Result<()> {
     let mut editor = DefaultEditor::new().map_err(readline_error)?;
     // After the editor: its own SIGINT handler stays in the chain.
     let interrupts = Interrupts::install()?;
@@ -147,6 +148,7 @@ pub async fn run(ctx: &SessionContext, progress: bool) -> Result<()> {
     let mut repl = Repl {
         ctx,
         progress,
+        max_rows,
         timing: true,
         interrupts,
     };
@@ -227,6 +229,7 @@ impl Repl<'_> {
         let started = Instant::now();
         let mut printer = Printer::new(Format::Table, std::io::stdout());
         printer.timed_since = self.timing.then_some(started);
+        printer.max_rows = self.max_rows;
         // The statement runs on the runtime's workers, so that this thread
         // stays free to notice Ctrl-C even while an operator is busy.
         let ctx = self.ctx.clone();
@@ -358,6 +361,7 @@ fn print_strings<const N: usize>(
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
         .map_err(|e| Error::DataFusion(e.into()))?;
     let mut printer = Printer::new(Format::Table, out);
+    printer.max_rows = 0;
     printer.begin(&schema)?;
     printer.batch(&batch)?;
     printer.end(rows.len())

@@ -30,6 +30,7 @@
 
 mod compile;
 mod expr;
+mod request;
 mod value;
 
 use std::collections::HashMap;
@@ -242,13 +243,21 @@ impl Evaluator {
         &self,
         object: &'a serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
+        self.row_from(|c| object.get(c))
+    }
+
+    /// The typed row of the fields a request carries, by input slot.
+    fn row_from<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
         let mut row = Vec::with_capacity(self.inputs.len());
         for (i, c) in self.inputs.iter().enumerate() {
             if !self.required[i] {
                 row.push(Value::Null);
                 continue;
             }
-            let v = match object.get(&c.name) {
+            let v = match field(&c.name) {
                 None if c.nullable => Value::Null,
                 None => {
                     return Err(Error::Data(format!(
@@ -263,12 +272,29 @@ impl Evaluator {
         Ok(row)
     }
 
+    /// Reads one JSON object of text into the values of the inputs a served
+    /// output reads, by input slot. Other fields are skipped without being
+    /// held in memory; a key that appears twice is an error (as in the
+    /// artifact reader), so is anything after the object.
+    pub fn parse_request(&self, line: &str) -> Result<Vec<Option<serde_json::Value>>> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(line);
+        let fields = request::Fields { evaluator: self }
+            .deserialize(&mut de)
+            .and_then(|fields| de.end().map(|()| fields))
+            .map_err(|e| {
+                // One request is one line: serde's "line 1" says nothing.
+                let e = e.to_string().replace(" at line 1 column ", " at column ");
+                Error::Data(format!("not a JSON object: {e}"))
+            })?;
+        Ok(fields)
+    }
+
     /// Evaluates a JSON object (one line of text) into a JSON object of the
     /// outputs, in order, on one line.
     pub fn eval_json(&self, line: &str) -> Result<String> {
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
-            .map_err(|e| Error::Data(format!("not a JSON object: {e}")))?;
-        let row = self.row_from_json(&object)?;
+        let fields = self.parse_request(line)?;
+        let row = self.row_from(|name| self.input_index(name).and_then(|i| fields[i].as_ref()))?;
         let mut out = Vec::with_capacity(self.outputs.len());
         self.eval(&row, &mut out)?;
         let mut text = String::with_capacity(32 * out.len());

@@ -181,7 +181,13 @@ fn syntax_errors_are_user_errors() {
         err.contains("statement 1 (line 1: SELEC 1) failed"),
         "{err}"
     );
-    assert!(err.contains("SQL error"), "{err}");
+    assert!(
+        err.contains(
+            "SQL syntax error: Expected: an SQL statement, found: SELEC at Line: 1, Column: 1"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("ParserError("), "no Rust debug forms: {err}");
 }
 
 #[test]
