@@ -122,7 +122,7 @@ fn physical_levels(artifact: &Artifact, raw: &RecordBatch) -> (Vec<Level>, Vec<u
 fn serving(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let artifact_path = fit(dir.path());
-    let artifact = Artifact::load(&artifact_path).unwrap();
+    let artifact = Artifact::load(&artifact_path, None).unwrap();
     let evaluator = Evaluator::new(&artifact).unwrap();
     let raw = test_rows();
     let n = 1000.min(raw.num_rows());

@@ -54,6 +54,28 @@ pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> 
     Ok(SessionContext::new_with_state(state).enable_url_table())
 }
 
+/// A session that reads only the tables registered on it: skewless's
+/// functions and DataFusion's built-in scalar and aggregate functions, but
+/// no URL tables (`FROM '/path/file'`) and no table functions. An
+/// artifact's SQL is planned here ([`crate::artifact::check`]).
+pub fn sealed_context() -> Result<SessionContext> {
+    let mut config = SessionConfig::from_env()?.with_information_schema(false);
+    if std::env::var_os(COMPRESSION_VAR).is_none() {
+        config.options_mut().execution.parquet.compression = Some(DEFAULT_COMPRESSION.into());
+    }
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(CloudStores::default()))
+        .build_arc()?;
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_table_functions(Default::default())
+        .build();
+    skewless_udfs::register_all(&mut state)?;
+    Ok(SessionContext::new_with_state(state))
+}
+
 /// An object store registry that creates cloud stores on first use.
 ///
 /// Local files work as in DataFusion. The first URL of a bucket

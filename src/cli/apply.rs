@@ -5,7 +5,7 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrameWriteOptions;
 
-use super::{ApplyArgs, session_with_tables};
+use super::ApplyArgs;
 use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 use crate::location::FileKind;
@@ -13,10 +13,21 @@ use crate::progress::group_digits;
 
 pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
     let started = Instant::now();
-    let artifact = Artifact::load(&args.artifact)?;
-    let ctx = session_with_tables(&args.tables).await?;
+    let key = args
+        .verify_key
+        .as_deref()
+        .map(crate::artifact::SigningKey::from_file)
+        .transpose()?;
+    let artifact = Artifact::load(&args.artifact, key.as_ref())?;
+    // The artifact's SQL runs in a sealed session that holds the inputs
+    // and nothing else (see `artifact::check`).
+    let ctx = crate::session::sealed_context()?;
+    for t in &args.tables.tables {
+        crate::location::register_table(&ctx, &t.name, &t.location).await?;
+    }
     check_inputs(&ctx, &artifact).await?;
-    let df = ctx.sql(&artifact.fitted_sql).await?;
+    let plan = crate::artifact::check::plan_fitted(&ctx, &artifact).await?;
+    let df = ctx.execute_logical_plan(plan).await?;
     let out = args.out.as_str();
     if FileKind::from_path(out.trim_end_matches('/')) == Some(FileKind::Csv)
         && let Some(nested) = artifact.outputs.iter().find(|o| o.data_type.contains('('))

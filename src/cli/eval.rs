@@ -7,7 +7,12 @@ use crate::error::{Error, Result};
 use crate::serving::{Evaluator, write_json_string};
 
 pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
-    let evaluator = Evaluator::load(&args.artifact)?;
+    let key = args
+        .verify_key
+        .as_deref()
+        .map(crate::artifact::SigningKey::from_file)
+        .transpose()?;
+    let evaluator = Evaluator::load_verified(&args.artifact, key.as_ref())?;
     if args.explain {
         return super::write_stdout(&evaluator.explain());
     }

@@ -46,10 +46,16 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     let inputs = input_tables(&fitted.plan)?;
     let outputs = outputs(&fitted.plan, &args.labels)?;
     let artifact = Artifact::new(&statement.sql, fitted_sql, &fitted, inputs, outputs);
+    // An artifact that fits is an artifact that loads: its own SQL check.
+    crate::artifact::check::check(&artifact).map_err(|e| {
+        Error::Internal(format!(
+            "the fitted artifact does not pass the load check: {e}"
+        ))
+    })?;
     // A transform that fits is a transform that serves: compile it now. The
     // compiler also finds the outputs that use training-only functions.
     let mut artifact = artifact;
-    match crate::serving::Evaluator::new(&artifact) {
+    match crate::serving::Evaluator::compile(&artifact) {
         Ok(evaluator) => {
             for (name, _) in evaluator.skipped() {
                 if let Some(o) = artifact.outputs.iter_mut().find(|o| &o.name == name) {
@@ -64,6 +70,9 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
             )));
         }
         Err(_) => {}
+    }
+    if let Some(path) = &args.sign_key {
+        artifact.sign(&crate::artifact::SigningKey::from_file(path)?);
     }
     let json = artifact.to_json();
     let tmp = args.out.with_extension("json.partial");
@@ -247,7 +256,7 @@ fn summary(artifact: &Artifact, args: &FitArgs, seconds: f64) -> String {
                 format!("{} boundaries", boundaries.len())
             }
             StatisticValue::MostFrequent { value } => format!("most frequent {value}"),
-            StatisticValue::Strata { strata, counts } => {
+            StatisticValue::Strata { strata, counts, .. } => {
                 let listed: Vec<String> = strata
                     .iter()
                     .zip(counts)

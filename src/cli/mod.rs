@@ -73,6 +73,11 @@ pub struct EvalArgs {
     #[arg(value_name = "ARTIFACT.json")]
     pub artifact: PathBuf,
 
+    /// Refuse the artifact unless it is signed with the key in FILE
+    /// (see `fit --sign-key`).
+    #[arg(long, value_name = "FILE", env = "SKEWLESS_VERIFY_KEY")]
+    pub verify_key: Option<PathBuf>,
+
     /// Read rows from this file instead of stdin.
     #[arg(long, value_name = "ROWS.ndjson")]
     pub input: Option<PathBuf>,
@@ -166,6 +171,13 @@ pub struct FitArgs {
     #[arg(long = "label", value_name = "COLUMN")]
     pub labels: Vec<String>,
 
+    /// Sign the artifact with the secret key in FILE (HMAC-SHA-256 over its
+    /// canonical content): `apply`/`eval --verify-key FILE` then refuse any
+    /// artifact the key did not sign. Make a key with
+    /// `openssl rand -hex 32 > FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
     /// Skip the check that the transform can be served one row at a time
     /// (for transforms with JOINs or aggregates, applied in batch only).
     #[arg(long)]
@@ -184,6 +196,11 @@ pub struct ApplyArgs {
 
     #[command(flatten)]
     pub tables: TableArgs,
+
+    /// Refuse the artifact unless it is signed with the key in FILE
+    /// (see `fit --sign-key`).
+    #[arg(long, value_name = "FILE", env = "SKEWLESS_VERIFY_KEY")]
+    pub verify_key: Option<PathBuf>,
 
     /// Where to write the features: a .parquet, .csv or .ndjson/.json file,
     /// or a directory (partitioned Parquet files); local or s3://.

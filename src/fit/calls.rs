@@ -14,9 +14,10 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::SessionContext;
 use skewless_udfs::kernel::sample::{Copies, targets};
 use skewless_udfs::kernel::scale::z_score_scale;
+use skewless_udfs::kernel::split::split_thresholds_by;
 use skewless_udfs::scalar::{FullPassCall, FullPassKind, ImputeStrategy};
 
-use super::stats::{StatRequest, Statistic, list_literal};
+use super::stats::{StatRequest, Statistic, StrataStat, list_literal};
 
 /// The full-pass function an expression calls at its root, if any.
 fn full_pass_kind(e: &Expr) -> Option<(FullPassKind, &ScalarFunction)> {
@@ -265,17 +266,21 @@ impl FullPassUse {
             }
             (FullPassCall::StratifiedSplit { names, proportions }, Statistic::Strata(strata)) => {
                 let thresholds: Vec<Option<i64>> = strata
-                    .split_thresholds(proportions)
-                    .into_iter()
-                    .flatten()
+                    .counts
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, count)| {
+                        split_thresholds_by(*count, proportions, |rank| strata.hash_at(i, rank))
+                    })
                     .map(|t| t.map(|t| t as i64))
                     .collect();
+                check_cuts(strata, self.kind.name())?;
                 call(
                     "stratified_split_with",
                     vec![
                         x,
                         self.stratum(),
-                        strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
+                        strings_literal(strata.names.iter().map(String::as_str)),
                         ints_literal(thresholds),
                         strings_literal(names.iter().map(String::as_str)),
                     ],
@@ -284,23 +289,32 @@ impl FullPassUse {
             (FullPassCall::Sample { seed, size, shares }, Statistic::Strata(strata)) => {
                 let name = self.kind.name();
                 let replacement = self.kind == FullPassKind::Oversample;
-                let targets =
-                    targets(&strata.counts(), size, shares, replacement).map_err(|e| {
-                        datafusion::error::DataFusionError::Plan(format!("{name}: {e}"))
-                    })?;
+                let counts: Vec<(&str, u64)> = strata
+                    .names
+                    .iter()
+                    .map(String::as_str)
+                    .zip(strata.counts.iter().copied())
+                    .collect();
+                let targets = targets(&counts, size, shares, replacement).map_err(|e| {
+                    datafusion::error::DataFusionError::Plan(format!("{name}: {e}"))
+                })?;
                 let copies: Vec<Copies> = strata
-                    .strata
+                    .counts
                     .iter()
                     .zip(&targets)
-                    .map(|((_, hashes), t)| Copies::new(hashes, *t))
+                    .enumerate()
+                    .map(|(i, (count, t))| {
+                        Copies::by_rank(*count, *t, |rank| strata.hash_at(i, rank))
+                    })
                     .collect();
+                check_cuts(strata, name)?;
                 let sample = call(
                     "sample_with",
                     vec![
                         x,
                         self.stratum(),
                         lit(*seed as i64),
-                        strings_literal(strata.strata.iter().map(|(s, _)| s.as_str())),
+                        strings_literal(strata.names.iter().map(String::as_str)),
                         ints_literal(copies.iter().map(|c| Some(c.base as i64)).collect()),
                         ints_literal(copies.iter().map(|c| Some(c.threshold as i64)).collect()),
                     ],
@@ -316,6 +330,17 @@ impl FullPassUse {
                 self.kind.name()
             ),
         }
+    }
+}
+
+/// Refuses a refit whose recorded strata lack a hash a call needs.
+fn check_cuts(strata: &StrataStat, name: &str) -> Result<()> {
+    match strata.missing() {
+        None => Ok(()),
+        Some((stratum, rank)) => plan_err!(
+            "{name}: the statistics have no key hash at rank {rank} of stratum '{}'",
+            strata.names.get(stratum).map_or("?", String::as_str)
+        ),
     }
 }
 

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 pub use calls::{FullPassUse, expr_has_full_pass};
-pub use stats::{StatRequest, Statistic};
+pub use stats::{StatRequest, Statistic, StrataStat};
 
 use crate::error::{Error, Result};
 
@@ -68,19 +68,116 @@ pub async fn fit_plan(
 
 /// Like [`fit_plan`], also returning the statistics and their provenance.
 pub async fn fit(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Result<Fitted> {
+    fit_from(ctx, plan, Source::Analyze { progress }).await
+}
+
+/// Fits `plan` with statistics already computed — an artifact's, each
+/// with the expression it was computed over, in the order [`fit`] gives
+/// them — instead of a statistics pass. The same transform and statistics
+/// give the same fitted plan: this is how a loaded artifact's fitted SQL is
+/// checked against its transform and statistics.
+pub async fn refit(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    recorded: Vec<(String, Statistic)>,
+) -> Result<LogicalPlan> {
+    let source = Source::Recorded {
+        remaining: recorded.into_iter(),
+    };
+    Ok(fit_from(ctx, plan, source).await?.plan)
+}
+
+/// Where statistics come from.
+enum Source {
+    /// A statistics pass over the data.
+    Analyze { progress: bool },
+    /// An artifact's statistics, in order.
+    Recorded {
+        remaining: std::vec::IntoIter<(String, Statistic)>,
+    },
+}
+
+impl Source {
+    async fn statistics(
+        &mut self,
+        ctx: &SessionContext,
+        input: &LogicalPlan,
+        requests: &[StatRequest],
+        out: &mut Fitted,
+    ) -> Result<Vec<Statistic>> {
+        match self {
+            Source::Analyze { progress } => {
+                let (statistics, rows) = stats::analyze(ctx, input, requests, *progress).await?;
+                out.rows_seen.push(rows);
+                Ok(statistics)
+            }
+            Source::Recorded { remaining } => requests
+                .iter()
+                .map(|request| {
+                    let argument = request.argument();
+                    match remaining.next() {
+                        Some((recorded, statistic)) if recorded == argument => {
+                            typed_for(request, input, statistic)
+                        }
+                        Some((recorded, _)) => Err(Error::Data(format!(
+                            "the statistics do not match the transform: the transform needs a \
+                             statistic of {argument} where the artifact records one of {recorded}"
+                        ))),
+                        None => Err(Error::Data(format!(
+                            "the statistics do not match the transform: none is recorded for \
+                             {argument}"
+                        ))),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A recorded statistic with the types its request gives: an empty
+/// vocabulary of integers is an Int64 list, not the Utf8 one JSON suggests.
+fn typed_for(
+    request: &StatRequest,
+    input: &LogicalPlan,
+    statistic: Statistic,
+) -> Result<Statistic> {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::ExprSchemable;
+    if let (StatRequest::Vocabulary { x, .. }, Statistic::Vocabulary { values, counts }) =
+        (request, &statistic)
+        && values.is_empty()
+        && x.get_type(input.schema())?.is_integer()
+    {
+        return Ok(Statistic::Vocabulary {
+            values: datafusion::arrow::array::new_empty_array(&DataType::Int64),
+            counts: counts.clone(),
+        });
+    }
+    Ok(statistic)
+}
+
+async fn fit_from(ctx: &SessionContext, plan: LogicalPlan, mut source: Source) -> Result<Fitted> {
     let mut fitted = Fitted {
         plan: LogicalPlan::default(),
         statistics: Vec::new(),
         rows_seen: Vec::new(),
     };
-    fitted.plan = Box::pin(fit_node(ctx, plan, progress, &mut fitted)).await?;
+    fitted.plan = Box::pin(fit_node(ctx, plan, &mut source, &mut fitted)).await?;
+    if let Source::Recorded { remaining } = source
+        && remaining.len() > 0
+    {
+        return Err(Error::Data(format!(
+            "the statistics do not match the transform: {} recorded statistics are not used by it",
+            remaining.len()
+        )));
+    }
     Ok(fitted)
 }
 
 async fn fit_node(
     ctx: &SessionContext,
     plan: LogicalPlan,
-    progress: bool,
+    source: &mut Source,
     out: &mut Fitted,
 ) -> Result<LogicalPlan> {
     if !has_full_pass(&plan) {
@@ -96,12 +193,12 @@ async fn fit_node(
         if let (Some(with), Some(without)) = (conjunction(with), conjunction(without)) {
             let first = LogicalPlan::Filter(Filter::try_new(without, Arc::clone(&filter.input))?);
             let then = LogicalPlan::Filter(Filter::try_new(with, Arc::new(first))?);
-            return Box::pin(fit_node(ctx, then, progress, out)).await;
+            return Box::pin(fit_node(ctx, then, source, out)).await;
         }
     }
     let mut inputs = Vec::new();
     for input in plan.inputs() {
-        inputs.push(Box::pin(fit_node(ctx, input.clone(), progress, out)).await?);
+        inputs.push(Box::pin(fit_node(ctx, input.clone(), source, out)).await?);
     }
     let exprs = plan.expressions();
     if !exprs.iter().any(expr_has_full_pass) {
@@ -119,8 +216,7 @@ async fn fit_node(
     };
     let uses = calls::collect(input, &exprs)?;
     let requests = stats::requests(&uses);
-    let (statistics, rows) = stats::analyze(ctx, input, &requests, progress).await?;
-    out.rows_seen.push(rows);
+    let statistics = source.statistics(ctx, input, &requests, out).await?;
     for (request, statistic) in requests.iter().zip(&statistics) {
         let mut functions: Vec<&'static str> = Vec::new();
         for u in uses.iter().filter(|u| u.request() == *request) {

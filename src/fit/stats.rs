@@ -131,8 +131,91 @@ pub enum Statistic {
     MostFrequent {
         value: ScalarValue,
     },
-    /// Each stratum's key hashes, sorted.
-    Strata(Arc<Strata>),
+    /// The strata of a stratified split or sample.
+    Strata(Arc<StrataStat>),
+}
+
+/// The statistic of the stratified functions: each stratum (in byte order)
+/// with its row count, and its rows' key hashes sorted, read by rank.
+///
+/// After a statistics pass every hash is there. A fitted call reads only a
+/// few ranks (its thresholds); those are remembered ([`StrataStat::cuts`])
+/// and written to the artifact, so that a loaded artifact can be refitted
+/// from its statistics alone ([`StrataStat::from_cuts`]).
+#[derive(Debug)]
+pub struct StrataStat {
+    pub names: Vec<String>,
+    pub counts: Vec<u64>,
+    hashes: Option<Arc<Strata>>,
+    /// (stratum, rank) → hash: the ranks read so far, or those recorded.
+    cuts: std::sync::Mutex<std::collections::BTreeMap<(usize, u64), u64>>,
+    /// A rank the recorded cuts lack, if one was asked for.
+    missing: std::sync::Mutex<Option<(usize, u64)>>,
+}
+
+impl PartialEq for StrataStat {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names && self.counts == other.counts
+    }
+}
+
+impl StrataStat {
+    /// The statistic as a statistics pass computed it.
+    pub fn from_strata(strata: Arc<Strata>) -> Self {
+        Self {
+            names: strata.strata.iter().map(|(s, _)| s.clone()).collect(),
+            counts: strata.counts().into_iter().map(|(_, n)| n).collect(),
+            hashes: Some(strata),
+            cuts: Default::default(),
+            missing: Default::default(),
+        }
+    }
+
+    /// The statistic as an artifact records it: only the hashes at the
+    /// ranks its fitted calls read.
+    pub fn from_cuts(
+        names: Vec<String>,
+        counts: Vec<u64>,
+        cuts: std::collections::BTreeMap<(usize, u64), u64>,
+    ) -> Self {
+        Self {
+            names,
+            counts,
+            hashes: None,
+            cuts: std::sync::Mutex::new(cuts),
+            missing: Default::default(),
+        }
+    }
+
+    /// The hash of rank `rank` in stratum `stratum` (below its count).
+    pub fn hash_at(&self, stratum: usize, rank: u64) -> u64 {
+        let mut cuts = self.cuts.lock().expect("cuts lock");
+        if let Some(h) = cuts.get(&(stratum, rank)) {
+            return *h;
+        }
+        match &self.hashes {
+            Some(strata) => {
+                let h = strata.strata[stratum].1[rank as usize];
+                cuts.insert((stratum, rank), h);
+                h
+            }
+            None => {
+                *self.missing.lock().expect("missing lock") = Some((stratum, rank));
+                0
+            }
+        }
+    }
+
+    /// The hashes read so far, as (stratum, rank, hash).
+    pub fn cuts(&self) -> Vec<(usize, u64, u64)> {
+        let cuts = self.cuts.lock().expect("cuts lock");
+        cuts.iter().map(|(&(s, r), &h)| (s, r, h)).collect()
+    }
+
+    /// A rank a fitted call needed that the recorded cuts lack.
+    pub fn missing(&self) -> Option<(usize, u64)> {
+        *self.missing.lock().expect("missing lock")
+    }
 }
 
 /// The distinct statistics `uses` need, in first-use order.
@@ -252,7 +335,8 @@ fn decode(request: &StatRequest, batch: &RecordBatch, column: usize) -> DfResult
             value: ScalarValue::try_from_array(col, 0)?,
         },
         StatRequest::Strata { .. } => {
-            Statistic::Strata(Arc::new(decode_strata(&col.as_list::<i32>().value(0))?))
+            let strata = decode_strata(&col.as_list::<i32>().value(0))?;
+            Statistic::Strata(Arc::new(StrataStat::from_strata(Arc::new(strata))))
         }
     })
 }

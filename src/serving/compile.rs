@@ -12,10 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::TableProvider;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::datasource::empty::EmptyTable;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use skewless_udfs::row::RowFunction;
 
@@ -103,31 +101,21 @@ pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
         )));
     };
     let mut inputs = Vec::with_capacity(table.columns.len());
-    for c in &table.columns {
-        let data_type: DataType = c.data_type.parse().map_err(|e| {
-            Error::Data(format!(
-                "artifact: input column '{}' has type '{}' that this version cannot read: {e}",
-                c.name, c.data_type
-            ))
-        })?;
+    let provider = crate::artifact::check::empty_table(table)?;
+    for f in provider.schema().fields() {
         inputs.push(InputColumn {
-            name: c.name.clone(),
-            data_type,
-            nullable: c.nullable,
+            name: f.name().clone(),
+            data_type: f.data_type().clone(),
+            nullable: f.is_nullable(),
         });
     }
-    let schema = Arc::new(Schema::new(
-        inputs
-            .iter()
-            .map(|c| Field::new(&c.name, c.data_type.clone(), c.nullable))
-            .collect::<Vec<_>>(),
-    ));
-    let ctx = crate::session::new_context()?;
-    let provider: Arc<dyn TableProvider> = Arc::new(EmptyTable::new(schema));
+    // Planned only in a sealed session over the declared input: the
+    // artifact's SQL reads nothing else (see `artifact::check`).
+    let ctx = crate::session::sealed_context()?;
     ctx.register_table(table.name.as_str(), provider)?;
     let plan = futures::executor::block_on(async {
-        let df = ctx.sql(&artifact.fitted_sql).await?;
-        df.into_optimized_plan()
+        let plan = crate::artifact::check::plan_fitted(&ctx, artifact).await?;
+        Ok::<_, Error>(ctx.state().optimize(&plan)?)
     })?;
     let config = Arc::new(ctx.state().config_options().as_ref().clone());
     let mut compiler = Compiler {

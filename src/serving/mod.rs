@@ -85,16 +85,29 @@ impl std::fmt::Debug for Evaluator {
 }
 
 impl Evaluator {
-    /// Loads an artifact (verifying its checksum) and compiles it.
+    /// Loads an artifact (verifying its checksum and checking its SQL, see
+    /// [`Artifact::load`]) and compiles it.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::new(&Artifact::load(path)?)
+        Self::load_verified(path, None)
     }
 
-    /// Compiles an artifact's fitted SELECT list. Fails, naming the
-    /// expression, when the transform has anything that cannot be evaluated
-    /// on one row (`skewless fit` runs this check, so a fitted artifact
-    /// compiles).
+    /// Like [`Evaluator::load`], also refusing an artifact without a valid
+    /// signature under `key` when one is given.
+    pub fn load_verified(path: &Path, key: Option<&crate::artifact::SigningKey>) -> Result<Self> {
+        Self::compile(&Artifact::load(path, key)?)
+    }
+
+    /// Checks an artifact's SQL ([`crate::artifact::check::check`]) and
+    /// compiles its fitted SELECT list. Fails, naming the expression, when
+    /// the transform has anything that cannot be evaluated on one row
+    /// (`skewless fit` runs this check, so a fitted artifact compiles).
     pub fn new(artifact: &Artifact) -> Result<Self> {
+        crate::artifact::check::check(artifact)?;
+        Self::compile(artifact)
+    }
+
+    /// Compiles an artifact whose SQL was checked.
+    pub(crate) fn compile(artifact: &Artifact) -> Result<Self> {
         let compiled = compile::compile(artifact)?;
         let training_only: Vec<&str> = artifact
             .outputs

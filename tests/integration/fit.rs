@@ -37,8 +37,8 @@ fn artifact_records_the_fit() {
         summary.contains("label                        Int64  (label, training only)"),
         "{summary}"
     );
-    let a = Artifact::load(&dir.path().join("a.json")).unwrap();
-    assert_eq!(a.format_version, 1);
+    let a = Artifact::load(&dir.path().join("a.json"), None).unwrap();
+    assert_eq!(a.format_version, 2);
     assert_eq!(a.rows_seen, [32166]);
     assert!(a.sql.starts_with("SELECT min_max_scale(age) AS age_s"));
     let names: Vec<_> = a.outputs.iter().map(|o| o.name.as_str()).collect();
@@ -127,7 +127,7 @@ fn artifact_records_the_fit() {
 fn the_fitted_sql_runs_and_matches_the_transform() {
     let dir = tempfile::tempdir().unwrap();
     ok(&fit(dir.path(), "2", "a.json"));
-    let a = Artifact::load(&dir.path().join("a.json")).unwrap();
+    let a = Artifact::load(&dir.path().join("a.json"), None).unwrap();
     let table = format!("census={}", adult());
     let digest = |select: &str| {
         format!(
@@ -169,10 +169,10 @@ fn tampered_or_truncated_artifacts_are_refused() {
     let tampered = text.replacen("\"max\": 90.0", "\"max\": 91.0", 1);
     assert_ne!(tampered, text);
     std::fs::write(&path, &tampered).unwrap();
-    let err = Artifact::load(&path).unwrap_err().to_string();
+    let err = Artifact::load(&path, None).unwrap_err().to_string();
     assert!(err.contains("checksum mismatch"), "{err}");
     std::fs::write(&path, &text[..text.len() / 2]).unwrap();
-    let err = Artifact::load(&path).unwrap_err().to_string();
+    let err = Artifact::load(&path, None).unwrap_err().to_string();
     assert!(err.contains("is the file complete?"), "{err}");
 }
 

@@ -14,3 +14,4 @@ mod s3;
 mod serving;
 mod slt;
 mod splits;
+mod trust;

@@ -99,7 +99,7 @@ fn split_outputs_are_training_only_and_apply_writes_them_per_directory() {
         summary.contains("split") && summary.contains("(training only)"),
         "{summary}"
     );
-    let a = skewless::artifact::Artifact::load(&artifact).unwrap();
+    let a = skewless::artifact::Artifact::load(&artifact, None).unwrap();
     let flags: Vec<(&str, bool)> = a
         .outputs
         .iter()
@@ -269,7 +269,7 @@ fn a_transform_that_splits_and_oversamples_fits_applies_and_serves() {
         ),
         "{summary}"
     );
-    let a = skewless::artifact::Artifact::load(&artifact).unwrap();
+    let a = skewless::artifact::Artifact::load(&artifact, None).unwrap();
     let flags: Vec<(&str, bool)> = a
         .outputs
         .iter()

@@ -197,11 +197,17 @@ impl Copies {
     /// multiple of the stratum's size) the threshold is 0, so that rows of
     /// new data get `base` copies too.
     pub fn new(sorted: &[u64], target: u64) -> Self {
-        let n = sorted.len() as u64;
-        let extra = (target % n) as usize;
+        Self::by_rank(sorted.len() as u64, target, |rank| sorted[rank as usize])
+    }
+
+    /// Like [`Copies::new`] for a stratum of `count` rows (not 0) whose
+    /// sorted hashes are read by rank through `hash_at` (called at most
+    /// once, for a rank below `count`).
+    pub fn by_rank(count: u64, target: u64, hash_at: impl FnOnce(u64) -> u64) -> Self {
+        let extra = target % count;
         Self {
-            base: target / n,
-            threshold: if extra == 0 { 0 } else { sorted[extra] },
+            base: target / count,
+            threshold: if extra == 0 { 0 } else { hash_at(extra) },
         }
     }
 

@@ -272,22 +272,38 @@ impl Strata {
         self.strata
             .iter()
             .map(|(_, hashes)| {
-                let sizes = allocate(hashes.len() as u64, proportions);
-                let mut rank = 0usize;
-                sizes[..sizes.len().saturating_sub(1)]
-                    .iter()
-                    .map(|size| {
-                        rank += *size as usize;
-                        if rank == 0 {
-                            Some(0)
-                        } else {
-                            hashes.get(rank).copied()
-                        }
-                    })
-                    .collect()
+                split_thresholds_by(hashes.len() as u64, proportions, |rank| {
+                    hashes[rank as usize]
+                })
             })
             .collect()
     }
+}
+
+/// The thresholds of [`Strata::split_thresholds`] for one stratum of
+/// `count` rows, reading its sorted hashes by rank through `hash_at` (called
+/// only for ranks below `count`). The thresholds depend on the hashes at
+/// these ranks alone, so an artifact that records them can be refitted.
+pub fn split_thresholds_by(
+    count: u64,
+    proportions: &[f64],
+    mut hash_at: impl FnMut(u64) -> u64,
+) -> Vec<Option<u64>> {
+    let sizes = allocate(count, proportions);
+    let mut rank = 0u64;
+    sizes[..sizes.len().saturating_sub(1)]
+        .iter()
+        .map(|size| {
+            rank += *size;
+            if rank == 0 {
+                Some(0)
+            } else if rank < count {
+                Some(hash_at(rank))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The split of a hash given its stratum's thresholds (see
