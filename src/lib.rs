@@ -16,6 +16,7 @@ pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod fit;
+pub mod json;
 pub mod location;
 pub mod output;
 pub mod progress;

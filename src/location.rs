@@ -68,7 +68,10 @@ impl FileKind {
                     .with_options(options.csv.clone())
                     .with_has_header(true),
             ),
-            Self::Json => Arc::new(JsonFormat::default().with_options(options.json.clone())),
+            Self::Json => Arc::new(crate::json::format::JsonFormat::new(
+                JsonFormat::default().with_options(options.json.clone()),
+                "json",
+            )),
         }
     }
 

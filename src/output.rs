@@ -145,16 +145,8 @@ impl<W: Write> ResultSink for Printer<W> {
                     .map_err(arrow_err)?;
                 Writer::Csv(Box::new(w))
             }
-            Format::Json => Writer::Json(Box::new(
-                arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build(out),
-            )),
-            Format::Ndjson => Writer::Ndjson(Box::new(
-                arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build(out),
-            )),
+            Format::Json => Writer::Json(Box::new(crate::json::writer_builder().build(out))),
+            Format::Ndjson => Writer::Ndjson(Box::new(crate::json::writer_builder().build(out))),
         };
         Ok(())
     }

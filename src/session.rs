@@ -50,6 +50,7 @@ pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> 
         .with_default_features()
         .build();
     skewless_udfs::register_all(&mut state)?;
+    register_formats(&mut state)?;
     // `SELECT * FROM 'data/file.parquet'` reads a location directly.
     Ok(SessionContext::new_with_state(state).enable_url_table())
 }
@@ -73,7 +74,17 @@ pub fn sealed_context() -> Result<SessionContext> {
         .with_table_functions(Default::default())
         .build();
     skewless_udfs::register_all(&mut state)?;
+    register_formats(&mut state)?;
     Ok(SessionContext::new_with_state(state))
+}
+
+/// NDJSON in skewless's JSON convention ([`crate::json`]) replaces
+/// DataFusion's JSON format, under `json`, `ndjson` and `jsonl`.
+fn register_formats(state: &mut datafusion::execution::SessionState) -> Result<()> {
+    for factory in crate::json::format::JsonFormatFactory::all() {
+        state.register_file_format(factory, true)?;
+    }
+    Ok(())
 }
 
 /// An object store registry that creates cloud stores on first use.

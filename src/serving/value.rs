@@ -223,25 +223,7 @@ pub fn write_json(out: &mut String, v: &Value<'_>, t: &DataType) {
 }
 
 fn write_float(out: &mut String, f: f64, single: bool) {
-    if f.is_nan() {
-        // The sign of a NaN survives (e.g. -x of NaN): keep it visible.
-        out.push_str(if f.is_sign_negative() {
-            "\"-NaN\""
-        } else {
-            "\"NaN\""
-        });
-    } else if f.is_infinite() {
-        out.push_str(if f > 0.0 {
-            "\"Infinity\""
-        } else {
-            "\"-Infinity\""
-        });
-    } else if single {
-        // serde_json prints the shortest text that parses back to the same f32.
-        out.push_str(&serde_json::to_string(&(f as f32)).expect("finite floats serialize"));
-    } else {
-        out.push_str(&serde_json::to_string(&f).expect("finite floats serialize"));
-    }
+    crate::json::push_float(out, f, single);
 }
 
 /// A JSON string literal.
