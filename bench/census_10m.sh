@@ -10,8 +10,8 @@ set -euo pipefail
 source bench/lib.sh
 generate_census "${1:-308}"
 measure fit "$BIN" fit sql/census_wide_deep.sql --table "census=$DATA" \
-  --out "$DIR/census_wide_deep.json" --label label --progress never
+  --out "$DIR/census_wide_deep.json" --label label --progress never --overwrite
 echo
 measure apply "$BIN" apply "$DIR/census_wide_deep.json" --table "census=$DATA" \
-  --out "$DIR/features.parquet"
+  --out "$DIR/features.parquet" --overwrite
 echo

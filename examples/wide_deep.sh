@@ -16,13 +16,13 @@ mkdir -p "$out"
 echo "== fit: one statistics pass over the training data"
 "$skewless" fit sql/census_wide_deep.sql \
   --table census=examples/data/adult/adult.parquet \
-  --label label --out "$out/census_wide_deep.json"
+  --label label --out "$out/census_wide_deep.json" --overwrite
 
 echo
 echo "== apply: the fitted transform over the test data, in batch"
 "$skewless" apply "$out/census_wide_deep.json" \
   --table census=examples/data/adult/adult_test.parquet \
-  --out "$out/features.parquet"
+  --out "$out/features.parquet" --overwrite
 "$skewless" run - --table "features=$out/features.parquet" <<'SQL'
 SELECT count(*) AS test_rows, sum(label) AS over_50k, min(age_bucket) AS min_age_bucket,
        max(age_bucket) AS max_age_bucket, count(DISTINCT education_x_occupation) AS crosses

@@ -30,4 +30,4 @@ FROM imputed;
 
 SELECT * FROM features LIMIT 5;
 
-COPY (SELECT * FROM features) TO 'census_features.parquet';
+COPY (SELECT * FROM features) TO 'target/census_features.parquet';

@@ -5,10 +5,11 @@
 -- narrow statistics pass plus a scan: the wide rows are never sorted.
 --
 -- Input:   census (--table census=examples/data/adult/adult.parquet)
--- Outputs, in the current directory:
---   census_splits/split={train,eval,test}/   every row, by split
---   census_sample.parquet                    1,400 rows, races 9:2:3
---   census_train_balanced.parquet            the training split, classes 1:1
+-- Outputs, under target/ (relative to the current directory; an existing
+-- output is refused unless `skewless run --overwrite`):
+--   target/census_splits/split={train,eval,test}/   every row, by split
+--   target/census_sample.parquet                    1,400 rows, races 9:2:3
+--   target/census_train_balanced.parquet            the training split, classes 1:1
 --
 -- The census has no id column: every column joined with '|' is the key
 -- (unique but for 24 duplicated rows, which share a split).
@@ -27,14 +28,14 @@ FROM keyed;
 
 SELECT split, income_bracket, count(*) AS n FROM parted GROUP BY 1, 2 ORDER BY 1, 2;
 
-COPY (SELECT * FROM parted) TO 'census_splits/' STORED AS PARQUET PARTITIONED BY (split);
+COPY (SELECT * FROM parted) TO 'target/census_splits/' STORED AS PARQUET PARTITIONED BY (split);
 
 -- 1,400 rows from three races weighted 9:2:3 (900 / 200 / 300); the other
 -- races are left out.
 COPY (
   SELECT * FROM keyed
   WHERE stratified_sample(id, race, 1400, 42, 'White', 9, 'Black', 2, 'Asian-Pac-Islander', 3)
-) TO 'census_sample.parquet';
+) TO 'target/census_sample.parquet';
 
 -- The training split with '>50K' oversampled to 1:1: each of its 5,489 rows
 -- 3 or 4 times, 17,304 in all. UNNEST goes in its own SELECT over a
@@ -44,7 +45,7 @@ COPY (
          relationship, race, gender, capital_gain, capital_loss, hours_per_week,
          native_country, income_bracket, unnest(range(copies)) AS copy
   FROM (SELECT *, oversample(id, income_bracket, 42) AS copies FROM parted WHERE split = 'train')
-) TO 'census_train_balanced.parquet';
+) TO 'target/census_train_balanced.parquet';
 
 SELECT income_bracket, count(*) AS n, max(copy) + 1 AS most_copies
-FROM 'census_train_balanced.parquet' GROUP BY 1 ORDER BY 1;
+FROM 'target/census_train_balanced.parquet' GROUP BY 1 ORDER BY 1;

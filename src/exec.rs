@@ -26,19 +26,38 @@ pub enum Outcome {
     Done,
 }
 
+/// How statements run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Show a progress line on stderr while a statement runs.
+    pub progress: bool,
+    /// Let `COPY … TO` replace an existing output.
+    pub overwrite: bool,
+}
+
 /// Plans and runs `sql` (one statement) on `ctx`.
 ///
-/// Query results stream into `sink`; `progress` shows a progress line on
-/// stderr while the statement runs.
+/// Query results stream into `sink`. `COPY … TO` writes through
+/// [`crate::write`]: atomically, refusing an existing output unless
+/// `options.overwrite`, with the rows in their input order.
 pub async fn execute(
     ctx: &SessionContext,
     sql: &str,
     sink: &mut (dyn ResultSink + Send),
-    progress: bool,
+    options: Options,
 ) -> Result<Outcome> {
-    let mut plan = ctx.state().create_logical_plan(sql).await?;
+    let progress = options.progress;
+    let mut plan = plan_statement(ctx, sql).await?;
     if crate::fit::has_full_pass(&plan) {
         plan = crate::fit::fit_plan(ctx, plan, progress).await?;
+    }
+    if let LogicalPlan::Copy(copy) = plan {
+        let policy = crate::write::Policy {
+            overwrite: options.overwrite,
+            progress,
+        };
+        let rows = crate::write::write_copy(ctx, copy, policy).await?;
+        return Ok(Outcome::Written(rows));
     }
     let kind = match &plan {
         LogicalPlan::Copy(_) | LogicalPlan::Dml(_) => Kind::Write,
@@ -101,6 +120,90 @@ pub async fn execute(
             Ok(Outcome::Written(written))
         }
     }
+}
+
+/// Plans one statement. Two things DataFusion leaves to the user are
+/// filled in from the location, as for `--table`: `CREATE EXTERNAL TABLE`
+/// without `STORED AS`, and `COPY … TO` without `STORED AS` (the format
+/// from the extension — `.ndjson` and `.jsonl` included — Parquet for a
+/// directory, an error for an extension skewless does not write).
+pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+    use datafusion::sql::parser::Statement;
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let sql = match missing_stored_as(sql) {
+        Some((at, location)) => {
+            let kind = location::kind_of(&state, &location)
+                .await
+                .map_err(|message| Error::Table {
+                    name: "CREATE EXTERNAL TABLE".into(),
+                    location: location.clone(),
+                    message,
+                })?;
+            format!(
+                "{} STORED AS {} {}",
+                &sql[..at],
+                kind.stored_as(),
+                &sql[at..]
+            )
+        }
+        None => sql.to_string(),
+    };
+    let mut statement = state.sql_to_statement(&sql, &dialect)?;
+    if let Statement::CopyTo(copy) = &mut statement
+        && copy.stored_as.is_none()
+    {
+        let (kind, _) = crate::write::output_kind(&copy.target)?;
+        let ext = copy
+            .target
+            .trim_end_matches('/')
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .filter(|e| crate::json::format::EXTENSIONS.contains(&e.as_str()));
+        copy.stored_as = Some(match (kind, ext) {
+            (FileKind::Json, Some(ext)) => ext,
+            (kind, _) => kind.stored_as().to_string(),
+        });
+    }
+    Ok(state.statement_to_plan(statement).await?)
+}
+
+/// For `CREATE EXTERNAL TABLE … LOCATION '…'` without `STORED AS`: where
+/// to insert it (the byte offset of `LOCATION`) and the location.
+fn missing_stored_as(sql: &str) -> Option<(usize, String)> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let words: Vec<(usize, &datafusion::sql::sqlparser::tokenizer::TokenWithSpan)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let is = |i: usize, k: Keyword| matches!(words.get(i), Some((_, t)) if matches!(&t.token, Token::Word(w) if w.keyword == k));
+    let external = (0..words.len().min(6)).any(|i| is(i, Keyword::EXTERNAL));
+    if !is(0, Keyword::CREATE) || !external || (0..words.len()).any(|i| is(i, Keyword::STORED)) {
+        return None;
+    }
+    let at = (0..words.len()).find(|&i| is(i, Keyword::LOCATION))?;
+    let location = match &words.get(at + 1)?.1.token {
+        Token::SingleQuotedString(s) => s.clone(),
+        _ => return None,
+    };
+    let start = words[at].1.span.start;
+    // Line and column (1-based, in characters) to a byte offset.
+    let line_start: usize = sql
+        .split_inclusive('\n')
+        .take(start.line as usize - 1)
+        .map(str::len)
+        .sum();
+    let offset = sql[line_start..]
+        .char_indices()
+        .nth(start.column as usize - 1)
+        .map(|(i, _)| line_start + i)?;
+    Some((offset, location))
 }
 
 #[derive(Debug, PartialEq, Eq)]

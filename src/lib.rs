@@ -23,6 +23,7 @@ pub mod progress;
 pub mod script;
 pub mod serving;
 pub mod session;
+pub mod write;
 
 pub use error::{Error, Result};
 pub use skewless_udfs as udfs;

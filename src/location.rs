@@ -75,6 +75,15 @@ impl FileKind {
         }
     }
 
+    /// The `STORED AS` name of this kind.
+    pub fn stored_as(self) -> &'static str {
+        match self {
+            Self::Parquet => "PARQUET",
+            Self::Csv => "CSV",
+            Self::Json => "JSON",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Parquet => "Parquet",
@@ -181,6 +190,15 @@ pub async fn register_table(ctx: &SessionContext, name: &str, location: &str) ->
     Ok(())
 }
 
+/// The format of the data at `location` (for `CREATE EXTERNAL TABLE`
+/// without `STORED AS`).
+pub async fn kind_of(state: &dyn Session, location: &str) -> Result<FileKind, String> {
+    let url = ListingTableUrl::parse(location).map_err(|e| e.to_string())?;
+    detect_kind(state, &url, location)
+        .await
+        .map(|(kind, _)| kind)
+}
+
 /// The format of a location and the file extension its data files carry.
 async fn detect_kind(
     state: &dyn Session,
@@ -202,14 +220,42 @@ async fn detect_kind(
         .list_all_files(state, store.as_ref(), "")
         .await
         .map_err(|e| e.to_string())?;
+    // Every data file's extension: a directory must hold one format (and
+    // one extension), or a table would silently read only part of it.
+    let mut found: Vec<(String, FileKind, usize, String)> = Vec::new();
     while let Some(meta) = files.try_next().await.map_err(|e| e.to_string())? {
         let path = meta.location.as_ref();
         if let Some(kind) = FileKind::from_path(path) {
-            let ext = path.rsplit_once('.').map(|(_, e)| format!(".{e}"));
-            return Ok((kind, ext.unwrap_or_default()));
+            let ext = path
+                .rsplit_once('.')
+                .map(|(_, e)| format!(".{e}"))
+                .unwrap_or_default();
+            match found.iter_mut().find(|f| f.0 == ext) {
+                Some(f) => f.2 += 1,
+                None => found.push((ext, kind, 1, path.to_string())),
+            }
         }
     }
-    Err("no Parquet, CSV or NDJSON files found there (looked for .parquet, .csv, .json, .ndjson, .jsonl)".into())
+    match found.as_slice() {
+        [] => Err("no Parquet, CSV or NDJSON files found there (looked for .parquet, .csv, .json, .ndjson, .jsonl)".into()),
+        [(ext, kind, _, _)] => Ok((*kind, ext.clone())),
+        several => {
+            let listed: Vec<String> = several
+                .iter()
+                .map(|(ext, kind, n, example)| {
+                    let noun = if *n == 1 { "file" } else { "files" };
+                    format!("{n} {} {noun} ({ext}, e.g. '{example}')", kind.name())
+                })
+                .collect();
+            Err(format!(
+                "the directory mixes data files: {}; point the location at one kind, e.g. \
+                 '{}/*{}'",
+                listed.join(", "),
+                location.trim_end_matches('/'),
+                several[0].0
+            ))
+        }
+    }
 }
 
 /// Looks for the file that makes a location unreadable: reads each file's

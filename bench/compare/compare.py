@@ -42,8 +42,9 @@ def timed(cmd, env=None):
 def run_skewless(binary, data, out, workdir):
     artifact = os.path.join(workdir, "bench_spec.json")
     t1, m1 = timed([binary, "fit", "sql/bench_spec.sql", "--table", f"census={data}",
-                    "--out", artifact, "--progress", "never"])
-    t2, m2 = timed([binary, "apply", artifact, "--table", f"census={data}", "--out", out])
+                    "--out", artifact, "--progress", "never", "--overwrite"])
+    t2, m2 = timed([binary, "apply", artifact, "--table", f"census={data}", "--out", out,
+                    "--overwrite"])
     return t1 + t2, max(m1, m2)
 
 
@@ -160,7 +161,8 @@ def main():
         # Serving: the first rows of the same data, as JSON lines.
         rows = os.path.join(args.workdir, "rows.ndjson")
         subprocess.run(
-            [args.skewless, "run", "-", "--table", f"census={data}", "--progress", "never"],
+            [args.skewless, "run", "-", "--table", f"census={data}", "--progress", "never",
+             "--overwrite"],
             input=f"COPY (SELECT * FROM census LIMIT {args.serving_rows}) TO '{rows}' "
             "STORED AS JSON;".encode(),
             capture_output=True, cwd=ROOT, check=True,

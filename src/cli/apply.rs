@@ -1,12 +1,19 @@
 //! `skewless apply`: an artifact's fitted transform over new data, in batch.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit};
+use datafusion::prelude::SessionContext;
 
 use super::ApplyArgs;
-use crate::artifact::Artifact;
+use crate::artifact::{Artifact, InputTable};
 use crate::error::{Error, Result};
 use crate::location::FileKind;
 use crate::progress::group_digits;
@@ -19,18 +26,25 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
         .map(crate::artifact::SigningKey::from_file)
         .transpose()?;
     let artifact = Artifact::load(&args.artifact, key.as_ref())?;
+    let out = args.out.as_str();
+    let (kind, _) = crate::write::output_kind(out)?;
     // The artifact's SQL runs in a sealed session that holds the inputs
     // and nothing else (see `artifact::check`).
     let ctx = crate::session::sealed_context()?;
-    for t in &args.tables.tables {
-        crate::location::register_table(&ctx, &t.name, &t.location).await?;
-    }
-    check_inputs(&ctx, &artifact).await?;
+    let missing = register_inputs(&ctx, &artifact, &args).await?;
     let plan = crate::artifact::check::plan_fitted(&ctx, &artifact).await?;
-    let df = ctx.execute_logical_plan(plan).await?;
-    let out = args.out.as_str();
-    if FileKind::from_path(out.trim_end_matches('/')) == Some(FileKind::Csv)
-        && let Some(nested) = artifact.outputs.iter().find(|o| o.data_type.contains('('))
+    let plan = served_only(&artifact, plan, &missing)?;
+    let written: Vec<&str> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    if kind == FileKind::Csv
+        && let Some(nested) = artifact
+            .outputs
+            .iter()
+            .find(|o| o.data_type.contains('(') && written.contains(&o.name.as_str()))
     {
         return Err(Error::Usage(format!(
             "output '{}' is {}, which CSV cannot hold; write Parquet or NDJSON instead",
@@ -38,42 +52,25 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
         )));
     }
     for column in &args.partition_by {
-        if !artifact.outputs.iter().any(|o| &o.name == column) {
+        if !written.contains(&column.as_str()) {
             return Err(Error::Usage(format!(
                 "--partition-by {column}: the transform has no output column '{column}' (outputs: {})",
-                artifact
-                    .outputs
-                    .iter()
-                    .map(|o| o.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                written.join(", ")
             )));
         }
     }
-    if !args.partition_by.is_empty() && FileKind::from_path(out).is_some() {
+    if !args.partition_by.is_empty() && FileKind::from_path(out.trim_end_matches('/')).is_some() {
         return Err(Error::Usage(format!(
             "--partition-by writes a directory of files, but '{out}' names a file; \
              give a directory, e.g. features/"
         )));
     }
-    let options = DataFrameWriteOptions::new().with_partition_by(args.partition_by.clone());
-    let written = match FileKind::from_path(out.trim_end_matches('/')) {
-        Some(FileKind::Csv) => df.write_csv(out, options, None).await?,
-        Some(FileKind::Json) => df.write_json(out, options, None).await?,
-        // Parquet by extension, and for a directory (partitioned files).
-        Some(FileKind::Parquet) | None => df.write_parquet(out, options, None).await?,
+    let policy = crate::write::Policy {
+        overwrite: args.overwrite,
+        progress: args.progress.enabled(),
     };
-    let rows: u64 = written
-        .iter()
-        .filter_map(|b| {
-            b.column_by_name("count").and_then(|c| {
-                datafusion::arrow::array::AsArray::as_primitive_opt::<
-                    datafusion::arrow::datatypes::UInt64Type,
-                >(c.as_ref())
-                .map(|c| c.iter().flatten().sum::<u64>())
-            })
-        })
-        .sum();
+    let rows =
+        crate::write::write_query(&ctx, plan, out, args.partition_by.clone(), policy).await?;
     super::write_stdout(&format!(
         "applied {} → {}: {} rows in {:.2} s\n",
         args.artifact.display(),
@@ -83,41 +80,168 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
     ))
 }
 
-/// Checks, before any work, that every input table is registered with every
-/// column the transform reads, in a compatible type.
-async fn check_inputs(
-    ctx: &datafusion::prelude::SessionContext,
+/// A column the input lacks that only training-only outputs read.
+struct Missing {
+    table: String,
+    column: String,
+}
+
+/// Registers each input table of the artifact under its name, as a view
+/// that gives its columns the fitted types (a cast within the type's family,
+/// as serving takes them), after checking that every column the transform
+/// reads is there in a compatible type. Columns that only training-only
+/// outputs read (labels) may be absent: they are NULL, and returned.
+async fn register_inputs(
+    ctx: &SessionContext,
     artifact: &Artifact,
-) -> Result<()> {
+    args: &ApplyArgs,
+) -> Result<Vec<Missing>> {
+    let served_reads: Vec<&str> = artifact
+        .outputs
+        .iter()
+        .filter(|o| !o.training_only)
+        .flat_map(|o| o.reads.iter().map(String::as_str))
+        .collect();
+    // An artifact without `reads` (an older or unusual plan) cannot tell.
+    let reads_known = artifact.outputs.iter().any(|o| !o.reads.is_empty());
+    let mut missing = Vec::new();
     for input in &artifact.inputs {
-        let Ok(table) = ctx.table_provider(input.name.as_str()).await else {
+        let Some(arg) = args.tables.tables.iter().find(|t| t.name == input.name) else {
             return Err(Error::Usage(format!(
                 "the transform reads table '{}': register it with --table {}=LOCATION",
                 input.name, input.name
             )));
         };
-        let schema = table.schema();
-        for column in &input.columns {
-            let Ok(field) = schema.field_with_name(&column.name) else {
+        let hidden = format!("__skewless_input_{}", input.name);
+        crate::location::register_table(ctx, &hidden, &arg.location).await?;
+        let provider = ctx.table_provider(hidden.as_str()).await?;
+        ctx.deregister_table(hidden.as_str())?;
+        let view = typed_view(input, provider, &served_reads, reads_known, &mut missing)?;
+        ctx.register_table(input.name.as_str(), Arc::new(view))?;
+    }
+    for t in &args.tables.tables {
+        if !artifact.inputs.iter().any(|i| i.name == t.name) {
+            tracing::warn!(table = t.name, "the transform does not read this table");
+        }
+    }
+    Ok(missing)
+}
+
+fn typed_view(
+    input: &InputTable,
+    provider: Arc<dyn TableProvider>,
+    served_reads: &[&str],
+    reads_known: bool,
+    missing: &mut Vec<Missing>,
+) -> Result<ViewTable> {
+    let schema = provider.schema();
+    let mut columns: Vec<Expr> = Vec::with_capacity(input.columns.len());
+    for column in &input.columns {
+        let fitted: DataType = column.data_type.parse().map_err(|e| {
+            Error::Data(format!(
+                "input column '{}' has type '{}', which this version cannot read: {e}",
+                column.name, column.data_type
+            ))
+        })?;
+        match schema.field_with_name(&column.name) {
+            Ok(field) => {
+                if !crate::artifact::accepts(&fitted, field.data_type()) {
+                    return Err(Error::Usage(format!(
+                        "column '{}' of table '{}' is {}, but the transform was fitted on {}",
+                        column.name,
+                        input.name,
+                        field.data_type(),
+                        column.data_type
+                    )));
+                }
+                let expr = col(datafusion::common::Column::new_unqualified(&column.name));
+                let expr = if field.data_type() == &fitted {
+                    expr
+                } else {
+                    cast(expr, fitted)
+                };
+                columns.push(expr.alias(&column.name));
+            }
+            Err(_) if reads_known && !served_reads.contains(&column.name.as_str()) => {
+                missing.push(Missing {
+                    table: input.name.clone(),
+                    column: column.name.clone(),
+                });
+                let null = ScalarValue::try_from(&fitted)?;
+                columns.push(lit(null).alias(&column.name));
+            }
+            Err(_) => {
                 return Err(Error::Usage(format!(
                     "table '{}' has no column '{}', which the transform reads (fitted as {})",
                     input.name, column.name, column.data_type
                 )));
-            };
-            let accepted = match column.data_type.parse::<DataType>() {
-                Ok(fitted) => crate::artifact::accepts(&fitted, field.data_type()),
-                Err(_) => column.data_type == field.data_type().to_string(),
-            };
-            if !accepted {
-                return Err(Error::Usage(format!(
-                    "column '{}' of table '{}' is {}, but the transform was fitted on {}",
-                    column.name,
-                    input.name,
-                    field.data_type(),
-                    column.data_type
-                )));
             }
         }
     }
-    Ok(())
+    let plan = LogicalPlanBuilder::scan(input.name.as_str(), provider_as_source(provider), None)?
+        .project(columns)?
+        .build()?;
+    Ok(ViewTable::new(plan, None))
+}
+
+/// With inputs missing, the served outputs only — and the transform must
+/// not filter on a missing column, which would drop every row.
+fn served_only(artifact: &Artifact, plan: LogicalPlan, missing: &[Missing]) -> Result<LogicalPlan> {
+    if missing.is_empty() {
+        return Ok(plan);
+    }
+    let names: Vec<&str> = missing.iter().map(|m| m.column.as_str()).collect();
+    let mut filtered = None;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Filter(f) = node
+            && let Some(c) = f
+                .predicate
+                .column_refs()
+                .into_iter()
+                .find(|c| names.contains(&c.name.as_str()))
+        {
+            filtered = Some(c.name.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if let Some(column) = filtered {
+        return Err(Error::Usage(format!(
+            "the input has no column '{column}', and the transform's WHERE reads it: \
+             add the column, or apply a transform without that condition"
+        )));
+    }
+    let served: Vec<&str> = artifact
+        .outputs
+        .iter()
+        .filter(|o| !o.training_only)
+        .map(|o| o.name.as_str())
+        .collect();
+    let skipped: Vec<&str> = artifact
+        .outputs
+        .iter()
+        .filter(|o| o.training_only)
+        .map(|o| o.name.as_str())
+        .collect();
+    let absent: Vec<String> = missing
+        .iter()
+        .map(|m| format!("'{}' of table '{}'", m.column, m.table))
+        .collect();
+    let _ = writeln_stderr(&format!(
+        "note: the input has no {} (read only by training-only outputs): writing the {} served \
+         outputs, without {}",
+        absent.join(", "),
+        served.len(),
+        skipped.join(", ")
+    ));
+    let columns: Vec<Expr> = served
+        .iter()
+        .map(|n| col(datafusion::common::Column::new_unqualified(*n)))
+        .collect();
+    Ok(LogicalPlanBuilder::from(plan).project(columns)?.build()?)
+}
+
+fn writeln_stderr(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "{text}")
 }

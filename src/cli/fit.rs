@@ -24,6 +24,19 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
             statements.len()
         )));
     };
+    let inputs: Vec<(String, String)> = args
+        .tables
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), t.location.clone()))
+        .collect();
+    crate::write::refuse_inputs(&args.out.display().to_string(), false, &inputs)?;
+    if !args.overwrite && args.out.exists() {
+        return Err(Error::Usage(format!(
+            "'{}' already exists; pass --overwrite to replace it",
+            args.out.display()
+        )));
+    }
     let ctx = session_with_tables(&args.tables).await?;
     let plan = ctx.state().create_logical_plan(&statement.sql).await?;
     if matches!(
@@ -75,13 +88,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
         artifact.sign(&crate::artifact::SigningKey::from_file(path)?);
     }
     let json = artifact.to_json();
-    let tmp = args.out.with_extension("json.partial");
-    let io = |source| Error::Io {
-        path: args.out.display().to_string(),
-        source,
-    };
-    std::fs::write(&tmp, json).map_err(io)?;
-    std::fs::rename(&tmp, &args.out).map_err(io)?;
+    crate::write::write_file(&args.out, json.as_bytes(), args.overwrite)?;
     super::write_stdout(&summary(&artifact, &args, started.elapsed().as_secs_f64()))
 }
 

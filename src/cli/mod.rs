@@ -148,6 +148,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = crate::output::DEFAULT_MAX_ROWS)]
     pub max_rows: usize,
 
+    /// Let `COPY … TO` replace an existing output (without it, an existing
+    /// file or non-empty directory is an error).
+    #[arg(long)]
+    pub overwrite: bool,
+
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
@@ -165,6 +170,10 @@ pub struct FitArgs {
     /// Where to write the artifact (JSON).
     #[arg(long, value_name = "ARTIFACT.json")]
     pub out: PathBuf,
+
+    /// Replace an existing artifact at --out.
+    #[arg(long)]
+    pub overwrite: bool,
 
     /// An output column that is a training label: produced in batch, not at
     /// serving time. Repeatable.
@@ -213,6 +222,15 @@ pub struct ApplyArgs {
     /// Repeatable.
     #[arg(long = "partition-by", value_name = "COLUMN")]
     pub partition_by: Vec<String>,
+
+    /// Replace an existing output (a file, or a directory as a whole);
+    /// without it, an existing file or non-empty directory is an error.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Progress of the write on stderr.
+    #[arg(long, value_enum, default_value_t)]
+    pub progress: ProgressMode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,6 +241,10 @@ pub struct ReplArgs {
     /// Rows a result shows at most (0: all).
     #[arg(long, value_name = "N", default_value_t = crate::output::DEFAULT_MAX_ROWS)]
     pub max_rows: usize,
+
+    /// Let `COPY … TO` replace an existing output.
+    #[arg(long)]
+    pub overwrite: bool,
 
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
@@ -269,7 +291,11 @@ pub fn main(args: Args) -> Result<()> {
             Command::Eval(eval) => eval::eval_command(&eval),
             Command::Repl(repl) => {
                 let ctx = session_with_tables(&repl.tables).await?;
-                repl::run(&ctx, repl.progress.enabled(), repl.max_rows).await
+                let options = exec::Options {
+                    progress: repl.progress.enabled(),
+                    overwrite: repl.overwrite,
+                };
+                repl::run(&ctx, options, repl.max_rows).await
             }
             Command::Functions => {
                 let mut out = std::io::stdout().lock();
@@ -297,7 +323,11 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
     printer.max_rows = args.max_rows;
-    run_script(&ctx, &text, &mut printer, args.progress.enabled()).await
+    let options = exec::Options {
+        progress: args.progress.enabled(),
+        overwrite: args.overwrite,
+    };
+    run_script(&ctx, &text, &mut printer, options).await
 }
 
 /// Writes `text` to stdout and flushes it. A closed reader (`| head`) or a
@@ -333,7 +363,7 @@ pub async fn run_script<W: Write + Send>(
     ctx: &SessionContext,
     text: &str,
     printer: &mut Printer<W>,
-    progress: bool,
+    options: exec::Options,
 ) -> Result<()> {
     for statement in script::split(text) {
         tracing::info!(
@@ -342,7 +372,7 @@ pub async fn run_script<W: Write + Send>(
             "running {}",
             statement.head()
         );
-        let outcome = exec::execute(ctx, &statement.sql, printer, progress)
+        let outcome = exec::execute(ctx, &statement.sql, printer, options)
             .await
             .map_err(|e| Error::Statement {
                 index: statement.index,

@@ -87,7 +87,7 @@ pub fn history_path() -> Option<PathBuf> {
 
 struct Repl<'a> {
     ctx: &'a SessionContext,
-    progress: bool,
+    options: exec::Options,
     max_rows: usize,
     timing: bool,
     interrupts: Interrupts,
@@ -133,7 +133,7 @@ impl Interrupts {
 }
 
 /// Runs the REPL until `\q` or end of input.
-pub async fn run(ctx: &SessionContext, progress: bool, max_rows: usize) -> Result<()> {
+pub async fn run(ctx: &SessionContext, options: exec::Options, max_rows: usize) -> Result<()> {
     let mut editor = DefaultEditor::new().map_err(readline_error)?;
     // After the editor: its own SIGINT handler stays in the chain.
     let interrupts = Interrupts::install()?;
@@ -147,7 +147,7 @@ pub async fn run(ctx: &SessionContext, progress: bool, max_rows: usize) -> Resul
     }
     let mut repl = Repl {
         ctx,
-        progress,
+        options,
         max_rows,
         timing: true,
         interrupts,
@@ -234,10 +234,10 @@ impl Repl<'_> {
         // stays free to notice Ctrl-C even while an operator is busy.
         let ctx = self.ctx.clone();
         let sql = sql.to_string();
-        let progress = self.progress;
+        let options = self.options;
         let interrupted = self.interrupts.notify.notified();
         let mut task =
-            tokio::spawn(async move { exec::execute(&ctx, &sql, &mut printer, progress).await });
+            tokio::spawn(async move { exec::execute(&ctx, &sql, &mut printer, options).await });
         let result = tokio::select! {
             r = &mut task => Some(r.unwrap_or_else(|e| {
                 Err(Error::Internal(format!("the statement's task failed: {e}")))
@@ -251,7 +251,11 @@ impl Repl<'_> {
         match result {
             None => {
                 // Erase a progress line the cancelled task may have left.
-                let clear = if self.progress { "\r\x1b[2K" } else { "" };
+                let clear = if self.options.progress {
+                    "\r\x1b[2K"
+                } else {
+                    ""
+                };
                 eprintln!("{clear}query cancelled after {elapsed:.3} s");
             }
             Some(Err(e)) => eprintln!("error: {e}"),

@@ -429,7 +429,7 @@ fn parquet_is_written_with_zstd_unless_configured_otherwise() {
                 "COPY (SELECT age FROM census LIMIT 10) TO '{}';",
                 out.display()
             ),
-            &["--table", &format!("census={}", adult())],
+            &["--table", &format!("census={}", adult()), "--overwrite"],
         ));
         let reader = SerializedFileReader::new(fs::File::open(&out).unwrap()).unwrap();
         reader.metadata().row_group(0).column(0).compression()

@@ -83,7 +83,7 @@ impl AsyncDB for SkewlessDb {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
         let mut sink = Collect::default();
         Ok(
-            match exec::execute(&self.ctx, sql, &mut sink, false).await? {
+            match exec::execute(&self.ctx, sql, &mut sink, Default::default()).await? {
                 Outcome::Rows(_) => DBOutput::Rows {
                     types: sink.types,
                     rows: sink.rows,

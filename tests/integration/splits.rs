@@ -384,7 +384,10 @@ fn the_census_splits_script_runs_as_documented() {
         "SELECT race, count(*) AS n FROM s GROUP BY race ORDER BY race;",
         &[
             "--table",
-            &format!("s={}", dir.path().join("census_sample.parquet").display()),
+            &format!(
+                "s={}",
+                dir.path().join("target/census_sample.parquet").display()
+            ),
             "--format",
             "csv",
         ],
@@ -394,7 +397,34 @@ fn the_census_splits_script_runs_as_documented() {
         "race,n\nAsian-Pac-Islander,300\nBlack,200\nWhite,900\n"
     );
     assert_eq!(
-        counts(dir.path(), &dir.path().join("census_splits")),
+        counts(dir.path(), &dir.path().join("target/census_splits")),
+        "split,n\neval,6512\ntest,3256\ntrain,22793\n"
+    );
+    // Run again: the outputs exist, so the script stops at its first COPY
+    // (nothing duplicated); with --overwrite it replaces them.
+    let mut cmd = skewless();
+    cmd.current_dir(dir.path());
+    let err = user_error(
+        &cmd.arg("run")
+            .arg(root().join("sql/census_splits.sql"))
+            .args(["--table", &format!("census={}", adult())])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("'target/census_splits/' already exists; pass --overwrite to replace it"),
+        "{err}"
+    );
+    let mut cmd = skewless();
+    cmd.current_dir(dir.path());
+    ok(&cmd
+        .arg("run")
+        .arg(root().join("sql/census_splits.sql"))
+        .args(["--table", &format!("census={}", adult()), "--overwrite"])
+        .output()
+        .unwrap());
+    assert_eq!(
+        counts(dir.path(), &dir.path().join("target/census_splits")),
         "split,n\neval,6512\ntest,3256\ntrain,22793\n"
     );
 }

@@ -25,6 +25,7 @@ fn fit(dir: &Path, extra: &[&str]) -> PathBuf {
             &format!("census={}", adult()),
             "--label",
             "label",
+            "--overwrite",
         ])
         .args(extra)
         .arg("--out")
