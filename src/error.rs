@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{0}")]
     Data(String),
 
+    /// The command was stopped by a signal; unfinished outputs were removed.
+    #[error("interrupted by {}: stopped, and outputs not completed were removed", .0.name)]
+    Interrupted(crate::cancel::Signal),
+
     /// A bug: something that should not happen did.
     #[error("internal error: {0}")]
     Internal(String),
@@ -63,6 +67,7 @@ impl Error {
             Error::Statement { source, .. } => source.exit_code(),
             Error::DataFusion(e) if is_internal(e) => 2,
             Error::Internal(_) => 2,
+            Error::Interrupted(signal) => 128 + signal.number,
             _ => 1,
         }
     }

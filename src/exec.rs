@@ -27,12 +27,14 @@ pub enum Outcome {
 }
 
 /// How statements run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Show a progress line on stderr while a statement runs.
     pub progress: bool,
     /// Let `COPY … TO` replace an existing output.
     pub overwrite: bool,
+    /// Stops the statement's work when cancelled (the REPL's Ctrl-C).
+    pub cancel: Option<crate::cancel::CancelToken>,
 }
 
 /// Plans and runs `sql` (one statement) on `ctx`.
@@ -55,6 +57,7 @@ pub async fn execute(
         let policy = crate::write::Policy {
             overwrite: options.overwrite,
             progress,
+            cancel: options.cancel.clone(),
         };
         let rows = crate::write::write_copy(ctx, copy, policy).await?;
         return Ok(Outcome::Written(rows));
@@ -87,7 +90,10 @@ pub async fn execute(
         df.collect().await?;
         return Ok(Outcome::Done);
     }
-    let physical = df.create_physical_plan().await?;
+    let mut physical = df.create_physical_plan().await?;
+    if let Some(token) = &options.cancel {
+        physical = crate::cancel::cancellable(physical, token)?;
+    }
     let mut progress = progress.then(|| Progress::start(Arc::clone(&physical)));
     let mut stream = execute_stream(Arc::clone(&physical), ctx.task_ctx())?;
     match kind {

@@ -12,6 +12,7 @@
 //! [`cli`].
 
 pub mod artifact;
+pub mod cancel;
 pub mod cli;
 pub mod error;
 pub mod exec;

@@ -68,6 +68,7 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
     let policy = crate::write::Policy {
         overwrite: args.overwrite,
         progress: args.progress.enabled(),
+        cancel: None,
     };
     let rows =
         crate::write::write_query(&ctx, plan, out, args.partition_by.clone(), policy).await?;

@@ -283,29 +283,52 @@ pub fn main(args: Args) -> Result<()> {
             path: "<tokio runtime>".into(),
             source: e,
         })?;
-    runtime.block_on(async {
-        match args.command {
-            Command::Run(run) => run_command(run).await,
-            Command::Fit(fit) => fit::fit_command(fit).await,
-            Command::Apply(apply) => apply::apply_command(apply).await,
-            Command::Eval(eval) => eval::eval_command(&eval),
-            Command::Repl(repl) => {
-                let ctx = session_with_tables(&repl.tables).await?;
-                let options = exec::Options {
-                    progress: repl.progress.enabled(),
-                    overwrite: repl.overwrite,
-                };
-                repl::run(&ctx, options, repl.max_rows).await
+    // SIGTERM (and SIGINT, but in the REPL, which cancels the running
+    // statement instead) stops the command: its unfinished outputs are
+    // removed and it exits with 128 + the signal's number.
+    let repl = matches!(args.command, Command::Repl(_));
+    let signal = crate::cancel::on_signal(!repl).map_err(|e| Error::Io {
+        path: "<signal handler>".into(),
+        source: e,
+    })?;
+    let result = runtime.block_on(async {
+        let command = async {
+            match args.command {
+                Command::Run(run) => run_command(run).await,
+                Command::Fit(fit) => fit::fit_command(fit).await,
+                Command::Apply(apply) => apply::apply_command(apply).await,
+                Command::Eval(eval) => eval::eval_command(&eval),
+                Command::Repl(repl) => {
+                    let ctx = session_with_tables(&repl.tables).await?;
+                    let options = exec::Options {
+                        progress: repl.progress.enabled(),
+                        overwrite: repl.overwrite,
+                        cancel: None,
+                    };
+                    repl::run(&ctx, options, repl.max_rows).await
+                }
+                Command::Functions => {
+                    let mut out = std::io::stdout().lock();
+                    write_functions(&mut out).map_err(|e| Error::Io {
+                        path: "<stdout>".into(),
+                        source: e,
+                    })
+                }
             }
-            Command::Functions => {
-                let mut out = std::io::stdout().lock();
-                write_functions(&mut out).map_err(|e| Error::Io {
-                    path: "<stdout>".into(),
-                    source: e,
-                })
-            }
+        };
+        tokio::select! {
+            result = command => result,
+            Ok(signal) = signal => Err(Error::Interrupted(signal)),
         }
-    })
+    });
+    // Never wait long for work that was given up (a cancelled statement
+    // finishing its current batch).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if matches!(result, Err(Error::Interrupted(_))) {
+        // Now that no task runs, remove what interrupted writes left.
+        crate::write::target::remove_pending();
+    }
+    result
 }
 
 /// A new session with the `--table` inputs registered.
@@ -326,6 +349,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let options = exec::Options {
         progress: args.progress.enabled(),
         overwrite: args.overwrite,
+        cancel: None,
     };
     run_script(&ctx, &text, &mut printer, options).await
 }
@@ -372,7 +396,7 @@ pub async fn run_script<W: Write + Send>(
             "running {}",
             statement.head()
         );
-        let outcome = exec::execute(ctx, &statement.sql, printer, options)
+        let outcome = exec::execute(ctx, &statement.sql, printer, options.clone())
             .await
             .map_err(|e| Error::Statement {
                 index: statement.index,

@@ -231,10 +231,15 @@ impl Repl<'_> {
         printer.timed_since = self.timing.then_some(started);
         printer.max_rows = self.max_rows;
         // The statement runs on the runtime's workers, so that this thread
-        // stays free to notice Ctrl-C even while an operator is busy.
+        // stays free to notice Ctrl-C even while an operator is busy. Ctrl-C
+        // cancels its token, which stops its operators within a batch
+        // (`cancel::cancellable`), and the prompt comes back at once: it never
+        // waits for the cancelled work to wind down.
         let ctx = self.ctx.clone();
         let sql = sql.to_string();
-        let options = self.options;
+        let token = crate::cancel::CancelToken::new();
+        let mut options = self.options.clone();
+        options.cancel = Some(token.clone());
         let interrupted = self.interrupts.notify.notified();
         let mut task =
             tokio::spawn(async move { exec::execute(&ctx, &sql, &mut printer, options).await });
@@ -243,6 +248,7 @@ impl Repl<'_> {
                 Err(Error::Internal(format!("the statement's task failed: {e}")))
             })),
             _ = interrupted => {
+                token.cancel();
                 task.abort();
                 None
             }

@@ -39,12 +39,14 @@ use crate::location::FileKind;
 use target::{Place, Target};
 
 /// How a write treats an existing target.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Replace an existing target instead of refusing it.
     pub overwrite: bool,
     /// Show progress on stderr.
     pub progress: bool,
+    /// Stops the write when cancelled (its temporary is removed).
+    pub cancel: Option<crate::cancel::CancelToken>,
 }
 
 /// The format of an output named `location`: from its extension, Parquet
@@ -138,22 +140,27 @@ pub async fn write_copy(ctx: &SessionContext, copy: CopyTo, policy: Policy) -> R
         copy.file_type,
         options,
     ));
-    let rows = execute_write(ctx, &plan, policy.progress).await?;
+    let rows = execute_write(ctx, &plan, &policy).await?;
     temp.commit(ctx, policy.overwrite).await?;
     Ok(rows)
 }
 
 /// Plans a write deterministically ([`ordered`]) and runs it; the number of
 /// rows written.
-async fn execute_write(ctx: &SessionContext, plan: &LogicalPlan, progress: bool) -> Result<u64> {
+async fn execute_write(ctx: &SessionContext, plan: &LogicalPlan, policy: &Policy) -> Result<u64> {
     let mut state = ctx.state();
     ordered::configure(&mut state);
-    let physical = deterministic_plan(&state, plan).await?;
+    let mut physical = deterministic_plan(&state, plan).await?;
+    if let Some(token) = &policy.cancel {
+        physical = crate::cancel::cancellable(physical, token)?;
+    }
     tracing::debug!(
         "write plan:\n{}",
         datafusion::physical_plan::displayable(physical.as_ref()).indent(true)
     );
-    let _progress = progress.then(|| crate::progress::Progress::start(Arc::clone(&physical)));
+    let _progress = policy
+        .progress
+        .then(|| crate::progress::Progress::start(Arc::clone(&physical)));
     let task = Arc::new(datafusion::execution::TaskContext::from(&state));
     let batches = datafusion::physical_plan::collect(physical, task).await?;
     Ok(batches
