@@ -48,8 +48,21 @@ pub async fn execute(
     sink: &mut (dyn ResultSink + Send),
     options: Options,
 ) -> Result<Outcome> {
+    let plan = plan_statement(ctx, sql).await?;
+    let planned = plan.clone();
+    match execute_plan(ctx, plan, sink, options).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => Err(location::name_culprit(ctx, &planned, e).await),
+    }
+}
+
+async fn execute_plan(
+    ctx: &SessionContext,
+    mut plan: LogicalPlan,
+    sink: &mut (dyn ResultSink + Send),
+    options: Options,
+) -> Result<Outcome> {
     let progress = options.progress;
-    let mut plan = plan_statement(ctx, sql).await?;
     if crate::fit::has_full_pass(&plan) {
         plan = crate::fit::fit_plan(ctx, plan, progress).await?;
     }

@@ -279,6 +279,12 @@ pub async fn diagnose(
             .infer_schema(state, &store, std::slice::from_ref(&meta))
             .await
         {
+            if let Some(line) = json_line(&store, &meta, extension, None).await {
+                return Some(format!(
+                    "file '{}' is not readable as NDJSON: {line}",
+                    display_path(url, &meta.location)
+                ));
+            }
             return Some(format!(
                 "file '{}' is not readable as {}: {}",
                 display_path(url, &meta.location),
@@ -331,4 +337,242 @@ mod tests {
         assert!("9x=a.csv".parse::<TableArg>().is_err());
         assert!("x=".parse::<TableArg>().is_err());
     }
+}
+
+/// Whether an execution error is about the data read (a file that does not
+/// decode), as opposed to the SQL (a cast that fails, a division by zero).
+fn is_data_error(e: &DataFusionError) -> bool {
+    use arrow::error::ArrowError;
+    match e {
+        DataFusionError::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            ArrowError::ParseError(_)
+                | ArrowError::ParquetError(_)
+                | ArrowError::JsonError(_)
+                | ArrowError::CsvError(_)
+                | ArrowError::IoError(_, _)
+                | ArrowError::ExternalError(_)
+                | ArrowError::InvalidArgumentError(_)
+        ),
+        DataFusionError::ParquetError(_)
+        | DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_) => true,
+        DataFusionError::External(inner) => !inner.to_string().contains(crate::cancel::CANCELLED),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            is_data_error(inner)
+        }
+        DataFusionError::Shared(inner) => is_data_error(inner),
+        _ => false,
+    }
+}
+
+/// `error` of a statement over `plan`, naming the input file at fault
+/// when it is about one ([`culprit`]).
+pub async fn name_culprit(
+    ctx: &SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    error: Error,
+) -> Error {
+    match culprit(ctx, plan, &error).await {
+        Some(found) => Error::Data(found),
+        None => error,
+    }
+}
+
+/// After a statement over `plan` failed with a data error: the file at
+/// fault, found by reading each input file on its own, with the error as
+/// reading it alone gives it (line numbers then count from the file's
+/// start: the line of a CSV file, 1 for its header; the line of an NDJSON
+/// file). `None` when no single file fails.
+pub async fn culprit(
+    ctx: &SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+    error: &Error,
+) -> Option<String> {
+    let Error::DataFusion(e) = error else {
+        return None;
+    };
+    if !is_data_error(e) {
+        return None;
+    }
+    let mut tables = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+        {
+            listing_tables(provider, &mut tables);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    for table in tables {
+        if let Some(found) = bad_file(ctx, &table).await {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// The listing tables behind a provider (through views).
+fn listing_tables(
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+    out: &mut Vec<Arc<ListingTable>>,
+) {
+    let any: &dyn std::any::Any = provider.as_ref();
+    if any.is::<ListingTable>() {
+        let listing: Arc<dyn std::any::Any + Send + Sync> = provider;
+        if let Ok(listing) = listing.downcast::<ListingTable>() {
+            out.push(listing);
+        }
+    } else if let Some(plan) = provider.get_logical_plan() {
+        let _ = plan.apply_with_subqueries(|node| {
+            use datafusion::common::tree_node::TreeNodeRecursion;
+            if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node
+                && let Ok(p) = datafusion::datasource::source_as_provider(&scan.source)
+            {
+                listing_tables(p, out);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+}
+
+/// Reads each file of `table` alone, in path order; the first that fails.
+async fn bad_file(ctx: &SessionContext, table: &ListingTable) -> Option<String> {
+    let state = ctx.state();
+    let options = table.options().clone();
+    let partition_cols: Vec<&str> = options
+        .table_partition_cols
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let file_schema = Arc::new(arrow::datatypes::Schema::new(
+        datafusion::catalog::TableProvider::schema(table)
+            .fields()
+            .iter()
+            .filter(|f| !partition_cols.contains(&f.name().as_str()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let mut single = ctx.state();
+    single
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = 1;
+    single
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .repartition_file_scans = false;
+    let single = SessionContext::new_with_state(single);
+    for url in table.table_paths() {
+        let store = state.runtime_env().object_store(url).ok()?;
+        let mut files: Vec<_> = url
+            .list_all_files(&state, store.as_ref(), &options.file_extension)
+            .await
+            .ok()?
+            .try_collect()
+            .await
+            .ok()?;
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        for meta in files {
+            let path = display_path(url, &meta.location);
+            let file_url = match url.scheme() {
+                "file" => format!("file:///{}", meta.location),
+                _ => path.clone(),
+            };
+            let Ok(file_url) = ListingTableUrl::parse(&file_url) else {
+                continue;
+            };
+            let config = ListingTableConfig::new(file_url)
+                .with_listing_options(options.clone().with_table_partition_cols(vec![]))
+                .with_schema(Arc::clone(&file_schema));
+            let Ok(provider) = ListingTable::try_new(config) else {
+                continue;
+            };
+            let Ok(df) = single.read_table(Arc::new(provider)) else {
+                continue;
+            };
+            let failure = async {
+                let mut stream = df.execute_stream().await?;
+                while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+                    batch?;
+                }
+                Ok::<(), DataFusionError>(())
+            }
+            .await;
+            if let Err(e) = failure {
+                let message = describe_in_file(&e, &options.file_extension);
+                let message =
+                    match json_line(&store, &meta, &options.file_extension, Some(&file_schema))
+                        .await
+                    {
+                        Some(line) => line,
+                        None => message,
+                    };
+                return Some(format!("file '{path}': {message}"));
+            }
+        }
+    }
+    None
+}
+
+/// An error of reading one file, with a CSV line number made the file's
+/// (arrow counts records from 0 with the header as record 0).
+fn describe_in_file(e: &DataFusionError, extension: &str) -> String {
+    let message = e.find_root().to_string();
+    let message = message
+        .strip_prefix("Arrow error: ")
+        .unwrap_or(&message)
+        .to_string();
+    if !extension.ends_with("csv") {
+        return message;
+    }
+    match message.split_once(" at line ") {
+        Some((head, rest)) => {
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            match digits.parse::<u64>() {
+                Ok(n) => format!("{head} at line {}{}", n + 1, &rest[digits.len()..]),
+                Err(_) => message,
+            }
+        }
+        None => message,
+    }
+}
+
+/// For an NDJSON file: the first line that is not a JSON object, or that
+/// does not decode into the table's schema, with its number.
+async fn json_line(
+    store: &Arc<dyn object_store::ObjectStore>,
+    meta: &object_store::ObjectMeta,
+    extension: &str,
+    schema: Option<&arrow::datatypes::SchemaRef>,
+) -> Option<String> {
+    use object_store::ObjectStoreExt;
+    let ext = extension.trim_start_matches('.');
+    if !crate::json::format::EXTENSIONS.contains(&ext) {
+        return None;
+    }
+    let bytes = store.get(&meta.location).await.ok()?.bytes().await.ok()?;
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let number = i + 1;
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+            let e = e.to_string().replace(" at line 1 column ", " at column ");
+            return Some(format!("line {number} is not valid JSON: {e}"));
+        }
+        let Some(schema) = schema else {
+            continue;
+        };
+        let decoded = arrow::json::ReaderBuilder::new(Arc::clone(schema))
+            .build(std::io::Cursor::new(line))
+            .and_then(|reader| reader.collect::<std::result::Result<Vec<_>, _>>());
+        if let Err(e) = decoded {
+            return Some(format!("line {number}: {e}"));
+        }
+    }
+    None
 }

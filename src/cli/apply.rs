@@ -70,8 +70,12 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
         progress: args.progress.enabled(),
         cancel: None,
     };
+    let planned = plan.clone();
     let rows =
-        crate::write::write_query(&ctx, plan, out, args.partition_by.clone(), policy).await?;
+        match crate::write::write_query(&ctx, plan, out, args.partition_by.clone(), policy).await {
+            Ok(rows) => rows,
+            Err(e) => return Err(crate::location::name_culprit(&ctx, &planned, e).await),
+        };
     super::write_stdout(&format!(
         "applied {} → {}: {} rows in {:.2} s\n",
         args.artifact.display(),

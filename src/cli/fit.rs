@@ -53,7 +53,11 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
             statement.head()
         )));
     }
-    let fitted = crate::fit::fit(&ctx, plan, args.progress.enabled()).await?;
+    let planned = plan.clone();
+    let fitted = match crate::fit::fit(&ctx, plan, args.progress.enabled()).await {
+        Ok(fitted) => fitted,
+        Err(e) => return Err(crate::location::name_culprit(&ctx, &planned, e).await),
+    };
     let fitted_sql = datafusion::sql::unparser::plan_to_sql(&fitted.plan)?.to_string();
     check_round_trip(&ctx, &fitted.plan, &fitted_sql, &args.transform).await?;
     let inputs = input_tables(&fitted.plan)?;
