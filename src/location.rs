@@ -312,33 +312,6 @@ fn root_message(e: &DataFusionError) -> String {
     e.find_root().to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_from_extensions() {
-        assert_eq!(FileKind::from_path("a/b.parquet"), Some(FileKind::Parquet));
-        assert_eq!(FileKind::from_path("s3://b/x/*.CSV"), Some(FileKind::Csv));
-        assert_eq!(FileKind::from_path("x.ndjson"), Some(FileKind::Json));
-        assert_eq!(FileKind::from_path("x.jsonl"), Some(FileKind::Json));
-        assert_eq!(FileKind::from_path("data/dir"), None);
-        assert_eq!(FileKind::from_path("data.v2/dir"), None);
-    }
-
-    #[test]
-    fn table_args() {
-        let t: TableArg = "census=examples/data/adult/adult.parquet".parse().unwrap();
-        assert_eq!(t.name, "census");
-        assert_eq!(t.location, "examples/data/adult/adult.parquet");
-        let t: TableArg = "q=s3://b/k=v/x.parquet".parse().unwrap();
-        assert_eq!(t.location, "s3://b/k=v/x.parquet");
-        assert!("no_equals".parse::<TableArg>().is_err());
-        assert!("9x=a.csv".parse::<TableArg>().is_err());
-        assert!("x=".parse::<TableArg>().is_err());
-    }
-}
-
 /// Whether an execution error is about the data read (a file that does not
 /// decode), as opposed to the SQL (a cast that fails, a division by zero).
 fn is_data_error(e: &DataFusionError) -> bool {
@@ -575,4 +548,31 @@ async fn json_line(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_extensions() {
+        assert_eq!(FileKind::from_path("a/b.parquet"), Some(FileKind::Parquet));
+        assert_eq!(FileKind::from_path("s3://b/x/*.CSV"), Some(FileKind::Csv));
+        assert_eq!(FileKind::from_path("x.ndjson"), Some(FileKind::Json));
+        assert_eq!(FileKind::from_path("x.jsonl"), Some(FileKind::Json));
+        assert_eq!(FileKind::from_path("data/dir"), None);
+        assert_eq!(FileKind::from_path("data.v2/dir"), None);
+    }
+
+    #[test]
+    fn table_args() {
+        let t: TableArg = "census=examples/data/adult/adult.parquet".parse().unwrap();
+        assert_eq!(t.name, "census");
+        assert_eq!(t.location, "examples/data/adult/adult.parquet");
+        let t: TableArg = "q=s3://b/k=v/x.parquet".parse().unwrap();
+        assert_eq!(t.location, "s3://b/k=v/x.parquet");
+        assert!("no_equals".parse::<TableArg>().is_err());
+        assert!("9x=a.csv".parse::<TableArg>().is_err());
+        assert!("x=".parse::<TableArg>().is_err());
+    }
 }
