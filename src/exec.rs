@@ -154,11 +154,7 @@ pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPl
         Some((at, location)) => {
             let kind = location::kind_of(&state, &location)
                 .await
-                .map_err(|message| Error::Table {
-                    name: "CREATE EXTERNAL TABLE".into(),
-                    location: location.clone(),
-                    message,
-                })?;
+                .map_err(|message| Error::Data(format!("location '{location}': {message}")))?;
             format!(
                 "{} STORED AS {} {}",
                 &sql[..at],
@@ -169,6 +165,13 @@ pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPl
         None => sql.to_string(),
     };
     let mut statement = state.sql_to_statement(&sql, &dialect)?;
+    if let Statement::CreateExternalTable(create) = &statement {
+        for location in &create.locations {
+            location::check_one_format(&state, location)
+                .await
+                .map_err(|message| Error::Data(format!("location '{location}': {message}")))?;
+        }
+    }
     if let Statement::CopyTo(copy) = &mut statement
         && copy.stored_as.is_none()
     {

@@ -190,6 +190,19 @@ pub async fn register_table(ctx: &SessionContext, name: &str, location: &str) ->
     Ok(())
 }
 
+/// Refuses a directory that mixes data formats (or extensions): a table
+/// over it would read only part of it. Empty or single-format locations
+/// pass.
+pub async fn check_one_format(state: &dyn Session, location: &str) -> Result<(), String> {
+    if FileKind::from_path(location.trim_end_matches('/')).is_some() {
+        return Ok(());
+    }
+    match kind_of(state, location).await {
+        Err(e) if e.starts_with("the directory mixes") => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The format of the data at `location` (for `CREATE EXTERNAL TABLE`
 /// without `STORED AS`).
 pub async fn kind_of(state: &dyn Session, location: &str) -> Result<FileKind, String> {
@@ -232,7 +245,7 @@ async fn detect_kind(
                 .unwrap_or_default();
             match found.iter_mut().find(|f| f.0 == ext) {
                 Some(f) => f.2 += 1,
-                None => found.push((ext, kind, 1, path.to_string())),
+                None => found.push((ext, kind, 1, display_path(url, &meta.location))),
             }
         }
     }

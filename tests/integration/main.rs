@@ -9,7 +9,9 @@ static ALLOCATOR: common::CountingAllocator = common::CountingAllocator;
 
 mod cli;
 mod fit;
+mod outputs;
 mod repl;
+mod robust;
 mod s3;
 mod serving;
 mod slt;
