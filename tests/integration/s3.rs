@@ -183,3 +183,129 @@ fn fit_locally_apply_on_s3() {
     );
     assert_eq!(ok(&out), "n,lo,hi,e\n32561,true,1.0,15\n");
 }
+
+/// Every file under a bucket directory, as sorted relative paths.
+fn objects(bucket: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(bucket, bucket, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn writes_to_s3_are_atomic_refused_when_present_and_deterministic() {
+    let (storage, server) = census_warehouse();
+    let bucket = storage.path().join("warehouse");
+    let work = tempfile::tempdir().unwrap();
+    let transform = work.path().join("t.sql");
+    std::fs::write(
+        &transform,
+        "SELECT z_score(age) AS age_z, \
+         split_of(concat_ws('|', age, fnlwgt, education), 'train', 0.8, 'test', 0.2) AS split \
+         FROM census",
+    )
+    .unwrap();
+    let artifact = work.path().join("a.json");
+    ok(&server
+        .client()
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", "census=s3://warehouse/census/", "--out"])
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let apply = |out: &str, extra: &[&str]| {
+        server
+            .client()
+            .arg("apply")
+            .arg(&artifact)
+            .args(["--table", "census=s3://warehouse/census/", "--out", out])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // A file: refused the second time, replaced with --overwrite, and the
+    // same bytes as a local apply.
+    ok(&apply("s3://warehouse/f/features.parquet", &[]));
+    let err = user_error(&apply("s3://warehouse/f/features.parquet", &[]));
+    assert!(
+        err.contains("'s3://warehouse/f/features.parquet' already exists; pass --overwrite"),
+        "{err}"
+    );
+    ok(&apply("s3://warehouse/f/features.parquet", &["--overwrite"]));
+    let local = work.path().join("local.parquet");
+    ok(&skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(&local)
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read(bucket.join("f/features.parquet")).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+    // A partitioned directory: stable names, replaced as a whole.
+    ok(&apply("s3://warehouse/p/", &["--partition-by", "split"]));
+    let err = user_error(&apply("s3://warehouse/p/", &["--partition-by", "split"]));
+    assert!(err.contains("already exists"), "{err}");
+    std::fs::write(bucket.join("p/stale.parquet"), b"old").unwrap();
+    ok(&apply(
+        "s3://warehouse/p/",
+        &["--partition-by", "split", "--overwrite"],
+    ));
+    assert_eq!(
+        objects(&bucket),
+        [
+            "census/adult.parquet",
+            "f/features.parquet",
+            "p/split=test/part-00000.parquet",
+            "p/split=train/part-00000.parquet",
+        ]
+    );
+    // A write that fails mid-stream leaves nothing behind.
+    let mut text = String::from("age,fnlwgt,education\n");
+    for i in 0..30_000 {
+        text.push_str(&format!("{},{},HS-grad\n", 20 + i % 50, 1000 + i));
+    }
+    text.push_str("old,1,HS-grad\n");
+    std::fs::create_dir_all(bucket.join("bad")).unwrap();
+    std::fs::write(bucket.join("bad/late.csv"), text).unwrap();
+    let out = server
+        .client()
+        .arg("apply")
+        .arg(&artifact)
+        .args([
+            "--table",
+            "census=s3://warehouse/bad/late.csv",
+            "--out",
+            "s3://warehouse/g/features.parquet",
+        ])
+        .output()
+        .unwrap();
+    let err = user_error(&out);
+    assert!(
+        err.contains("file 's3://warehouse/bad/late.csv': Parser error"),
+        "{err}"
+    );
+    assert_eq!(
+        objects(&bucket),
+        [
+            "bad/late.csv",
+            "census/adult.parquet",
+            "f/features.parquet",
+            "p/split=test/part-00000.parquet",
+            "p/split=train/part-00000.parquet",
+        ]
+    );
+}
