@@ -3,7 +3,8 @@
 --
 -- Input:   census (--table census=examples/data/adult/adult.parquet)
 -- Outputs: a preview of the features, then the features of every row written
---          to census_features.parquet in the current directory.
+--          to target/census_features.parquet (relative to the current
+--          directory; `skewless run --overwrite` replaces an earlier one).
 --
 -- Full-pass functions (min_max_scale, z_score, vocab_index, quantile_bucket,
 -- impute) learn their statistics from all rows that feed the SELECT in one

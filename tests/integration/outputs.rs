@@ -612,3 +612,31 @@ fn formats_as_documented() {
     ));
     assert!(err.contains("the directory mixes data files"), "{err}");
 }
+
+#[test]
+fn the_census_features_script_writes_under_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = skewless();
+        cmd.current_dir(dir.path())
+            .arg("run")
+            .arg(root().join("sql/census_features.sql"))
+            .args(["--table", &format!("census={}", adult())])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    ok(&run(&[]));
+    let out = dir.path().join("target/census_features.parquet");
+    let count = ok(&run_sql(
+        dir.path(),
+        "SELECT count(*) AS n, max(education_id) AS e FROM f;",
+        &["--table", &format!("f={}", out.display()), "--format", "csv"],
+    ));
+    // 32,561 census rows; 16 educations → ids 0..15.
+    assert_eq!(count, "n,e\n32561,15\n");
+    let before = sha256(&out);
+    user_error(&run(&[]));
+    ok(&run(&["--overwrite"]));
+    assert_eq!(sha256(&out), before, "the same bytes when run again");
+}
