@@ -489,7 +489,11 @@ async fn bad_file(ctx: &SessionContext, table: &ListingTable) -> Option<String> 
             }
             .await;
             if let Err(e) = failure {
-                let message = describe_in_file(&e, &options.file_extension);
+                let header = options
+                    .format
+                    .downcast_ref::<CsvFormat>()
+                    .map(|f| f.has_header().unwrap_or(true));
+                let message = describe_in_file(&e, header);
                 let message =
                     match json_line(&store, &meta, &options.file_extension, Some(&file_schema))
                         .await
@@ -504,15 +508,16 @@ async fn bad_file(ctx: &SessionContext, table: &ListingTable) -> Option<String> 
     None
 }
 
-/// An error of reading one file, with a CSV line number made the file's
-/// (arrow counts records from 0 with the header as record 0).
-fn describe_in_file(e: &DataFusionError, extension: &str) -> String {
+/// An error of reading one file, with a CSV line number made the file's:
+/// arrow counts records from 0 (the header, when there is one, is record
+/// 0), a file's lines count from 1. `csv` is None for other formats.
+fn describe_in_file(e: &DataFusionError, csv: Option<bool>) -> String {
     let message = e.find_root().to_string();
     let message = message
         .strip_prefix("Arrow error: ")
         .unwrap_or(&message)
         .to_string();
-    if !extension.ends_with("csv") {
+    if csv.is_none() {
         return message;
     }
     match message.split_once(" at line ") {

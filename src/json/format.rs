@@ -144,11 +144,16 @@ impl FileFormat for JsonFormat {
         let limit = self.inner.options().schema_infer_max_rec.unwrap_or(1000);
         let mut seen: BTreeMap<&str, Seen> =
             strings.iter().map(|s| (*s, Seen::default())).collect();
+        // The rows DataFusion inferred from: up to `limit` in all, in order.
+        let mut remaining = limit;
         for object in objects {
+            if remaining == 0 {
+                break;
+            }
             let head = store
                 .get_range(&object.location, 0..object.size.min(SAMPLE_BYTES))
                 .await?;
-            sample(&head, limit, &mut seen);
+            remaining -= sample(&head, remaining, &mut seen);
         }
         let fields: Vec<Field> = schema
             .fields()
@@ -220,8 +225,8 @@ struct Seen {
     other: bool,
 }
 
-/// Looks at the first `limit` complete lines of `head`.
-fn sample(head: &Bytes, limit: usize, seen: &mut BTreeMap<&str, Seen>) {
+/// Looks at the first `limit` complete lines of `head`; how many it saw.
+fn sample(head: &Bytes, limit: usize, seen: &mut BTreeMap<&str, Seen>) -> usize {
     let complete = match head.iter().rposition(|&b| b == b'\n') {
         Some(end) => &head[..end],
         None => &head[..],
@@ -230,7 +235,9 @@ fn sample(head: &Bytes, limit: usize, seen: &mut BTreeMap<&str, Seen>) {
         .split(|&b| b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .take(limit);
+    let mut count = 0;
     for line in lines {
+        count += 1;
         let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(line) else {
             continue;
         };
@@ -247,6 +254,7 @@ fn sample(head: &Bytes, limit: usize, seen: &mut BTreeMap<&str, Seen>) {
             }
         }
     }
+    count
 }
 
 /// Writes NDJSON files in the convention.

@@ -69,6 +69,16 @@ pub fn output_kind(location: &str) -> Result<(FileKind, bool)> {
     }
 }
 
+/// Whether an output location names a directory: a trailing `/`, or no
+/// extension in its last part (as DataFusion decides).
+fn is_directory_name(location: &str) -> bool {
+    if location.ends_with('/') {
+        return true;
+    }
+    let name = location.rsplit('/').next().unwrap_or(location);
+    !name.contains('.')
+}
+
 /// Writes the rows of `input` to `location` (format from its extension,
 /// [`output_kind`]), one hive directory per value of `partition_by`.
 pub async fn write_query(
@@ -109,8 +119,8 @@ pub async fn write_copy(ctx: &SessionContext, copy: CopyTo, policy: Policy) -> R
         .options
         .get("single_file_output")
         .map(|v| v.trim() == "true");
-    let (_, by_name) = output_kind(&copy.output_url).unwrap_or((FileKind::Parquet, true));
-    let directory = !copy.partition_by.is_empty() || single.map_or(by_name, |s| !s);
+    let directory = !copy.partition_by.is_empty()
+        || single.map_or_else(|| is_directory_name(&copy.output_url), |single| !single);
     let target = Target::parse(&copy.output_url, directory)?;
     for (table, place) in input_places(&copy.input)? {
         if target.overlaps(&place) {
@@ -281,6 +291,20 @@ pub fn write_file(path: &std::path::Path, bytes: &[u8], overwrite: bool) -> Resu
         path: display.clone(),
         source,
     })?;
-    let ctx = SessionContext::new();
-    futures::executor::block_on(temp.commit(&ctx, overwrite))
+    temp.commit_local(overwrite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_directory_name;
+
+    #[test]
+    fn directory_names() {
+        assert!(is_directory_name("out/"));
+        assert!(is_directory_name("s3://bucket/features"));
+        assert!(is_directory_name("/tmp/x.d/features"));
+        assert!(!is_directory_name("/tmp/x.d/features.csv"));
+        assert!(!is_directory_name("features.csv.gz"));
+        assert!(!is_directory_name("s3://bucket/f.parquet"));
+    }
 }

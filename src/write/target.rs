@@ -370,7 +370,8 @@ impl Temporary {
     /// them by a random write id (`ID_N.ext`, or `ID.ext` under hive
     /// directories); they become `part-0000N.ext`.
     fn stable_name(name: &str) -> String {
-        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+        // The write id has no dots; the extension may (`csv.gz`).
+        let (stem, ext) = name.split_once('.').unwrap_or((name, ""));
         let index = stem
             .rsplit_once('_')
             .and_then(|(_, n)| n.parse::<u64>().ok())
@@ -388,7 +389,7 @@ impl Temporary {
     pub async fn commit(mut self, ctx: &SessionContext, overwrite: bool) -> Result<()> {
         let result = match (&self.place, &self.target.place) {
             (Place::Local(temp), Place::Local(target)) => {
-                self.commit_local(temp.clone(), target.clone(), overwrite)
+                self.move_local(temp.clone(), target.clone(), overwrite)
             }
             (Place::Store { url, path: temp }, Place::Store { path: target, .. }) => {
                 let store = ctx.runtime_env().object_store(url)?;
@@ -404,7 +405,19 @@ impl Temporary {
         result
     }
 
-    fn commit_local(&self, temp: PathBuf, target: PathBuf, overwrite: bool) -> Result<()> {
+    /// [`Temporary::commit`] for a local target, without a session.
+    pub fn commit_local(mut self, overwrite: bool) -> Result<()> {
+        let (Place::Local(temp), Place::Local(target)) = (&self.place, &self.target.place) else {
+            return Err(Error::Internal("commit_local of a remote output".into()));
+        };
+        let result = self.move_local(temp.clone(), target.clone(), overwrite);
+        if result.is_ok() {
+            self.unregister();
+        }
+        result
+    }
+
+    fn move_local(&self, temp: PathBuf, target: PathBuf, overwrite: bool) -> Result<()> {
         let display = &self.target.display;
         if self.target.directory {
             rename_files(&temp)?;
@@ -590,6 +603,10 @@ mod tests {
         assert_eq!(
             Temporary::stable_name("aB3xY9.parquet"),
             "part-00000.parquet"
+        );
+        assert_eq!(
+            Temporary::stable_name("aB3xY9_3.csv.gz"),
+            "part-00003.csv.gz"
         );
     }
 

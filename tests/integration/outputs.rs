@@ -631,7 +631,12 @@ fn the_census_features_script_writes_under_target() {
     let count = ok(&run_sql(
         dir.path(),
         "SELECT count(*) AS n, max(education_id) AS e FROM f;",
-        &["--table", &format!("f={}", out.display()), "--format", "csv"],
+        &[
+            "--table",
+            &format!("f={}", out.display()),
+            "--format",
+            "csv",
+        ],
     ));
     // 32,561 census rows; 16 educations → ids 0..15.
     assert_eq!(count, "n,e\n32561,15\n");

@@ -242,7 +242,10 @@ fn writes_to_s3_are_atomic_refused_when_present_and_deterministic() {
         err.contains("'s3://warehouse/f/features.parquet' already exists; pass --overwrite"),
         "{err}"
     );
-    ok(&apply("s3://warehouse/f/features.parquet", &["--overwrite"]));
+    ok(&apply(
+        "s3://warehouse/f/features.parquet",
+        &["--overwrite"],
+    ));
     let local = work.path().join("local.parquet");
     ok(&skewless()
         .arg("apply")
