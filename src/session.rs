@@ -27,11 +27,17 @@ use crate::error::Result;
 /// the comparison's 10M rows of features takes 9% less time for a file 3%
 /// larger (BENCHMARKS.md).
 pub fn new_context() -> Result<SessionContext> {
-    let mut config = SessionConfig::from_env()?.with_information_schema(true);
+    new_context_with_config(config_from_env(true)?)
+}
+
+/// The configuration from `DATAFUSION_*` environment variables, with
+/// skewless's Parquet codec unless the environment chooses one.
+fn config_from_env(information_schema: bool) -> Result<SessionConfig> {
+    let mut config = SessionConfig::from_env()?.with_information_schema(information_schema);
     if std::env::var_os(COMPRESSION_VAR).is_none() {
         config.options_mut().execution.parquet.compression = Some(DEFAULT_COMPRESSION.into());
     }
-    new_context_with_config(config)
+    Ok(config)
 }
 
 const COMPRESSION_VAR: &str = "DATAFUSION_EXECUTION_PARQUET_COMPRESSION";
@@ -41,18 +47,9 @@ pub const DEFAULT_COMPRESSION: &str = "zstd(1)";
 
 /// Like [`new_context`], with an explicit configuration.
 pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(CloudStores::default()))
-        .build_arc()?;
-    let mut state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features()
-        .build();
-    skewless_udfs::register_all(&mut state)?;
-    register_formats(&mut state)?;
+    let state = state_builder(config)?.build();
     // `SELECT * FROM 'data/file.parquet'` reads a location directly.
-    Ok(SessionContext::new_with_state(state).enable_url_table())
+    Ok(SessionContext::new_with_state(with_skewless(state)?).enable_url_table())
 }
 
 /// A session that reads only the tables registered on it: skewless's
@@ -60,22 +57,30 @@ pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> 
 /// no URL tables (`FROM '/path/file'`) and no table functions. An
 /// artifact's SQL is planned here ([`crate::artifact::check`]).
 pub fn sealed_context() -> Result<SessionContext> {
-    let mut config = SessionConfig::from_env()?.with_information_schema(false);
-    if std::env::var_os(COMPRESSION_VAR).is_none() {
-        config.options_mut().execution.parquet.compression = Some(DEFAULT_COMPRESSION.into());
-    }
+    let state = state_builder(config_from_env(false)?)?
+        .with_table_functions(Default::default())
+        .build();
+    Ok(SessionContext::new_with_state(with_skewless(state)?))
+}
+
+/// DataFusion's defaults over skewless's object stores.
+fn state_builder(config: SessionConfig) -> Result<SessionStateBuilder> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(CloudStores::default()))
         .build_arc()?;
-    let mut state = SessionStateBuilder::new()
+    Ok(SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .with_table_functions(Default::default())
-        .build();
+        .with_default_features())
+}
+
+/// Registers skewless's functions and file formats.
+fn with_skewless(
+    mut state: datafusion::execution::SessionState,
+) -> Result<datafusion::execution::SessionState> {
     skewless_udfs::register_all(&mut state)?;
     register_formats(&mut state)?;
-    Ok(SessionContext::new_with_state(state))
+    Ok(state)
 }
 
 /// NDJSON in skewless's JSON convention ([`crate::json`]) replaces
