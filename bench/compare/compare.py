@@ -59,8 +59,8 @@ def run_peer(python, name, data, out, workdir):
 def check_same(reference, other, name):
     """Every column equal: integers and NULLs exactly, floats within 1e-9
     relative (the peers sum and divide in other orders). Rows are compared as
-    a multiset (sorted by every column, integers first): a parallel writer
-    need not keep the input's row order, and skewless's does not."""
+    a multiset (sorted by every column, integers first): skewless keeps the
+    input's row order, but a peer's parallel writer need not."""
     import numpy as np
     import pyarrow.parquet as pq
 
