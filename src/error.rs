@@ -168,7 +168,11 @@ pub(crate) fn readable(message: &str) -> String {
             );
         }
     }
-    text
+    // A plain planning error: the message is the function's own.
+    match text.strip_prefix("Error during planning: ") {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
 }
 
 /// The arguments of `f(T1, T2)` as `T1, T2`.
@@ -286,6 +290,12 @@ mod tests {
             readable("Error during planning: table 'datafusion.public.census' not found"),
             "table 'census' not found: register it with --table census=LOCATION \
              (or CREATE EXTERNAL TABLE census … LOCATION '…')"
+        );
+        assert_eq!(
+            readable(
+                "Error during planning: window_sum: hop 7 minutes does not divide length 1 hour"
+            ),
+            "window_sum: hop 7 minutes does not divide length 1 hour"
         );
         let sql = Error::from(DataFusionError::SQL(
             Box::new(

@@ -426,6 +426,7 @@ pub fn write_functions(out: &mut dyn Write) -> std::io::Result<()> {
         .iter()
         .partition(|f| FullPassKind::from_name(f.name()).is_some());
     let aggregates = skewless_udfs::aggregate_functions();
+    let windows = skewless_udfs::window_functions();
     fn docs(
         mut list: Vec<(String, Option<&datafusion::logical_expr::Documentation>)>,
     ) -> Vec<(String, Option<&datafusion::logical_expr::Documentation>)> {
@@ -459,6 +460,14 @@ pub fn write_functions(out: &mut dyn Write) -> std::io::Result<()> {
                     .map(|f| (f.name().to_string(), f.documentation()))
                     .collect(),
             ),
+        ),
+        (
+            "Window aggregations (an entity's events before each row: OVER (PARTITION BY entity))",
+            // In the kernel's order: count, sum, mean, min, max, var, stddev, last, distinct.
+            windows
+                .iter()
+                .map(|f| (f.name().to_string(), f.documentation()))
+                .collect(),
         ),
     ];
     for (i, (title, functions)) in groups.iter().enumerate() {

@@ -203,6 +203,7 @@ impl Compiler {
                     .map(|i| env[*i].clone())
                     .collect())
             }
+            LogicalPlan::Window(w) => Err(refuse(window_refusal(&w.window_expr))),
             other => Err(refuse(format!(
                 "the transform's plan has a {} step ({}), which needs more than one row; \
                  a served transform is a SELECT of instance-level expressions \
@@ -476,6 +477,48 @@ fn input_type_ok(t: &DataType) -> bool {
                 | DataType::Utf8View
                 | DataType::Null
         )
+}
+
+/// Why a window step is not served, naming the window_* function to use.
+fn window_refusal(exprs: &[Expr]) -> String {
+    use datafusion::logical_expr::expr::WindowFunction;
+    let first = exprs.iter().find_map(|e| match e.clone().unalias() {
+        Expr::WindowFunction(w) => Some(*w),
+        _ => None,
+    });
+    let Some(WindowFunction { fun, .. }) = first else {
+        return "the transform's plan has a window step, which needs more than one row".into();
+    };
+    let name = fun.name().to_string();
+    if name.starts_with("window_") {
+        return format!(
+            "{name} needs each entity's earlier events: serving window features from online \
+             state is not built yet"
+        );
+    }
+    let replacement = match name.as_str() {
+        "avg" | "mean" => Some("window_mean"),
+        "sum" => Some("window_sum"),
+        "count" => Some("window_count"),
+        "min" => Some("window_min"),
+        "max" => Some("window_max"),
+        "var_pop" => Some("window_var"),
+        "stddev_pop" => Some("window_stddev"),
+        "last_value" => Some("window_last"),
+        _ => None,
+    };
+    match replacement {
+        Some(w) => format!(
+            "{name}(…) OVER (…) is not served: DataFusion computes it over its frame by \
+             subtracting in floating point, which no row evaluator can reproduce bit for bit; \
+             use {w}(value, ts, length) OVER (PARTITION BY entity), whose window is \
+             [t − length, t): the row's own instant excluded"
+        ),
+        None => format!(
+            "{name}(…) OVER (…) needs more than one row; a served transform is a SELECT of \
+             instance-level expressions (window features: the window_* functions)"
+        ),
+    }
 }
 
 fn plan_kind(plan: &LogicalPlan) -> &'static str {

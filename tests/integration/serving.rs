@@ -694,7 +694,17 @@ fn what_cannot_be_served_fails_at_fit() {
         ),
         (
             "SELECT x, row_number() OVER (ORDER BY x) AS r FROM t",
-            "window function step",
+            "row_number(…) OVER (…) needs more than one row",
+        ),
+        (
+            "SELECT avg(x) OVER (PARTITION BY s ORDER BY n \
+             RANGE BETWEEN 2 PRECEDING AND CURRENT ROW) AS m FROM t",
+            "use window_mean(value, ts, length) OVER (PARTITION BY entity), whose window \
+             is [t − length, t)",
+        ),
+        (
+            "SELECT window_mean(x, n, 2) OVER (PARTITION BY s) AS m FROM t",
+            "window_mean needs each entity's earlier events",
         ),
         (
             "SELECT s, sum(x) AS total FROM t GROUP BY s",

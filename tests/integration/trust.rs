@@ -140,7 +140,7 @@ fn fitted_sql_that_reads_other_files_is_refused() {
         dir.path(),
         &a,
         "fitted_sql does not plan over the declared inputs (census(age, education, \
-         hours_per_week, income_bracket)): Error during planning: table function \
+         hours_per_week, income_bracket)): table function \
          'generate_series' not found",
     );
     // Two statements.

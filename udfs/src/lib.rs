@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 
 pub mod aggregate;
 pub mod kernel;
 mod keys;
 pub mod row;
 pub mod scalar;
+pub mod window;
 
 /// The documentation section every skewless function is listed under.
 pub const DOC_SECTION: datafusion::logical_expr::DocSection =
@@ -39,6 +40,12 @@ pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     aggregate::functions()
 }
 
+/// All of skewless's window aggregations (`window_mean`, …): features of
+/// an entity's events over a time window.
+pub fn window_functions() -> Vec<Arc<WindowUDF>> {
+    window::functions()
+}
+
 /// Registers every skewless function on a DataFusion function registry (a
 /// `SessionState`, or anything else implementing [`FunctionRegistry`]).
 ///
@@ -51,6 +58,9 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udaf in aggregate_functions() {
         registry.register_udaf(udaf)?;
     }
+    for udwf in window_functions() {
+        registry.register_udwf(udwf)?;
+    }
     Ok(())
 }
 
@@ -62,8 +72,12 @@ pub fn function_names() -> Vec<String> {
     let aggregate = aggregate_functions()
         .into_iter()
         .map(|f| (f.name().to_string(), f.aliases().to_vec()));
+    let window = window_functions()
+        .into_iter()
+        .map(|f| (f.name().to_string(), f.aliases().to_vec()));
     scalar
         .chain(aggregate)
+        .chain(window)
         .flat_map(|(name, aliases)| std::iter::once(name).chain(aliases))
         .collect()
 }

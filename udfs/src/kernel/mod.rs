@@ -15,6 +15,7 @@ pub mod scale;
 pub mod split;
 pub mod stats;
 pub mod vocab;
+pub mod window;
 
 pub use hash::{CrossBuffer, hash_bucket_bytes, hash_bucket_i64, hash_bucket_u64};
 pub(crate) use hash::{format_i64, format_u64};

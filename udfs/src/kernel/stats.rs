@@ -118,6 +118,25 @@ impl Moments {
         self.skipped.merge(&other.skipped);
     }
 
+    /// Takes back a finite value [`Moments::update`] added: the sums stay
+    /// exact, so the state is the one of the values that remain.
+    #[inline]
+    pub fn retract(&mut self, v: f64) {
+        self.count -= 1;
+        self.sum.add(-v);
+        self.sum_squares.add_product(-v, v);
+    }
+
+    /// Population variance Σ(x − mean)²/n, rounded once from the exact sums
+    /// (NaN when there are no values).
+    pub fn variance(&self) -> f64 {
+        if self.count == 0 {
+            return f64::NAN;
+        }
+        let n = self.count as f64;
+        dd_div(self.scaled_variance(), n * n)
+    }
+
     /// The mean (NaN when there are no values).
     pub fn mean(&self) -> f64 {
         if self.count == 0 {

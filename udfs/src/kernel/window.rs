@@ -1,0 +1,617 @@
+//! Window aggregations over an entity's events: the window rule (which
+//! events the window of a row at time t holds) and the window state (the
+//! aggregate of the values in it).
+//!
+//! Times are integers in the unit of the time column (nanoseconds, …,
+//! days, or plain integers); the rule's length and hop are in the same unit.
+//! A window's result is a function of the *multiset* of (time, value) events
+//! it holds, never of the order they were added or taken back in: sums are
+//! exact ([`crate::kernel::exact::ExactSum`]), the other aggregates keep
+//! their values in ordered maps. So the batch path (a sweep over sorted
+//! events) and the serving path (events pushed one by one) agree bit for
+//! bit.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::stats::{Finite, Moments};
+
+/// How a hop shapes the window (see [`WindowRule::bounds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `[t − length, t)`: no hop.
+    Sliding,
+    /// `[floor_hop(t − length), t)`: the start moves by whole hops, so online
+    /// state keeps one partial state per hop.
+    Sawtooth,
+    /// `[floor_hop(t) − length, floor_hop(t))`: the last complete window of
+    /// a hopping series; with hop = length, the last complete tumbling
+    /// window.
+    Hopping,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sliding => "sliding",
+            Mode::Sawtooth => "sawtooth",
+            Mode::Hopping => "hopping",
+        }
+    }
+}
+
+/// Which events the window of a row at time t holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowRule {
+    pub length: i64,
+    pub hop: Option<i64>,
+    pub mode: Mode,
+}
+
+impl WindowRule {
+    /// A rule from the arguments of a window function: a positive `length`;
+    /// a positive `hop` dividing `length`; `mode` `'sawtooth'` (the default
+    /// with a hop) or `'hopping'`, which need a hop. The error says which
+    /// argument is wrong, in the words of the function's signature.
+    pub fn new(length: i64, hop: Option<i64>, mode: Option<&str>) -> Result<Self, String> {
+        if length <= 0 {
+            return Err(format!("length must be positive, got {length}"));
+        }
+        let mode = match (hop, mode.map(|m| m.trim().to_ascii_lowercase())) {
+            (None, None) => Mode::Sliding,
+            (None, Some(m)) => {
+                return Err(format!("mode '{m}' needs a hop (the 4th argument)"));
+            }
+            (Some(_), None) => Mode::Sawtooth,
+            (Some(_), Some(m)) => match m.as_str() {
+                "sawtooth" => Mode::Sawtooth,
+                "hopping" => Mode::Hopping,
+                _ => return Err(format!("mode must be 'sawtooth' or 'hopping', got '{m}'")),
+            },
+        };
+        if let Some(h) = hop {
+            if h <= 0 {
+                return Err(format!("hop must be positive, got {h}"));
+            }
+            if length % h != 0 {
+                return Err(format!("hop {h} does not divide length {length}"));
+            }
+        }
+        Ok(Self { length, hop, mode })
+    }
+
+    /// The window of a row at time `t`: the events with `lo ≤ ts < hi`.
+    /// Both bounds are non-decreasing in `t`, `lo < hi`, and `hi ≤ t`: a row
+    /// never sees an event at its own instant.
+    #[inline]
+    pub fn bounds(&self, t: i64) -> (i64, i64) {
+        match (self.mode, self.hop) {
+            (Mode::Sawtooth, Some(h)) => (floor_to(t.saturating_sub(self.length), h), t),
+            (Mode::Hopping, Some(h)) => {
+                let end = floor_to(t, h);
+                (end.saturating_sub(self.length), end)
+            }
+            _ => (t.saturating_sub(self.length), t),
+        }
+    }
+
+    /// The longest span before `t` that a window of `t` can reach back: the
+    /// state an online store must keep per entity.
+    pub fn reach(&self) -> i64 {
+        match self.hop {
+            Some(h) => self.length.saturating_add(h),
+            None => self.length,
+        }
+    }
+
+    /// The rule in words, lengths in `unit` (for `--explain`).
+    pub fn describe(&self, unit: TimeUnit) -> String {
+        let length = unit.words(self.length);
+        match (self.mode, self.hop) {
+            (Mode::Sawtooth, Some(h)) => format!(
+                "the events from {length} before t, rounded down to a whole {hop}, up to t (t excluded)",
+                hop = unit.words(h)
+            ),
+            (Mode::Hopping, Some(h)) => format!(
+                "the {length} up to t rounded down to a whole {hop} (the last complete window; t's own {hop} excluded)",
+                hop = unit.words(h)
+            ),
+            _ => format!("the events of the {length} before t (t excluded)"),
+        }
+    }
+}
+
+/// The unit of a time column, for describing lengths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// Timestamps with this many units a second (1 for seconds, 10⁹ for
+    /// nanoseconds).
+    Time { per_second: i64 },
+    /// Days (a date column).
+    Days,
+    /// Plain integers.
+    Integer,
+}
+
+impl TimeUnit {
+    /// `n` units in words: `24 hours`, `90 seconds`, `1.5 seconds`, `3 days`, `3`.
+    pub fn words(self, n: i64) -> String {
+        match self {
+            TimeUnit::Integer => n.to_string(),
+            TimeUnit::Days => plural(n, "day"),
+            TimeUnit::Time { per_second } => {
+                if n % per_second != 0 {
+                    let seconds = n as f64 / per_second as f64;
+                    return format!("{seconds} seconds");
+                }
+                let s = n / per_second;
+                // Days from two on (a window of 24 hours reads as written).
+                for (size, name) in [(86_400, "day"), (3_600, "hour"), (60, "minute")] {
+                    if s % size == 0 && (size != 86_400 || s.abs() >= 2 * 86_400) {
+                        return plural(s / size, name);
+                    }
+                }
+                plural(s, "second")
+            }
+        }
+    }
+}
+
+fn plural(n: i64, name: &str) -> String {
+    if n.abs() == 1 {
+        format!("{n} {name}")
+    } else {
+        format!("{n} {name}s")
+    }
+}
+
+/// `x` rounded down to a multiple of `h` (toward −∞, so correct before the
+/// epoch: `floor_to(-1, 10)` is −10).
+#[inline]
+pub fn floor_to(x: i64, h: i64) -> i64 {
+    x.saturating_sub(x.rem_euclid(h))
+}
+
+/// The window aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Agg {
+    Count,
+    Sum,
+    Mean,
+    Min,
+    Max,
+    /// Population variance (divisor n).
+    Var,
+    /// Population standard deviation: the IEEE square root of [`Agg::Var`].
+    Stddev,
+    /// The value of the latest event (ties at one instant: the greatest
+    /// value).
+    Last,
+    /// The number of distinct values, exactly.
+    DistinctCount,
+}
+
+impl Agg {
+    pub const ALL: [Agg; 9] = [
+        Agg::Count,
+        Agg::Sum,
+        Agg::Mean,
+        Agg::Min,
+        Agg::Max,
+        Agg::Var,
+        Agg::Stddev,
+        Agg::Last,
+        Agg::DistinctCount,
+    ];
+
+    /// The SQL name: `window_count`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Count => "window_count",
+            Agg::Sum => "window_sum",
+            Agg::Mean => "window_mean",
+            Agg::Min => "window_min",
+            Agg::Max => "window_max",
+            Agg::Var => "window_var",
+            Agg::Stddev => "window_stddev",
+            Agg::Last => "window_last",
+            Agg::DistinctCount => "window_distinct_count",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether the result is a count (Int64, 0 for an empty window) rather
+    /// than a value (Float64, NULL for an empty window).
+    pub fn is_count(self) -> bool {
+        matches!(self, Agg::Count | Agg::DistinctCount)
+    }
+}
+
+/// A window's key for distinct counts: the bytes of a value (a finite
+/// float's normalised bits, an integer's, a string's).
+pub type DistinctKey = Box<[u8]>;
+
+/// The values a window holds, kept as its aggregate needs them. Events are
+/// added and taken back ([`WindowState::retract`]) in any order; the result
+/// depends only on the events held.
+#[derive(Debug, Clone)]
+pub enum WindowState {
+    /// Count, sum, mean, var, stddev: exact sums.
+    Moments(Moments),
+    /// Min, max: each value with its multiplicity.
+    Ordered(BTreeMap<Finite, u32>),
+    /// Last: each (time, value) with its multiplicity.
+    Latest(BTreeMap<(i64, Finite), u32>),
+    /// Distinct count: each value's bytes with its multiplicity.
+    Distinct(HashMap<DistinctKey, u32>),
+}
+
+impl WindowState {
+    pub fn new(agg: Agg) -> Self {
+        match agg {
+            Agg::Count | Agg::Sum | Agg::Mean | Agg::Var | Agg::Stddev => {
+                WindowState::Moments(Moments::default())
+            }
+            Agg::Min | Agg::Max => WindowState::Ordered(BTreeMap::new()),
+            Agg::Last => WindowState::Latest(BTreeMap::new()),
+            Agg::DistinctCount => WindowState::Distinct(HashMap::new()),
+        }
+    }
+
+    /// Adds the finite value `v` of an event at `ts` (callers skip NULL and
+    /// non-finite values: [`Finite::new`]).
+    #[inline]
+    pub fn add(&mut self, ts: i64, v: Finite) {
+        match self {
+            WindowState::Moments(m) => m.update(Some(v.get())),
+            WindowState::Ordered(map) => *map.entry(v).or_insert(0) += 1,
+            WindowState::Latest(map) => *map.entry((ts, v)).or_insert(0) += 1,
+            WindowState::Distinct(map) => {
+                *map.entry(number_key(v)).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Takes back an event [`WindowState::add`] added.
+    #[inline]
+    pub fn retract(&mut self, ts: i64, v: Finite) {
+        match self {
+            WindowState::Moments(m) => m.retract(v.get()),
+            WindowState::Ordered(map) => take(map, v),
+            WindowState::Latest(map) => take(map, (ts, v)),
+            WindowState::Distinct(_) => self.retract_key(&number_key(v)),
+        }
+    }
+
+    /// Adds a value by its bytes (distinct counts of strings and integers).
+    #[inline]
+    pub fn add_key(&mut self, key: &[u8]) {
+        if let WindowState::Distinct(map) = self {
+            match map.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    map.insert(key.into(), 1);
+                }
+            }
+        }
+    }
+
+    /// Takes back a value [`WindowState::add_key`] added.
+    #[inline]
+    pub fn retract_key(&mut self, key: &[u8]) {
+        if let WindowState::Distinct(map) = self
+            && let Some(n) = map.get_mut(key)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(key);
+            }
+        }
+    }
+
+    /// The number of values held.
+    pub fn len(&self) -> u64 {
+        match self {
+            WindowState::Moments(m) => m.count,
+            WindowState::Ordered(map) => map.values().map(|&n| u64::from(n)).sum(),
+            WindowState::Latest(map) => map.values().map(|&n| u64::from(n)).sum(),
+            WindowState::Distinct(map) => map.values().map(|&n| u64::from(n)).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            WindowState::Moments(m) => m.count == 0,
+            WindowState::Ordered(map) => map.is_empty(),
+            WindowState::Latest(map) => map.is_empty(),
+            WindowState::Distinct(map) => map.is_empty(),
+        }
+    }
+
+    /// The aggregate of the values held: `Count` for the counts (0 when
+    /// empty), `Value` for the others (`None` when empty).
+    pub fn result(&self, agg: Agg) -> WindowValue {
+        match (agg, self) {
+            (Agg::Count, WindowState::Moments(m)) => WindowValue::Count(m.count as i64),
+            (Agg::DistinctCount, WindowState::Distinct(map)) => {
+                WindowValue::Count(map.len() as i64)
+            }
+            (_, s) if s.is_empty() => WindowValue::Value(None),
+            (Agg::Sum, WindowState::Moments(m)) => WindowValue::Value(Some(m.sum.value())),
+            (Agg::Mean, WindowState::Moments(m)) => WindowValue::Value(Some(m.mean())),
+            (Agg::Var, WindowState::Moments(m)) => WindowValue::Value(Some(m.variance())),
+            (Agg::Stddev, WindowState::Moments(m)) => WindowValue::Value(Some(m.variance().sqrt())),
+            (Agg::Min, WindowState::Ordered(map)) => {
+                WindowValue::Value(map.first_key_value().map(|(v, _)| v.get()))
+            }
+            (Agg::Max, WindowState::Ordered(map)) => {
+                WindowValue::Value(map.last_key_value().map(|(v, _)| v.get()))
+            }
+            (Agg::Last, WindowState::Latest(map)) => {
+                WindowValue::Value(map.last_key_value().map(|((_, v), _)| v.get()))
+            }
+            // A state made for another aggregate (WindowState::new pairs them).
+            _ => WindowValue::Value(None),
+        }
+    }
+}
+
+/// A window's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WindowValue {
+    Count(i64),
+    Value(Option<f64>),
+}
+
+/// The distinct-count key of a finite number.
+#[inline]
+pub fn number_key(v: Finite) -> DistinctKey {
+    Box::new(v.get().to_bits().to_le_bytes())
+}
+
+fn take<K: Ord>(map: &mut BTreeMap<K, u32>, key: K) {
+    if let std::collections::btree_map::Entry::Occupied(mut e) = map.entry(key) {
+        *e.get_mut() -= 1;
+        if *e.get() == 0 {
+            e.remove();
+        }
+    }
+}
+
+/// The window results of rows over one entity's events, by a sweep: `events`
+/// are (time, value) sorted by time, `rows` the rows' times sorted
+/// ascending. Returns one result per row, in the order of `rows`.
+///
+/// The events a row's window holds are a contiguous run of the sorted events
+/// ([`WindowRule::bounds`] are non-decreasing in t), so each event is added
+/// once and taken back once.
+pub fn sweep<V: Copy>(
+    rule: &WindowRule,
+    agg: Agg,
+    events: &[(i64, V)],
+    rows: &[i64],
+    add: impl Fn(&mut WindowState, i64, V),
+    retract: impl Fn(&mut WindowState, i64, V),
+) -> Vec<WindowValue> {
+    let mut state = WindowState::new(agg);
+    let (mut first, mut end) = (0, 0);
+    let mut out = Vec::with_capacity(rows.len());
+    for &t in rows {
+        let (lo, hi) = rule.bounds(t);
+        while end < events.len() && events[end].0 < hi {
+            add(&mut state, events[end].0, events[end].1);
+            end += 1;
+        }
+        while first < end && events[first].0 < lo {
+            retract(&mut state, events[first].0, events[first].1);
+            first += 1;
+        }
+        out.push(state.result(agg));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> Finite {
+        Finite::new(v).unwrap()
+    }
+
+    /// The window of each row, from scratch: the reference for the sweep.
+    fn scratch(rule: &WindowRule, agg: Agg, events: &[(i64, f64)], t: i64) -> WindowValue {
+        let (lo, hi) = rule.bounds(t);
+        let mut s = WindowState::new(agg);
+        for &(ts, v) in events {
+            if lo <= ts && ts < hi {
+                s.add(ts, f(v));
+            }
+        }
+        s.result(agg)
+    }
+
+    #[test]
+    fn rules_and_their_errors() {
+        let sliding = WindowRule::new(10, None, None).unwrap();
+        assert_eq!(sliding.bounds(25), (15, 25));
+        let saw = WindowRule::new(10, Some(5), None).unwrap();
+        assert_eq!(saw.mode, Mode::Sawtooth);
+        // floor_5(27 − 10) = 15.
+        assert_eq!(saw.bounds(27), (15, 27));
+        let hopping = WindowRule::new(10, Some(5), Some("hopping")).unwrap();
+        // floor_5(27) = 25: [15, 25).
+        assert_eq!(hopping.bounds(27), (15, 25));
+        // Before the epoch: floor_5(-3) = -5, floor_5(-13) = -15.
+        assert_eq!(hopping.bounds(-3), (-15, -5));
+        assert_eq!(saw.bounds(-3), (-15, -3));
+        assert_eq!(floor_to(-10, 5), -10);
+        assert_eq!(floor_to(i64::MIN + 1, 10), i64::MIN);
+        assert_eq!(
+            WindowRule::new(0, None, None).unwrap_err(),
+            "length must be positive, got 0"
+        );
+        assert_eq!(
+            WindowRule::new(10, Some(3), None).unwrap_err(),
+            "hop 3 does not divide length 10"
+        );
+        assert_eq!(
+            WindowRule::new(10, Some(-5), None).unwrap_err(),
+            "hop must be positive, got -5"
+        );
+        assert_eq!(
+            WindowRule::new(10, None, Some("hopping")).unwrap_err(),
+            "mode 'hopping' needs a hop (the 4th argument)"
+        );
+        assert_eq!(
+            WindowRule::new(10, Some(5), Some("tumbling")).unwrap_err(),
+            "mode must be 'sawtooth' or 'hopping', got 'tumbling'"
+        );
+        assert_eq!(saw.reach(), 15);
+    }
+
+    #[test]
+    fn rules_in_words() {
+        let ns = TimeUnit::Time {
+            per_second: 1_000_000_000,
+        };
+        let hour = 3_600 * 1_000_000_000;
+        let r = WindowRule::new(24 * hour, None, None).unwrap();
+        assert_eq!(
+            r.describe(ns),
+            "the events of the 24 hours before t (t excluded)"
+        );
+        let r = WindowRule::new(hour, Some(hour / 12), None).unwrap();
+        assert_eq!(
+            r.describe(ns),
+            "the events from 1 hour before t, rounded down to a whole 5 minutes, up to t (t excluded)"
+        );
+        assert_eq!(
+            TimeUnit::Time { per_second: 1000 }.words(1500),
+            "1.5 seconds"
+        );
+        assert_eq!(TimeUnit::Days.words(1), "1 day");
+        assert_eq!(TimeUnit::Integer.words(7), "7");
+    }
+
+    #[test]
+    fn results_of_small_windows() {
+        let rule = WindowRule::new(10, None, None).unwrap();
+        // Two events at 10 (a tie), one at 15, one at 20.
+        let events = [(10, 1.0), (10, 4.0), (15, -2.5), (20, 0.5)];
+        let at = |agg, t| scratch(&rule, agg, &events, t);
+        use WindowValue::{Count, Value};
+        // t = 10: the events at 10 are not in their own window.
+        assert_eq!(at(Agg::Count, 10), Count(0));
+        assert_eq!(at(Agg::Mean, 10), Value(None));
+        // t = 20: [10, 20) holds 1, 4, −2.5.
+        assert_eq!(at(Agg::Count, 20), Count(3));
+        assert_eq!(at(Agg::Sum, 20), Value(Some(2.5)));
+        assert_eq!(at(Agg::Mean, 20), Value(Some(2.5 / 3.0)));
+        assert_eq!(at(Agg::Min, 20), Value(Some(-2.5)));
+        assert_eq!(at(Agg::Max, 20), Value(Some(4.0)));
+        // Last: the latest event is at 15.
+        assert_eq!(at(Agg::Last, 20), Value(Some(-2.5)));
+        // Ties at the latest instant: the greatest value.
+        assert_eq!(at(Agg::Last, 15), Value(Some(4.0)));
+        // Var of {1, 4, −2.5}: Σx²/n − mean² = 93/12 − 25/36 = 127/18.
+        assert_eq!(at(Agg::Var, 20), Value(Some(127.0 / 18.0)));
+        assert_eq!(at(Agg::Stddev, 20), Value(Some((127.0f64 / 18.0).sqrt())));
+        assert_eq!(at(Agg::DistinctCount, 20), Count(3));
+        // t = 21: [11, 21) holds −2.5 and 0.5.
+        assert_eq!(at(Agg::Sum, 21), Value(Some(-2.0)));
+    }
+
+    #[test]
+    fn retraction_is_exact() {
+        // DataFusion's sliding sum retracts 1e16 from [1e16, 1, 1] and gets
+        // 0.0; the exact state gives 2.0.
+        let rule = WindowRule::new(10, None, None).unwrap();
+        let events = [(0, 1e16), (5, 1.0), (6, 1.0)];
+        let rows = [7, 12];
+        let out = sweep(
+            &rule,
+            Agg::Sum,
+            &events,
+            &rows,
+            |s, t, v| s.add(t, f(v)),
+            |s, t, v| s.retract(t, f(v)),
+        );
+        assert_eq!(
+            out,
+            [
+                WindowValue::Value(Some(1e16 + 2.0)),
+                WindowValue::Value(Some(2.0))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sweep_equals_windows_from_scratch() {
+        // A deterministic pseudo-random walk: bursts, ties, wide magnitudes.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut events = Vec::new();
+        let mut t = -50i64;
+        for _ in 0..400 {
+            t += (next() % 4) as i64;
+            let scale = [1e-3, 1.0, 1e8, 1e16][(next() % 4) as usize];
+            let v = ((next() % 2001) as f64 - 1000.0) * scale;
+            events.push((t, v));
+        }
+        let rows: Vec<i64> = (-60..t + 30).step_by(3).collect();
+        for rule in [
+            WindowRule::new(20, None, None).unwrap(),
+            WindowRule::new(20, Some(5), None).unwrap(),
+            WindowRule::new(20, Some(5), Some("hopping")).unwrap(),
+            WindowRule::new(1, None, None).unwrap(),
+        ] {
+            for agg in Agg::ALL {
+                let swept = sweep(
+                    &rule,
+                    agg,
+                    &events,
+                    &rows,
+                    |s, t, v| s.add(t, f(v)),
+                    |s, t, v| s.retract(t, f(v)),
+                );
+                for (i, &r) in rows.iter().enumerate() {
+                    let expected = scratch(&rule, agg, &events, r);
+                    let same = match (swept[i], expected) {
+                        (WindowValue::Value(Some(a)), WindowValue::Value(Some(b))) => {
+                            a.to_bits() == b.to_bits()
+                        }
+                        (a, b) => a == b,
+                    };
+                    assert!(
+                        same,
+                        "{agg:?} {rule:?} at {r}: {:?} vs {expected:?}",
+                        swept[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn distinct_keys() {
+        let mut s = WindowState::new(Agg::DistinctCount);
+        s.add(1, f(0.0));
+        s.add(2, f(-0.0));
+        s.add_key(b"abc");
+        assert_eq!(s.result(Agg::DistinctCount), WindowValue::Count(2));
+        s.retract(1, f(0.0));
+        assert_eq!(s.result(Agg::DistinctCount), WindowValue::Count(2));
+        s.retract(2, f(0.0));
+        s.retract_key(b"abc");
+        assert_eq!(s.result(Agg::DistinctCount), WindowValue::Count(0));
+        assert!(s.is_empty());
+    }
+}

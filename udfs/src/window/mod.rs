@@ -1,0 +1,682 @@
+//! Window aggregations (UDWFs): `window_count`, `window_sum`, `window_mean`,
+//! `window_min`, `window_max`, `window_var`, `window_stddev`, `window_last`
+//! and `window_distinct_count`, used as window functions over an entity's
+//! events:
+//!
+//! ```sql
+//! window_mean(dep_delay, sched_dep, INTERVAL '24 hours') OVER (PARTITION BY tailnum)
+//! ```
+//!
+//! `window_AGG(value, ts, length [, hop [, mode]])`: the window of a row at
+//! time t holds the events of its partition with `t − length ≤ ts < t`
+//! (with a hop, [`crate::kernel::window::WindowRule`] says which). Each
+//! partition is evaluated whole: its events are sorted by time and swept
+//! ([`crate::kernel::window::sweep`]), so the result does not depend on the
+//! `ORDER BY` of the window (or on its absence), and a frame clause is
+//! ignored. The maths lives in [`crate::kernel::window`], which serving's
+//! online state uses too.
+//!
+//! An event whose entity (any `PARTITION BY` value) is NULL belongs to no
+//! window: [`WindowAggregate`]'s `simplify` appends the hidden arguments
+//! `'<entity>', e1 IS NULL OR e2 IS NULL …` that the evaluator reads.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArrayType,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Field, FieldRef, Float64Type, Int64Type,
+    TimeUnit as ArrowTimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
+use datafusion::logical_expr::function::{
+    PartitionEvaluatorArgs, WindowFunctionSimplification, WindowUDFFieldArgs,
+};
+use datafusion::logical_expr::{
+    Documentation, Expr, PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl, lit,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+
+use crate::kernel::stats::Finite;
+use crate::kernel::window::{Agg, TimeUnit, WindowRule, WindowValue, number_key, sweep};
+
+/// The marker before the hidden entity argument (see the module docs).
+pub const ENTITY_MARKER: &str = "<entity>";
+
+/// Every window function of this crate.
+pub fn functions() -> Vec<Arc<WindowUDF>> {
+    Agg::ALL
+        .into_iter()
+        .map(|agg| Arc::new(WindowUDF::from(WindowAggregate::new(agg))))
+        .collect()
+}
+
+/// One window aggregate: `window_AGG(value, ts, length [, hop [, mode]])`.
+#[derive(Debug)]
+pub struct WindowAggregate {
+    agg: Agg,
+    signature: Signature,
+    doc: Documentation,
+}
+
+impl PartialEq for WindowAggregate {
+    fn eq(&self, other: &Self) -> bool {
+        self.agg == other.agg
+    }
+}
+impl Eq for WindowAggregate {}
+impl std::hash::Hash for WindowAggregate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.agg.hash(state);
+    }
+}
+
+impl WindowAggregate {
+    pub fn new(agg: Agg) -> Self {
+        Self {
+            agg,
+            signature: Signature::user_defined(Volatility::Immutable),
+            doc: documentation(agg),
+        }
+    }
+
+    pub fn agg(&self) -> Agg {
+        self.agg
+    }
+}
+
+/// The arguments of a call as written, without the hidden entity ones.
+fn user_arity(arg_types: &[DataType]) -> usize {
+    let n = arg_types.len();
+    if n >= 2 && arg_types[n - 1] == DataType::Boolean && is_string(&arg_types[n - 2]) {
+        n - 2
+    } else {
+        n
+    }
+}
+
+impl WindowUDFImpl for WindowAggregate {
+    fn name(&self) -> &str {
+        self.agg.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        let n = user_arity(arg_types);
+        if !(3..=5).contains(&n) {
+            return plan_err!(
+                "{name} takes (value, ts, length [, hop [, mode]]), got {} argument(s)",
+                n
+            );
+        }
+        let mut types = arg_types.to_vec();
+        types[0] = self.value_type(&arg_types[0])?;
+        types[1] = match &arg_types[1] {
+            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => arg_types[1].clone(),
+            t if t.is_integer() => DataType::Int64,
+            DataType::Dictionary(_, v) if v.is_integer() => DataType::Int64,
+            other => {
+                return plan_err!(
+                    "{name}: ts must be a timestamp, a date or an integer, got {other}"
+                );
+            }
+        };
+        for (i, arg) in ["length", "hop"].iter().enumerate().take(n - 2) {
+            let t = &arg_types[2 + i];
+            if !(matches!(t, DataType::Interval(_)) || t.is_integer() || t.is_null()) {
+                return plan_err!(
+                    "{name}: {arg} must be an INTERVAL literal (an integer for an integer ts), got {t}"
+                );
+            }
+        }
+        if n == 5 && !is_string(&arg_types[4]) {
+            return plan_err!(
+                "{name}: mode must be 'sawtooth' or 'hopping', got a {}",
+                arg_types[4]
+            );
+        }
+        Ok(types)
+    }
+
+    fn field(&self, args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        let t = if self.agg.is_count() {
+            DataType::Int64
+        } else {
+            DataType::Float64
+        };
+        Ok(Arc::new(Field::new(args.name(), t, true)))
+    }
+
+    fn expressions(
+        &self,
+        args: datafusion::logical_expr::function::ExpressionArgs,
+    ) -> Vec<Arc<dyn PhysicalExpr>> {
+        // The columns the evaluator reads: value, ts and the entity flag.
+        let exprs = args.input_exprs();
+        let mut out = vec![Arc::clone(&exprs[0]), Arc::clone(&exprs[1])];
+        if exprs.len() >= 2 && is_marker(&exprs[exprs.len() - 2]) {
+            out.push(Arc::clone(&exprs[exprs.len() - 1]));
+        }
+        out
+    }
+
+    fn partition_evaluator(
+        &self,
+        args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        let exprs = args.input_exprs();
+        let fields = args.input_fields();
+        let n = if exprs.len() >= 2 && is_marker(&exprs[exprs.len() - 2]) {
+            exprs.len() - 2
+        } else {
+            exprs.len()
+        };
+        let rule = window_rule(self.name(), fields[1].data_type(), &exprs[2..n])?;
+        Ok(Box::new(WindowEvaluator {
+            agg: self.agg,
+            rule,
+        }))
+    }
+
+    fn simplify(&self) -> Option<WindowFunctionSimplification> {
+        Some(Box::new(|function: WindowFunction, _info| {
+            let WindowFunction { fun, params } = function;
+            let keyed = params.args.len() >= 2
+                && matches!(
+                    &params.args[params.args.len() - 2],
+                    Expr::Literal(ScalarValue::Utf8(Some(m)), _) if m == ENTITY_MARKER
+                );
+            let mut params: WindowFunctionParams = params;
+            if !keyed {
+                let null_entity = params
+                    .partition_by
+                    .iter()
+                    .map(|e| e.clone().is_null())
+                    .reduce(Expr::or)
+                    .unwrap_or_else(|| lit(false));
+                params.args.push(lit(ENTITY_MARKER));
+                params.args.push(null_entity);
+            }
+            Ok(Expr::from(WindowFunction { fun, params }))
+        }))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.doc)
+    }
+}
+
+impl WindowAggregate {
+    /// The type the value is computed as: Float64 for numbers; distinct
+    /// counts also take strings (kept) and integers (as Int64, exactly).
+    fn value_type(&self, t: &DataType) -> Result<DataType> {
+        let name = self.name();
+        match t {
+            DataType::Dictionary(_, v) => self.value_type(v),
+            DataType::Null => Ok(DataType::Float64),
+            t if self.agg == Agg::DistinctCount && is_string(t) => Ok(t.clone()),
+            t if self.agg == Agg::DistinctCount && t.is_integer() => Ok(DataType::Int64),
+            t if t.is_numeric() => Ok(DataType::Float64),
+            other if self.agg == Agg::DistinctCount => {
+                plan_err!("{name}: value must be a number or a string, got {other}")
+            }
+            other => plan_err!(
+                "{name}: value must be numeric, got {other}; cast it first, e.g. CAST(value AS DOUBLE)"
+            ),
+        }
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn is_marker(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.downcast_ref::<Literal>()
+        .is_some_and(|l| matches!(l.value(), ScalarValue::Utf8(Some(m)) if m == ENTITY_MARKER))
+}
+
+/// The time unit of a ts column, and how many of its units a nanosecond
+/// count makes (`None` for integers).
+pub fn time_unit(ts: &DataType) -> Option<(TimeUnit, i128)> {
+    let per_second = |u: &ArrowTimeUnit| match u {
+        ArrowTimeUnit::Second => 1,
+        ArrowTimeUnit::Millisecond => 1_000,
+        ArrowTimeUnit::Microsecond => 1_000_000,
+        ArrowTimeUnit::Nanosecond => 1_000_000_000,
+    };
+    match ts {
+        DataType::Timestamp(u, _) => {
+            let p = per_second(u);
+            Some((
+                TimeUnit::Time { per_second: p },
+                1_000_000_000 / i128::from(p),
+            ))
+        }
+        DataType::Date64 => Some((TimeUnit::Time { per_second: 1_000 }, 1_000_000)),
+        DataType::Date32 => Some((TimeUnit::Days, 86_400 * 1_000_000_000)),
+        _ => None,
+    }
+}
+
+/// The rule of a call from its literal arguments (length, hop, mode) in the
+/// unit of `ts`; errors name the function and the argument.
+pub fn window_rule(
+    name: &str,
+    ts: &DataType,
+    args: &[Arc<dyn PhysicalExpr>],
+) -> Result<WindowRule> {
+    let literal = |i: usize, arg: &str| -> Result<ScalarValue> {
+        match args[i].downcast_ref::<Literal>() {
+            Some(l) => Ok(l.value().clone()),
+            None => plan_err!("{name}: {arg} must be a literal, got {}", args[i]),
+        }
+    };
+    let length = units(name, "length", ts, &literal(0, "length")?)?;
+    let hop = match args.len() {
+        n if n >= 2 => Some(units(name, "hop", ts, &literal(1, "hop")?)?),
+        _ => None,
+    };
+    let mode = match args.len() {
+        3 => match literal(2, "mode")? {
+            ScalarValue::Utf8(Some(m))
+            | ScalarValue::LargeUtf8(Some(m))
+            | ScalarValue::Utf8View(Some(m)) => Some(m),
+            other => return plan_err!("{name}: mode must be 'sawtooth' or 'hopping', got {other}"),
+        },
+        _ => None,
+    };
+    WindowRule::new(length, hop, mode.as_deref()).or_else(|e| {
+        // Say the lengths as written rather than in the column's units.
+        let e = match (time_unit(ts), hop) {
+            (Some((unit, _)), Some(h))
+                if e.starts_with("hop ") && e.contains("does not divide") =>
+            {
+                format!(
+                    "hop {} does not divide length {}",
+                    unit.words(h),
+                    unit.words(length)
+                )
+            }
+            _ => e,
+        };
+        plan_err!("{name}: {e}")
+    })
+}
+
+/// A length or hop literal as written: `INTERVAL '36 hours'`, `10`.
+fn literal_text(value: &ScalarValue) -> String {
+    let time = |nanos: i128| match i64::try_from(nanos) {
+        Ok(n) => TimeUnit::Time {
+            per_second: 1_000_000_000,
+        }
+        .words(n),
+        Err(_) => format!("{nanos} nanoseconds"),
+    };
+    let parts = match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) => {
+            let mut parts = Vec::new();
+            if v.months != 0 {
+                parts.push(format!(
+                    "{} month{}",
+                    v.months,
+                    if v.months.abs() == 1 { "" } else { "s" }
+                ));
+            }
+            if v.days != 0 || v.nanoseconds == 0 && v.months == 0 {
+                parts.push(TimeUnit::Days.words(i64::from(v.days)));
+            }
+            if v.nanoseconds != 0 {
+                parts.push(time(i128::from(v.nanoseconds)));
+            }
+            parts
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            vec![time(
+                (i128::from(v.days) * 86_400_000 + i128::from(v.milliseconds)) * 1_000_000,
+            )]
+        }
+        ScalarValue::IntervalYearMonth(Some(m)) => {
+            vec![format!("{m} month{}", if m.abs() == 1 { "" } else { "s" })]
+        }
+        other => return other.to_string(),
+    };
+    format!("INTERVAL '{}'", parts.join(" "))
+}
+
+/// A length or hop literal in the units of `ts`.
+fn units(name: &str, arg: &str, ts: &DataType, value: &ScalarValue) -> Result<i64> {
+    let Some((unit, nanos_per_unit)) = time_unit(ts) else {
+        // An integer ts takes integer lengths.
+        return match value {
+            v if v.data_type().is_integer() && !v.is_null() => {
+                let ScalarValue::Int64(Some(n)) = v.cast_to(&DataType::Int64)? else {
+                    return plan_err!("{name}: {arg} must be an integer, got {v}");
+                };
+                Ok(n)
+            }
+            v => plan_err!("{name}: {arg} must be an integer for an integer ts, got {v}"),
+        };
+    };
+    let nanos: i128 = match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) => {
+            if v.months != 0 {
+                return plan_err!(
+                    "{name}: {arg} must not count months or years (they have no fixed length); \
+                     use days (a day is 86,400 s), got {}",
+                    literal_text(value)
+                );
+            }
+            i128::from(v.days) * 86_400 * 1_000_000_000 + i128::from(v.nanoseconds)
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            (i128::from(v.days) * 86_400_000 + i128::from(v.milliseconds)) * 1_000_000
+        }
+        ScalarValue::IntervalYearMonth(Some(_)) => {
+            return plan_err!(
+                "{name}: {arg} must not count months or years (they have no fixed length); \
+                 use days (a day is 86,400 s), got {}",
+                literal_text(value)
+            );
+        }
+        v if v.data_type().is_integer() => {
+            return plan_err!(
+                "{name}: {arg} must be an INTERVAL for a {ts} ts (e.g. INTERVAL '1 hour'), got {v}"
+            );
+        }
+        v => return plan_err!("{name}: {arg} must be an INTERVAL, got {v}"),
+    };
+    if nanos <= 0 {
+        return plan_err!(
+            "{name}: {arg} must be positive, got {}",
+            literal_text(value)
+        );
+    }
+    if nanos % nanos_per_unit != 0 {
+        return plan_err!(
+            "{name}: {arg} {} is not a whole number of {} (the unit of ts, {ts})",
+            literal_text(value),
+            match unit {
+                TimeUnit::Days => "days",
+                TimeUnit::Time { per_second: 1 } => "seconds",
+                TimeUnit::Time { per_second: 1_000 } => "milliseconds",
+                TimeUnit::Time {
+                    per_second: 1_000_000,
+                } => "microseconds",
+                _ => "nanoseconds",
+            }
+        );
+    }
+    i64::try_from(nanos / nanos_per_unit)
+        .or_else(|_| plan_err!("{name}: {arg} {} is too long", literal_text(value)))
+}
+
+/// Evaluates one partition (one entity) at a time.
+#[derive(Debug)]
+struct WindowEvaluator {
+    agg: Agg,
+    rule: WindowRule,
+}
+
+/// The times of a ts array as i64 in its own unit.
+fn times(ts: &ArrayRef) -> Result<Vec<Option<i64>>> {
+    fn collect<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
+        a: &ArrayRef,
+    ) -> Vec<Option<i64>>
+    where
+        T::Native: Into<i64>,
+    {
+        a.as_primitive::<T>()
+            .iter()
+            .map(|v| v.map(Into::into))
+            .collect()
+    }
+    Ok(match ts.data_type() {
+        DataType::Timestamp(ArrowTimeUnit::Second, _) => collect::<TimestampSecondType>(ts),
+        DataType::Timestamp(ArrowTimeUnit::Millisecond, _) => {
+            collect::<TimestampMillisecondType>(ts)
+        }
+        DataType::Timestamp(ArrowTimeUnit::Microsecond, _) => {
+            collect::<TimestampMicrosecondType>(ts)
+        }
+        DataType::Timestamp(ArrowTimeUnit::Nanosecond, _) => collect::<TimestampNanosecondType>(ts),
+        DataType::Date32 => collect::<Date32Type>(ts),
+        DataType::Date64 => collect::<Date64Type>(ts),
+        DataType::Int64 => collect::<Int64Type>(ts),
+        other => return exec_err!("window functions: unexpected ts type {other}"),
+    })
+}
+
+impl PartitionEvaluator for WindowEvaluator {
+    fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
+        let ts = times(&values[1])?;
+        // The partition is one entity: NULL (in any PARTITION BY column)
+        // means no window at all.
+        let null_entity = values
+            .get(2)
+            .and_then(|f| f.as_any().downcast_ref::<BooleanArray>())
+            .is_some_and(|f| !f.is_empty() && f.is_valid(0) && f.value(0));
+        let mut rows: Vec<(i64, usize)> = if null_entity {
+            Vec::new()
+        } else {
+            ts.iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|t| (t, i)))
+                .collect()
+        };
+        rows.sort_unstable();
+        let row_times: Vec<i64> = rows.iter().map(|&(t, _)| t).collect();
+        let results = self.results(&values[0], &ts, &row_times)?;
+        let mut out: Vec<Option<WindowValue>> = vec![None; num_rows];
+        for ((_, i), r) in rows.iter().zip(results) {
+            out[*i] = Some(r);
+        }
+        Ok(if self.agg.is_count() {
+            Arc::new(Int64Array::from_iter(out.into_iter().map(|r| match r {
+                Some(WindowValue::Count(n)) => Some(n),
+                _ => None,
+            })))
+        } else {
+            Arc::new(Float64Array::from_iter(out.into_iter().map(|r| match r {
+                Some(WindowValue::Value(v)) => v,
+                _ => None,
+            })))
+        })
+    }
+}
+
+impl WindowEvaluator {
+    /// The window results at `rows` (sorted times) over the events of
+    /// `value` at `ts`.
+    fn results(
+        &self,
+        value: &ArrayRef,
+        ts: &[Option<i64>],
+        rows: &[i64],
+    ) -> Result<Vec<WindowValue>> {
+        let (rule, agg) = (&self.rule, self.agg);
+        match value.data_type() {
+            DataType::Float64 => {
+                let v = value.as_primitive::<Float64Type>();
+                let mut events: Vec<(i64, Finite)> = ts
+                    .iter()
+                    .zip(v.iter())
+                    .filter_map(|(t, x)| Some((t.as_ref().copied()?, Finite::new(x?)?)))
+                    .collect();
+                events.sort_unstable();
+                if agg == Agg::DistinctCount {
+                    return Ok(sweep(
+                        rule,
+                        agg,
+                        &events,
+                        rows,
+                        |s, _, v| s.add_key(&number_key(v)),
+                        |s, _, v| s.retract_key(&number_key(v)),
+                    ));
+                }
+                Ok(sweep(
+                    rule,
+                    agg,
+                    &events,
+                    rows,
+                    |s, t, v| s.add(t, v),
+                    |s, t, v| s.retract(t, v),
+                ))
+            }
+            DataType::Int64 => {
+                let v = value.as_primitive::<Int64Type>();
+                let keys: Vec<(i64, i64)> = sorted_events(ts, v.iter());
+                Ok(sweep(
+                    rule,
+                    agg,
+                    &keys,
+                    rows,
+                    |s, _, v| s.add_key(&v.to_le_bytes()),
+                    |s, _, v| s.retract_key(&v.to_le_bytes()),
+                ))
+            }
+            DataType::Utf8 => strings(rule, agg, ts, rows, value.as_string::<i32>()),
+            DataType::LargeUtf8 => strings(rule, agg, ts, rows, value.as_string::<i64>()),
+            DataType::Utf8View => strings(rule, agg, ts, rows, value.as_string_view()),
+            other => exec_err!("{}: unexpected value type {other}", agg.name()),
+        }
+    }
+}
+
+/// (time, value) of the events with both, sorted by time.
+fn sorted_events<V: Copy + Ord>(
+    ts: &[Option<i64>],
+    values: impl Iterator<Item = Option<V>>,
+) -> Vec<(i64, V)> {
+    let mut events: Vec<(i64, V)> = ts
+        .iter()
+        .zip(values)
+        .filter_map(|(t, v)| Some(((*t)?, v?)))
+        .collect();
+    events.sort_unstable();
+    events
+}
+
+/// Distinct counts of strings: events refer to their row.
+fn strings<'a, S: StringArrayType<'a> + Copy>(
+    rule: &WindowRule,
+    agg: Agg,
+    ts: &[Option<i64>],
+    rows: &[i64],
+    values: S,
+) -> Result<Vec<WindowValue>> {
+    let mut events: Vec<(i64, usize)> = ts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some(((*t)?, i)))
+        .filter(|&(_, i)| values.is_valid(i))
+        .collect();
+    events.sort_unstable();
+    Ok(sweep(
+        rule,
+        agg,
+        &events,
+        rows,
+        |s, _, i| s.add_key(values.value(i).as_bytes()),
+        |s, _, i| s.retract_key(values.value(i).as_bytes()),
+    ))
+}
+
+fn documentation(agg: Agg) -> Documentation {
+    let (what, value) = match agg {
+        Agg::Count => ("the number of values", "numeric"),
+        Agg::Sum => (
+            "the sum of the values, rounded once from the exact sum",
+            "numeric",
+        ),
+        Agg::Mean => ("the mean of the values, from the exact sum", "numeric"),
+        Agg::Min => ("the smallest value", "numeric"),
+        Agg::Max => ("the largest value", "numeric"),
+        Agg::Var => (
+            "the population variance of the values (divisor n), rounded once from exact sums",
+            "numeric",
+        ),
+        Agg::Stddev => (
+            "the population standard deviation: the square root of window_var",
+            "numeric",
+        ),
+        Agg::Last => (
+            "the value of the latest event (of events at one instant, the greatest value)",
+            "numeric",
+        ),
+        Agg::DistinctCount => ("the exact number of distinct values", "numeric or string"),
+    };
+    let empty = if agg.is_count() { "0" } else { "NULL" };
+    let name = agg.name();
+    Documentation::builder(
+        crate::DOC_SECTION,
+        format!(
+            "A window aggregation over the events of an entity (the window's PARTITION BY): \
+             {what} in the window of each row. The window of a row at time t holds the events \
+             with t - length <= ts < t: never the row itself nor any event at the same instant. \
+             With a hop h, mode 'sawtooth' (the default) starts the window at t - length rounded \
+             down to a multiple of h; mode 'hopping' is the last complete window, \
+             [floor_h(t) - length, floor_h(t)). NULL and non-finite values are skipped; an empty \
+             window gives {empty}; a row with a NULL ts or a NULL entity gets NULL. The result \
+             depends only on the events, not on their order or the partitioning; the window's \
+             ORDER BY is not needed, and a frame clause is ignored."
+        ),
+        format!("{name}(value, ts, length[, hop[, mode]]) OVER (PARTITION BY entity)"),
+    )
+    .with_argument("value", format!("A {value} expression: the event's value."))
+    .with_argument(
+        "ts",
+        "The event's time: a timestamp (any unit or time zone), a date, or an integer.",
+    )
+    .with_argument(
+        "length",
+        "The window's length: an INTERVAL literal without months (a day is 86,400 s), or \
+         an integer for an integer ts.",
+    )
+    .with_argument(
+        "hop",
+        "Optional: a hop that divides the length, of the same kind.",
+    )
+    .with_argument(
+        "mode",
+        "Optional, with a hop: 'sawtooth' (default) or 'hopping'.",
+    )
+    .with_sql_example(format!(
+        "```sql
+> SELECT t, {name}(x, t, 10) OVER (ORDER BY t) AS w
+  FROM (VALUES (0, 1.0), (5, 2.0), (12, 4.0)) v(t, x);
+```
+The row at t = 12 sees the events in [2, 12): the one at 5."
+    ))
+    .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_window_function_is_documented() {
+        for f in functions() {
+            let doc = f.documentation().unwrap();
+            assert!(doc.sql_example.is_some(), "{}", f.name());
+            assert_eq!(doc.arguments.as_ref().unwrap().len(), 5, "{}", f.name());
+        }
+    }
+
+    #[test]
+    fn user_arity_strips_the_hidden_entity() {
+        use DataType::*;
+        assert_eq!(user_arity(&[Float64, Int64, Int64]), 3);
+        assert_eq!(user_arity(&[Float64, Int64, Int64, Utf8, Boolean]), 3);
+        assert_eq!(user_arity(&[Float64, Int64, Int64, Int64, Utf8]), 5);
+    }
+}
