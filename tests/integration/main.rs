@@ -17,3 +17,4 @@ mod serving;
 mod slt;
 mod splits;
 mod trust;
+mod windows;

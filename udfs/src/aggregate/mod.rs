@@ -16,6 +16,7 @@ use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::AggregateUDF;
 
 mod counts;
+mod exact;
 mod min_max_stats;
 mod moments;
 mod most_frequent;
@@ -27,6 +28,7 @@ mod stratum_hashes;
 mod test_util;
 mod vocabulary;
 
+pub use exact::ExactAggregate;
 pub use min_max_stats::MinMaxStats;
 pub use moments::Moments;
 pub use most_frequent::MostFrequent;
@@ -46,6 +48,9 @@ pub fn functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::from(MostFrequent::new())),
         Arc::new(AggregateUDF::from(StratumHashesUdaf::new())),
     ]
+    .into_iter()
+    .chain(exact::functions())
+    .collect()
 }
 
 /// The type a numeric argument is computed as: Float64 for every integer,

@@ -121,14 +121,14 @@ struct MomentsAccumulator {
 }
 
 /// The partials of an exact sum as one state row.
-fn partials_scalar(sum: &ExactSum) -> ScalarValue {
+pub(crate) fn partials_scalar(sum: &ExactSum) -> ScalarValue {
     list_scalar(std::sync::Arc::new(Float64Array::from(
         sum.partials().to_vec(),
     )))
 }
 
 /// The exact sum held by row `row` of a `List<Float64>` state column.
-fn sum_at(column: &ArrayRef, row: usize) -> Result<ExactSum> {
+pub(crate) fn sum_at(column: &ArrayRef, row: usize) -> Result<ExactSum> {
     let list = as_list_array(column)?;
     if list.is_null(row) {
         return Ok(ExactSum::default());

@@ -222,6 +222,22 @@ impl Agg {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// The result of a count, sum, mean, var or stddev over the values of
+    /// `m`: the one finalization of windows and of the `exact_*`
+    /// aggregates of tumbling tables. `Value(None)` for the other
+    /// aggregates.
+    pub fn of_moments(self, m: &Moments) -> WindowValue {
+        let value = |v: f64| WindowValue::Value((m.count > 0).then_some(v));
+        match self {
+            Agg::Count => WindowValue::Count(m.count as i64),
+            Agg::Sum => value(m.sum.value()),
+            Agg::Mean => value(m.mean()),
+            Agg::Var => value(m.variance()),
+            Agg::Stddev => value(m.variance().sqrt()),
+            _ => WindowValue::Value(None),
+        }
+    }
+
     /// Whether the result is a count (Int64, 0 for an empty window) rather
     /// than a value (Float64, NULL for an empty window).
     pub fn is_count(self) -> bool {
@@ -339,10 +355,7 @@ impl WindowState {
                 WindowValue::Count(map.len() as i64)
             }
             (_, s) if s.is_empty() => WindowValue::Value(None),
-            (Agg::Sum, WindowState::Moments(m)) => WindowValue::Value(Some(m.sum.value())),
-            (Agg::Mean, WindowState::Moments(m)) => WindowValue::Value(Some(m.mean())),
-            (Agg::Var, WindowState::Moments(m)) => WindowValue::Value(Some(m.variance())),
-            (Agg::Stddev, WindowState::Moments(m)) => WindowValue::Value(Some(m.variance().sqrt())),
+            (agg, WindowState::Moments(m)) => agg.of_moments(m),
             (Agg::Min, WindowState::Ordered(map)) => {
                 WindowValue::Value(map.first_key_value().map(|(v, _)| v.get()))
             }

@@ -592,35 +592,35 @@ fn strings<'a, S: StringArrayType<'a> + Copy>(
 
 fn documentation(agg: Agg) -> Documentation {
     let (what, value) = match agg {
-        Agg::Count => ("the number of values", "numeric"),
+        Agg::Count => ("The number of values", "numeric"),
         Agg::Sum => (
-            "the sum of the values, rounded once from the exact sum",
+            "The sum of the values (rounded once from the exact sum)",
             "numeric",
         ),
-        Agg::Mean => ("the mean of the values, from the exact sum", "numeric"),
-        Agg::Min => ("the smallest value", "numeric"),
-        Agg::Max => ("the largest value", "numeric"),
+        Agg::Mean => ("The mean of the values (from the exact sum)", "numeric"),
+        Agg::Min => ("The smallest value", "numeric"),
+        Agg::Max => ("The largest value", "numeric"),
         Agg::Var => (
-            "the population variance of the values (divisor n), rounded once from exact sums",
+            "The population variance of the values (divisor n, rounded once from exact sums)",
             "numeric",
         ),
         Agg::Stddev => (
-            "the population standard deviation: the square root of window_var",
+            "The population standard deviation of the values (the square root of window_var)",
             "numeric",
         ),
         Agg::Last => (
-            "the value of the latest event (of events at one instant, the greatest value)",
+            "The value of the latest event (of events at one instant, the greatest value)",
             "numeric",
         ),
-        Agg::DistinctCount => ("the exact number of distinct values", "numeric or string"),
+        Agg::DistinctCount => ("The exact number of distinct values", "numeric or string"),
     };
     let empty = if agg.is_count() { "0" } else { "NULL" };
     let name = agg.name();
     Documentation::builder(
         crate::DOC_SECTION,
         format!(
-            "A window aggregation over the events of an entity (the window's PARTITION BY): \
-             {what} in the window of each row. The window of a row at time t holds the events \
+            "{what} among the events of the row's entity (its PARTITION BY) in the window \
+             before the row. The window of a row at time t holds the events \
              with t - length <= ts < t: never the row itself nor any event at the same instant. \
              With a hop h, mode 'sawtooth' (the default) starts the window at t - length rounded \
              down to a multiple of h; mode 'hopping' is the last complete window, \
