@@ -31,6 +31,7 @@
 mod compile;
 mod expr;
 mod request;
+pub mod state;
 mod value;
 
 use std::collections::HashMap;
