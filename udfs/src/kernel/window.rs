@@ -50,7 +50,8 @@ pub struct WindowRule {
 impl WindowRule {
     /// A rule from the arguments of a window function: a positive `length`;
     /// a positive `hop` dividing `length`; `mode` `'sawtooth'` (the default
-    /// with a hop) or `'hopping'`, which need a hop. The error says which
+    /// with a hop) or `'hopping'`, which need a hop, or `'sliding'` (the
+    /// default without). The error says which
     /// argument is wrong, in the words of the function's signature.
     pub fn new(length: i64, hop: Option<i64>, mode: Option<&str>) -> Result<Self, String> {
         if length <= 0 {
@@ -58,6 +59,7 @@ impl WindowRule {
         }
         let mode = match (hop, mode.map(|m| m.trim().to_ascii_lowercase())) {
             (None, None) => Mode::Sliding,
+            (None, Some(m)) if m == "sliding" => Mode::Sliding,
             (None, Some(m)) => {
                 return Err(format!("mode '{m}' needs a hop (the 4th argument)"));
             }
@@ -65,7 +67,12 @@ impl WindowRule {
             (Some(_), Some(m)) => match m.as_str() {
                 "sawtooth" => Mode::Sawtooth,
                 "hopping" => Mode::Hopping,
-                _ => return Err(format!("mode must be 'sawtooth' or 'hopping', got '{m}'")),
+                "sliding" => return Err("mode 'sliding' takes no hop (pass NULL)".into()),
+                _ => {
+                    return Err(format!(
+                        "mode must be 'sliding', 'sawtooth' or 'hopping', got '{m}'"
+                    ));
+                }
             },
         };
         if let Some(h) = hop {
@@ -426,6 +433,62 @@ pub fn sweep<V: Copy>(
     out
 }
 
+/// [`sweep`] with knowledge time: an event counts for a row at `t` only if
+/// it had arrived by then (`arrival ≤ t`) as well as falling in the row's
+/// window. `events` are (time, arrival, value) in any order; `rows` the
+/// rows' times sorted ascending.
+pub fn sweep_known<V: Copy>(
+    rule: &WindowRule,
+    agg: Agg,
+    events: &[(i64, i64, V)],
+    rows: &[i64],
+    add: impl Fn(&mut WindowState, i64, V),
+    retract: impl Fn(&mut WindowState, i64, V),
+) -> Vec<WindowValue> {
+    let mut by_arrival: Vec<usize> = (0..events.len()).collect();
+    by_arrival.sort_by_key(|&i| (events[i].1, i));
+    let mut state = WindowState::new(agg);
+    // Arrived events not yet in the window (time ≥ hi), and those in it,
+    // each by (time, index).
+    let mut waiting: BTreeMap<(i64, usize), ()> = BTreeMap::new();
+    let mut inside: BTreeMap<(i64, usize), ()> = BTreeMap::new();
+    let mut next = 0;
+    let mut out = Vec::with_capacity(rows.len());
+    for &t in rows {
+        let (lo, hi) = rule.bounds(t);
+        while next < by_arrival.len() && events[by_arrival[next]].1 <= t {
+            let i = by_arrival[next];
+            let ts = events[i].0;
+            if ts >= hi {
+                waiting.insert((ts, i), ());
+            } else if ts >= lo {
+                add(&mut state, ts, events[i].2);
+                inside.insert((ts, i), ());
+            }
+            next += 1;
+        }
+        while let Some((&(ts, i), _)) = waiting.first_key_value() {
+            if ts >= hi {
+                break;
+            }
+            waiting.pop_first();
+            if ts >= lo {
+                add(&mut state, ts, events[i].2);
+                inside.insert((ts, i), ());
+            }
+        }
+        while let Some((&(ts, i), _)) = inside.first_key_value() {
+            if ts >= lo {
+                break;
+            }
+            inside.pop_first();
+            retract(&mut state, ts, events[i].2);
+        }
+        out.push(state.result(agg));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,7 +543,15 @@ mod tests {
         );
         assert_eq!(
             WindowRule::new(10, Some(5), Some("tumbling")).unwrap_err(),
-            "mode must be 'sawtooth' or 'hopping', got 'tumbling'"
+            "mode must be 'sliding', 'sawtooth' or 'hopping', got 'tumbling'"
+        );
+        assert_eq!(
+            WindowRule::new(10, None, Some("sliding")).unwrap(),
+            WindowRule::new(10, None, None).unwrap()
+        );
+        assert_eq!(
+            WindowRule::new(10, Some(5), Some("sliding")).unwrap_err(),
+            "mode 'sliding' takes no hop (pass NULL)"
         );
         assert_eq!(saw.reach(), 15);
     }
@@ -626,5 +697,58 @@ mod tests {
         s.retract_key(b"abc");
         assert_eq!(s.result(Agg::DistinctCount), WindowValue::Count(0));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn knowledge_time_hides_what_had_not_arrived() {
+        let rule = WindowRule::new(10, None, None).unwrap();
+        // (time, arrival, value): the event at 5 arrives late, at 12.
+        let events = [(1, 1, 1.0), (5, 12, 10.0), (8, 8, 100.0)];
+        let rows = [6, 9, 12, 16];
+        let out = sweep_known(
+            &rule,
+            Agg::Sum,
+            &events,
+            &rows,
+            |s, t, v| s.add(t, f(v)),
+            |s, t, v| s.retract(t, f(v)),
+        );
+        use WindowValue::Value;
+        // t = 6: [-4, 6) holds 1 and (not yet arrived) 5 → 1.
+        // t = 9: 1, 8 → 101. t = 12: [2, 12) holds 5 (arrived at 12) and 8 → 110.
+        // t = 16: [6, 16) holds 8 → 100.
+        assert_eq!(
+            out,
+            [
+                Value(Some(1.0)),
+                Value(Some(101.0)),
+                Value(Some(110.0)),
+                Value(Some(100.0))
+            ]
+        );
+        // With every event known at its time, the same as the plain sweep.
+        let known: Vec<(i64, i64, f64)> = events.iter().map(|&(t, _, v)| (t, t, v)).collect();
+        let plain: Vec<(i64, f64)> = {
+            let mut p: Vec<(i64, f64)> = events.iter().map(|&(t, _, v)| (t, v)).collect();
+            p.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            p
+        };
+        let a = sweep_known(
+            &rule,
+            Agg::Sum,
+            &known,
+            &rows,
+            |s, t, v| s.add(t, f(v)),
+            |s, t, v| s.retract(t, f(v)),
+        );
+        let b = sweep(
+            &rule,
+            Agg::Sum,
+            &plain,
+            &rows,
+            |s, t, v| s.add(t, f(v)),
+            |s, t, v| s.retract(t, f(v)),
+        );
+        assert_eq!(a, b);
     }
 }

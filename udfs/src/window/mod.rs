@@ -42,7 +42,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::kernel::stats::Finite;
-use crate::kernel::window::{Agg, TimeUnit, WindowRule, WindowValue, number_key, sweep};
+use crate::kernel::window::{
+    Agg, TimeUnit, WindowRule, WindowState, WindowValue, number_key, sweep, sweep_known,
+};
 
 /// The marker before the hidden entity argument (see the module docs).
 pub const ENTITY_MARKER: &str = "<entity>";
@@ -111,9 +113,9 @@ impl WindowUDFImpl for WindowAggregate {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.name();
         let n = user_arity(arg_types);
-        if !(3..=5).contains(&n) {
+        if !(3..=6).contains(&n) {
             return plan_err!(
-                "{name} takes (value, ts, length [, hop [, mode]]), got {} argument(s)",
+                "{name} takes (value, ts, length [, hop [, mode [, known_at]]]), got {} argument(s)",
                 n
             );
         }
@@ -137,11 +139,29 @@ impl WindowUDFImpl for WindowAggregate {
                 );
             }
         }
-        if n == 5 && !is_string(&arg_types[4]) {
+        if n >= 5 && !is_string(&arg_types[4]) {
             return plan_err!(
-                "{name}: mode must be 'sawtooth' or 'hopping', got a {}",
+                "{name}: mode must be 'sliding', 'sawtooth' or 'hopping', got a {}",
                 arg_types[4]
             );
+        }
+        if n == 6 {
+            // The arrival time is read in the unit of ts.
+            let known = &arg_types[5];
+            let comparable = match (&types[1], known) {
+                (DataType::Int64, k) => k.is_integer(),
+                (_, k) => matches!(
+                    k,
+                    DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+                ),
+            };
+            if !comparable {
+                return plan_err!(
+                    "{name}: known_at must be a time of the same kind as ts ({}), got {known}",
+                    types[1]
+                );
+            }
+            types[5] = types[1].clone();
         }
         Ok(types)
     }
@@ -162,6 +182,9 @@ impl WindowUDFImpl for WindowAggregate {
         // The columns the evaluator reads: value, ts and the entity flag.
         let exprs = args.input_exprs();
         let mut out = vec![Arc::clone(&exprs[0]), Arc::clone(&exprs[1])];
+        if user_args(exprs) == 6 {
+            out.push(Arc::clone(&exprs[5]));
+        }
         if exprs.len() >= 2 && is_marker(&exprs[exprs.len() - 2]) {
             out.push(Arc::clone(&exprs[exprs.len() - 1]));
         }
@@ -174,15 +197,12 @@ impl WindowUDFImpl for WindowAggregate {
     ) -> Result<Box<dyn PartitionEvaluator>> {
         let exprs = args.input_exprs();
         let fields = args.input_fields();
-        let n = if exprs.len() >= 2 && is_marker(&exprs[exprs.len() - 2]) {
-            exprs.len() - 2
-        } else {
-            exprs.len()
-        };
-        let rule = window_rule(self.name(), fields[1].data_type(), &exprs[2..n])?;
+        let n = user_args(exprs);
+        let rule = window_rule(self.name(), fields[1].data_type(), &exprs[2..n.min(5)])?;
         Ok(Box::new(WindowEvaluator {
             agg: self.agg,
             rule,
+            known: n == 6,
         }))
     }
 
@@ -235,6 +255,15 @@ impl WindowAggregate {
     }
 }
 
+/// The number of arguments as written (without the hidden entity ones).
+fn user_args(exprs: &[Arc<dyn PhysicalExpr>]) -> usize {
+    if exprs.len() >= 2 && is_marker(&exprs[exprs.len() - 2]) {
+        exprs.len() - 2
+    } else {
+        exprs.len()
+    }
+}
+
 fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
@@ -282,7 +311,11 @@ pub fn window_rule(
     };
     let length = units(name, "length", ts, &literal(0, "length")?)?;
     let hop = match args.len() {
-        n if n >= 2 => Some(units(name, "hop", ts, &literal(1, "hop")?)?),
+        n if n >= 2 => match literal(1, "hop")? {
+            // `NULL` for no hop, so that a mode or known_at can follow.
+            v if v.is_null() => None,
+            v => Some(units(name, "hop", ts, &v)?),
+        },
         _ => None,
     };
     let mode = match args.len() {
@@ -290,7 +323,11 @@ pub fn window_rule(
             ScalarValue::Utf8(Some(m))
             | ScalarValue::LargeUtf8(Some(m))
             | ScalarValue::Utf8View(Some(m)) => Some(m),
-            other => return plan_err!("{name}: mode must be 'sawtooth' or 'hopping', got {other}"),
+            other => {
+                return plan_err!(
+                    "{name}: mode must be 'sliding', 'sawtooth' or 'hopping', got {other}"
+                );
+            }
         },
         _ => None,
     };
@@ -424,6 +461,8 @@ fn units(name: &str, arg: &str, ts: &DataType, value: &ScalarValue) -> Result<i6
 struct WindowEvaluator {
     agg: Agg,
     rule: WindowRule,
+    /// Whether the call has a knowledge-time argument (evaluated third).
+    known: bool,
 }
 
 /// The times of a ts array as i64 in its own unit.
@@ -458,10 +497,14 @@ fn times(ts: &ArrayRef) -> Result<Vec<Option<i64>>> {
 impl PartitionEvaluator for WindowEvaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         let ts = times(&values[1])?;
+        let known = match self.known {
+            true => Some(times(&values[2])?),
+            false => None,
+        };
         // The partition is one entity: NULL (in any PARTITION BY column)
         // means no window at all.
         let null_entity = values
-            .get(2)
+            .get(2 + usize::from(self.known))
             .and_then(|f| f.as_any().downcast_ref::<BooleanArray>())
             .is_some_and(|f| !f.is_empty() && f.is_valid(0) && f.value(0));
         let mut rows: Vec<(i64, usize)> = if null_entity {
@@ -474,7 +517,7 @@ impl PartitionEvaluator for WindowEvaluator {
         };
         rows.sort_unstable();
         let row_times: Vec<i64> = rows.iter().map(|&(t, _)| t).collect();
-        let results = self.results(&values[0], &ts, &row_times)?;
+        let results = self.results(&values[0], &ts, known.as_deref(), &row_times)?;
         let mut out: Vec<Option<WindowValue>> = vec![None; num_rows];
         for ((_, i), r) in rows.iter().zip(results) {
             out[*i] = Some(r);
@@ -495,74 +538,109 @@ impl PartitionEvaluator for WindowEvaluator {
 
 impl WindowEvaluator {
     /// The window results at `rows` (sorted times) over the events of
-    /// `value` at `ts`.
+    /// `value` at `ts`, known at `known` (the arrival times) when given.
     fn results(
         &self,
         value: &ArrayRef,
         ts: &[Option<i64>],
+        known: Option<&[Option<i64>]>,
         rows: &[i64],
     ) -> Result<Vec<WindowValue>> {
         let (rule, agg) = (&self.rule, self.agg);
         match value.data_type() {
             DataType::Float64 => {
                 let v = value.as_primitive::<Float64Type>();
-                let mut events: Vec<(i64, Finite)> = ts
-                    .iter()
-                    .zip(v.iter())
-                    .filter_map(|(t, x)| Some((t.as_ref().copied()?, Finite::new(x?)?)))
-                    .collect();
-                events.sort_unstable();
-                if agg == Agg::DistinctCount {
-                    return Ok(sweep(
+                let values = v.iter().map(|x| x.and_then(Finite::new));
+                Ok(if agg == Agg::DistinctCount {
+                    drive(
                         rule,
                         agg,
-                        &events,
+                        ts,
+                        known,
+                        values,
                         rows,
                         |s, _, v| s.add_key(&number_key(v)),
                         |s, _, v| s.retract_key(&number_key(v)),
-                    ));
-                }
-                Ok(sweep(
-                    rule,
-                    agg,
-                    &events,
-                    rows,
-                    |s, t, v| s.add(t, v),
-                    |s, t, v| s.retract(t, v),
-                ))
+                    )
+                } else {
+                    drive(
+                        rule,
+                        agg,
+                        ts,
+                        known,
+                        values,
+                        rows,
+                        |s, t, v| s.add(t, v),
+                        |s, t, v| s.retract(t, v),
+                    )
+                })
             }
-            DataType::Int64 => {
-                let v = value.as_primitive::<Int64Type>();
-                let keys: Vec<(i64, i64)> = sorted_events(ts, v.iter());
-                Ok(sweep(
-                    rule,
-                    agg,
-                    &keys,
-                    rows,
-                    |s, _, v| s.add_key(&v.to_le_bytes()),
-                    |s, _, v| s.retract_key(&v.to_le_bytes()),
-                ))
-            }
-            DataType::Utf8 => strings(rule, agg, ts, rows, value.as_string::<i32>()),
-            DataType::LargeUtf8 => strings(rule, agg, ts, rows, value.as_string::<i64>()),
-            DataType::Utf8View => strings(rule, agg, ts, rows, value.as_string_view()),
+            DataType::Int64 => Ok(drive(
+                rule,
+                agg,
+                ts,
+                known,
+                value.as_primitive::<Int64Type>().iter(),
+                rows,
+                |s, _, v| s.add_key(&v.to_le_bytes()),
+                |s, _, v| s.retract_key(&v.to_le_bytes()),
+            )),
+            DataType::Utf8 => Ok(strings(
+                rule,
+                agg,
+                ts,
+                known,
+                rows,
+                value.as_string::<i32>(),
+            )),
+            DataType::LargeUtf8 => Ok(strings(
+                rule,
+                agg,
+                ts,
+                known,
+                rows,
+                value.as_string::<i64>(),
+            )),
+            DataType::Utf8View => Ok(strings(rule, agg, ts, known, rows, value.as_string_view())),
             other => exec_err!("{}: unexpected value type {other}", agg.name()),
         }
     }
 }
 
-/// (time, value) of the events with both, sorted by time.
-fn sorted_events<V: Copy + Ord>(
+/// Sweeps the events with a time (and, with knowledge time, an arrival)
+/// and a value: [`sweep`] over them sorted by time, or [`sweep_known`].
+#[allow(clippy::too_many_arguments)]
+fn drive<V: Copy + Ord>(
+    rule: &WindowRule,
+    agg: Agg,
     ts: &[Option<i64>],
+    known: Option<&[Option<i64>]>,
     values: impl Iterator<Item = Option<V>>,
-) -> Vec<(i64, V)> {
-    let mut events: Vec<(i64, V)> = ts
-        .iter()
-        .zip(values)
-        .filter_map(|(t, v)| Some(((*t)?, v?)))
-        .collect();
-    events.sort_unstable();
-    events
+    rows: &[i64],
+    add: impl Fn(&mut WindowState, i64, V),
+    retract: impl Fn(&mut WindowState, i64, V),
+) -> Vec<WindowValue> {
+    match known {
+        None => {
+            let mut events: Vec<(i64, V)> = ts
+                .iter()
+                .zip(values)
+                .filter_map(|(t, v)| Some(((*t)?, v?)))
+                .collect();
+            events.sort_unstable();
+            sweep(rule, agg, &events, rows, add, retract)
+        }
+        Some(arrival) => {
+            // An event with no arrival time was never known: in no window.
+            let events: Vec<(i64, i64, V)> = ts
+                .iter()
+                .zip(arrival)
+                .zip(values)
+                .filter_map(|((t, a), v)| Some(((*t)?, (*a)?, v?)))
+                .collect();
+            sweep_known(rule, agg, &events, rows, add, retract)
+        }
+    }
 }
 
 /// Distinct counts of strings: events refer to their row.
@@ -570,24 +648,21 @@ fn strings<'a, S: StringArrayType<'a> + Copy>(
     rule: &WindowRule,
     agg: Agg,
     ts: &[Option<i64>],
+    known: Option<&[Option<i64>]>,
     rows: &[i64],
     values: S,
-) -> Result<Vec<WindowValue>> {
-    let mut events: Vec<(i64, usize)> = ts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| Some(((*t)?, i)))
-        .filter(|&(_, i)| values.is_valid(i))
-        .collect();
-    events.sort_unstable();
-    Ok(sweep(
+) -> Vec<WindowValue> {
+    let rows_of = (0..values.len()).map(|i| values.is_valid(i).then_some(i));
+    drive(
         rule,
         agg,
-        &events,
+        ts,
+        known,
+        rows_of,
         rows,
         |s, _, i| s.add_key(values.value(i).as_bytes()),
         |s, _, i| s.retract_key(values.value(i).as_bytes()),
-    ))
+    )
 }
 
 fn documentation(agg: Agg) -> Documentation {
@@ -629,7 +704,7 @@ fn documentation(agg: Agg) -> Documentation {
              depends only on the events, not on their order or the partitioning; the window's \
              ORDER BY is not needed, and a frame clause is ignored."
         ),
-        format!("{name}(value, ts, length[, hop[, mode]]) OVER (PARTITION BY entity)"),
+        format!("{name}(value, ts, length[, hop[, mode[, known_at]]]) OVER (PARTITION BY entity)"),
     )
     .with_argument("value", format!("A {value} expression: the event's value."))
     .with_argument(
@@ -643,11 +718,17 @@ fn documentation(agg: Agg) -> Documentation {
     )
     .with_argument(
         "hop",
-        "Optional: a hop that divides the length, of the same kind.",
+        "Optional: a hop that divides the length, of the same kind (NULL: no hop).",
     )
     .with_argument(
         "mode",
-        "Optional, with a hop: 'sawtooth' (default) or 'hopping'.",
+        "Optional: with a hop 'sawtooth' (default) or 'hopping'; without, 'sliding'.",
+    )
+    .with_argument(
+        "known_at",
+        "Optional knowledge time: when each event arrived (a time of the same kind as ts). \
+         An event counts for a row at t only if known_at <= t, so a training set sees what \
+         serving saw; an event with a NULL known_at counts for no row.",
     )
     .with_sql_example(format!(
         "```sql
@@ -668,7 +749,7 @@ mod tests {
         for f in functions() {
             let doc = f.documentation().unwrap();
             assert!(doc.sql_example.is_some(), "{}", f.name());
-            assert_eq!(doc.arguments.as_ref().unwrap().len(), 5, "{}", f.name());
+            assert_eq!(doc.arguments.as_ref().unwrap().len(), 6, "{}", f.name());
         }
     }
 
