@@ -25,7 +25,7 @@ mod robust_stats;
 mod state;
 mod stratum_hashes;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 mod vocabulary;
 
 pub use exact::ExactAggregate;

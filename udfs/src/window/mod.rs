@@ -730,19 +730,55 @@ fn documentation(agg: Agg) -> Documentation {
          An event counts for a row at t only if known_at <= t, so a training set sees what \
          serving saw; an event with a NULL known_at counts for no row.",
     )
-    .with_sql_example(format!(
+    .with_sql_example(example(agg, name))
+    .build()
+}
+
+/// The documented example with its result: events at 0, 5, 8 and 12; the
+/// row at 12 sees [2, 12), the events at 5 and 8.
+fn example(agg: Agg, name: &str) -> String {
+    let results: [&str; 4] = match agg {
+        Agg::Count => ["0", "1", "2", "2"],
+        Agg::Sum => ["", "1.0", "3.0", "6.0"],
+        Agg::Mean => ["", "1.0", "1.5", "3.0"],
+        Agg::Min => ["", "1.0", "1.0", "2.0"],
+        Agg::Max => ["", "1.0", "2.0", "4.0"],
+        Agg::Var => ["", "0.0", "0.25", "1.0"],
+        Agg::Stddev => ["", "0.0", "0.5", "1.0"],
+        Agg::Last => ["", "1.0", "2.0", "4.0"],
+        Agg::DistinctCount => ["0", "1", "2", "2"],
+    };
+    let width = results.iter().map(|r| r.len()).max().unwrap_or(1).max(1);
+    let line = format!("+----+-{}-+", "-".repeat(width));
+    let mut table = format!("{line}\n| t  | {:width$} |\n{line}\n", "w");
+    for (t, r) in ["0", "5", "8", "12"].iter().zip(results) {
+        table.push_str(&format!("| {t:2} | {r:width$} |\n"));
+    }
+    table.push_str(&line);
+    format!(
         "```sql
 > SELECT t, {name}(x, t, 10) OVER (ORDER BY t) AS w
-  FROM (VALUES (0, 1.0), (5, 2.0), (12, 4.0)) v(t, x);
-```
-The row at t = 12 sees the events in [2, 12): the one at 5."
-    ))
-    .build()
+  FROM (VALUES (0, 1.0), (5, 2.0), (8, 4.0), (12, 8.0)) v(t, x) ORDER BY t;
+{table}
+```"
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn documented_examples_are_true() {
+        let mut wrong = Vec::new();
+        for f in functions() {
+            let doc = f.documentation().expect("documented");
+            if let Err(e) = crate::aggregate::test_util::check_doc_example(doc).await {
+                wrong.push(e);
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
 
     #[test]
     fn every_window_function_is_documented() {
