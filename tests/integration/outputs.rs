@@ -15,7 +15,7 @@ fn test_set() -> String {
 }
 
 /// sha256 of a file, by the system's sha256sum (an independent tool).
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     let out = std::process::Command::new("sha256sum")
         .arg(path)
         .output()

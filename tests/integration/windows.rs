@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::common::{ok, root, run_sql, skewless};
+use crate::outputs::sha256;
 
 fn flights() -> String {
     root()
@@ -74,4 +75,16 @@ fn the_flights_window_script_gives_duckdbs_numbers() {
          JFK,26,67.5,790.0,153.6828027013883\n\
          LGA,20,95.3,426.0,144.75292743153764\n"
     );
+    // The same bytes with another partitioning.
+    let before = [sha256(&hourly), sha256(&aircraft)];
+    let out = skewless()
+        .current_dir(dir.path())
+        .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "3")
+        .arg("run")
+        .arg(root().join("sql/flights_windows.sql"))
+        .args(["--table", &format!("flights={}", flights()), "--overwrite"])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!([sha256(&hourly), sha256(&aircraft)], before);
 }
