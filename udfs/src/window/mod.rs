@@ -18,7 +18,9 @@
 //!
 //! An event whose entity (any `PARTITION BY` value) is NULL belongs to no
 //! window: [`WindowAggregate`]'s `simplify` appends the hidden arguments
-//! `'<entity>', e1 IS NULL OR e2 IS NULL …` that the evaluator reads.
+//! `'<entity> ORDER BY […] frame', e1 IS NULL OR e2 IS NULL …` that the
+//! evaluator reads, and drops the window's ORDER BY and frame (the marker
+//! keeps them as text), so that DataFusion sorts the input by entity only.
 
 use std::sync::Arc;
 
