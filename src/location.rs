@@ -489,11 +489,8 @@ async fn bad_file(ctx: &SessionContext, table: &ListingTable) -> Option<String> 
             }
             .await;
             if let Err(e) = failure {
-                let header = options
-                    .format
-                    .downcast_ref::<CsvFormat>()
-                    .map(|f| f.has_header().unwrap_or(true));
-                let message = describe_in_file(&e, header);
+                let csv = options.format.downcast_ref::<CsvFormat>().is_some();
+                let message = describe_in_file(&e, csv);
                 let message =
                     match json_line(&store, &meta, &options.file_extension, Some(&file_schema))
                         .await
@@ -510,14 +507,14 @@ async fn bad_file(ctx: &SessionContext, table: &ListingTable) -> Option<String> 
 
 /// An error of reading one file, with a CSV line number made the file's:
 /// arrow counts records from 0 (the header, when there is one, is record
-/// 0), a file's lines count from 1. `csv` is None for other formats.
-fn describe_in_file(e: &DataFusionError, csv: Option<bool>) -> String {
+/// 0), a file's lines count from 1, with or without a header.
+fn describe_in_file(e: &DataFusionError, csv: bool) -> String {
     let message = e.find_root().to_string();
     let message = message
         .strip_prefix("Arrow error: ")
         .unwrap_or(&message)
         .to_string();
-    if csv.is_none() {
+    if !csv {
         return message;
     }
     match message.split_once(" at line ") {

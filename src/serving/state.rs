@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use skewless_udfs::kernel::stats::Finite;
-use skewless_udfs::kernel::window::{Agg, WindowRule, WindowState, WindowValue, number_key};
+use skewless_udfs::kernel::window::{Agg, WindowRule, WindowState, WindowValue};
 
 /// The value of one window function's argument in one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -258,9 +258,6 @@ impl Stream {
             let mut state = WindowState::new(w.agg);
             for (ts, values) in &e.events[first..end.max(first)] {
                 match &values[w.value] {
-                    EventValue::Number(v) if w.agg == Agg::DistinctCount => {
-                        state.add_key(&number_key(*v))
-                    }
                     EventValue::Number(v) => state.add(*ts, *v),
                     EventValue::Key(k) => state.add_key(k),
                     EventValue::Skip => {}
@@ -390,25 +387,14 @@ mod tests {
             mine.sort();
             let rows: Vec<i64> = (newest - 25..newest + 40).collect();
             for w in &windows {
-                let batch = if w.agg == Agg::DistinctCount {
-                    sweep(
-                        &w.rule,
-                        w.agg,
-                        &mine,
-                        &rows,
-                        |s, _, v| s.add_key(&number_key(v)),
-                        |s, _, v| s.retract_key(&number_key(v)),
-                    )
-                } else {
-                    sweep(
-                        &w.rule,
-                        w.agg,
-                        &mine,
-                        &rows,
-                        |s, t, v| s.add(t, v),
-                        |s, t, v| s.retract(t, v),
-                    )
-                };
+                let batch = sweep(
+                    &w.rule,
+                    w.agg,
+                    &mine,
+                    &rows,
+                    WindowState::add,
+                    WindowState::retract,
+                );
                 let index = windows.iter().position(|x| x == w).unwrap();
                 for (r, expected) in rows.iter().zip(&batch) {
                     store.evaluate(Some(&[entity]), Some(*r), &mut out).unwrap();

@@ -41,6 +41,24 @@ pub fn run_sql_with(mut cmd: Command, dir: &Path, sql: &str, args: &[&str]) -> O
     cmd.output().expect("skewless runs")
 }
 
+/// Fits `transform` over `table` (`NAME=LOCATION`) into
+/// `dir/artifact.json`, which it returns; the fit must succeed.
+pub fn fit(dir: &Path, transform: &str, table: &str, extra: &[&str]) -> PathBuf {
+    let t = dir.join("transform.sql");
+    std::fs::write(&t, transform).unwrap();
+    let out = dir.join("artifact.json");
+    ok(&skewless()
+        .arg("fit")
+        .arg(&t)
+        .args(["--table", table, "--overwrite"])
+        .args(extra)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    out
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }

@@ -47,22 +47,6 @@ fn run_in(dir: &Path, sql: &str, args: &[&str]) -> Output {
     run_sql_with(cmd, dir, sql, args)
 }
 
-fn fit(dir: &Path, transform: &str, table: &str, extra: &[&str]) -> PathBuf {
-    let t = dir.join("transform.sql");
-    std::fs::write(&t, transform).unwrap();
-    let out = dir.join("artifact.json");
-    ok(&skewless()
-        .arg("fit")
-        .arg(&t)
-        .args(["--table", table, "--overwrite"])
-        .args(extra)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap());
-    out
-}
-
 fn apply(artifact: &Path, table: &str, out: &Path, extra: &[&str]) -> Output {
     skewless()
         .arg("apply")

@@ -394,6 +394,26 @@ fn data_errors_name_the_file_and_line() {
         )),
         "{err}"
     );
+    // Without a header, line 3 of the file is line 3.
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "1,2\n3,4\nx,5\n").unwrap();
+    let err = user_error(&run_sql(
+        dir.path(),
+        &format!(
+            "CREATE EXTERNAL TABLE p (a BIGINT, b BIGINT) STORED AS CSV LOCATION '{}' \
+             OPTIONS ('format.has_header' 'false'); SELECT sum(a) FROM p;",
+            plain.display()
+        ),
+        &[],
+    ));
+    assert!(
+        err.contains(&format!(
+            "file '{}': Parser error: Error while parsing value 'x' as type 'Int64' for column 0 \
+             at line 3",
+            plain.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

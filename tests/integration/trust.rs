@@ -14,25 +14,9 @@ const TRANSFORM: &str = "SELECT min_max_scale(age) AS age_s, vocab_index(educati
      CASE WHEN income_bracket = '>50K' THEN 1 ELSE 0 END AS label FROM census";
 
 fn fit(dir: &Path, extra: &[&str]) -> PathBuf {
-    let transform = dir.join("t.sql");
-    std::fs::write(&transform, TRANSFORM).unwrap();
-    let out = dir.join("a.json");
-    ok(&skewless()
-        .arg("fit")
-        .arg(&transform)
-        .args([
-            "--table",
-            &format!("census={}", adult()),
-            "--label",
-            "label",
-            "--overwrite",
-        ])
-        .args(extra)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap());
-    out
+    let table = format!("census={}", adult());
+    let extra: Vec<&str> = ["--label", "label"].iter().chain(extra).copied().collect();
+    crate::common::fit(dir, TRANSFORM, &table, &extra)
 }
 
 /// Edits an artifact as an attacker would: the struct changed, then

@@ -138,7 +138,8 @@ impl AggregateUDFImpl for ExactAggregate {
     }
 }
 
-/// Count, exact sums and min/max of the finite values.
+/// Count and exact sums of the finite values, or their min/max (only the
+/// half the aggregate needs is kept).
 #[derive(Debug)]
 struct ExactAccumulator {
     agg: Agg,
@@ -146,10 +147,16 @@ struct ExactAccumulator {
     min_max: stats::MinMax,
 }
 
+impl ExactAccumulator {
+    fn is_min_max(&self) -> bool {
+        matches!(self.agg, Agg::Min | Agg::Max)
+    }
+}
+
 impl Accumulator for ExactAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let values = as_float64_array(&values[0])?;
-        let min_max = matches!(self.agg, Agg::Min | Agg::Max);
+        let min_max = self.is_min_max();
         for v in values.iter() {
             if min_max {
                 self.min_max.update(v);
@@ -172,26 +179,30 @@ impl Accumulator for ExactAccumulator {
             } else {
                 counts.value(row)
             };
-            self.moments.merge(&stats::Moments {
-                count: n,
-                sum: sum_at(sum, row)?,
-                sum_squares: sum_at(sum_squares, row)?,
-                skipped: stats::Skipped::default(),
-            });
-            self.min_max.merge(&stats::MinMax {
-                count: n,
-                min: mins.value(row),
-                max: maxes.value(row),
-                skipped: stats::Skipped::default(),
-            });
+            if self.is_min_max() {
+                self.min_max.merge(&stats::MinMax {
+                    count: n,
+                    min: mins.value(row),
+                    max: maxes.value(row),
+                    skipped: stats::Skipped::default(),
+                });
+            } else {
+                self.moments.merge(&stats::Moments {
+                    count: n,
+                    sum: sum_at(sum, row)?,
+                    sum_squares: sum_at(sum_squares, row)?,
+                    skipped: stats::Skipped::default(),
+                });
+            }
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let count = match self.agg {
-            Agg::Min | Agg::Max => self.min_max.count,
-            _ => self.moments.count,
+        let count = if self.is_min_max() {
+            self.min_max.count
+        } else {
+            self.moments.count
         };
         Ok(vec![
             ScalarValue::UInt64(Some(count)),

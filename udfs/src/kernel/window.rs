@@ -497,6 +497,43 @@ mod tests {
         Finite::new(v).unwrap()
     }
 
+    /// [`sweep`] over (time, finite f64) events.
+    fn sweep_f(
+        rule: &WindowRule,
+        agg: Agg,
+        events: &[(i64, f64)],
+        rows: &[i64],
+    ) -> Vec<WindowValue> {
+        let events: Vec<(i64, Finite)> = events.iter().map(|&(t, v)| (t, f(v))).collect();
+        sweep(
+            rule,
+            agg,
+            &events,
+            rows,
+            WindowState::add,
+            WindowState::retract,
+        )
+    }
+
+    /// [`sweep_known`] over (time, arrival, finite f64) events.
+    fn sweep_known_f(
+        rule: &WindowRule,
+        agg: Agg,
+        events: &[(i64, i64, f64)],
+        rows: &[i64],
+    ) -> Vec<WindowValue> {
+        let events: Vec<(i64, i64, Finite)> =
+            events.iter().map(|&(t, a, v)| (t, a, f(v))).collect();
+        sweep_known(
+            rule,
+            agg,
+            &events,
+            rows,
+            WindowState::add,
+            WindowState::retract,
+        )
+    }
+
     /// The window of each row, from scratch: the reference for the sweep.
     fn scratch(rule: &WindowRule, agg: Agg, events: &[(i64, f64)], t: i64) -> WindowValue {
         let (lo, hi) = rule.bounds(t);
@@ -615,14 +652,7 @@ mod tests {
         let rule = WindowRule::new(10, None, None).unwrap();
         let events = [(0, 1e16), (5, 1.0), (6, 1.0)];
         let rows = [7, 12];
-        let out = sweep(
-            &rule,
-            Agg::Sum,
-            &events,
-            &rows,
-            |s, t, v| s.add(t, f(v)),
-            |s, t, v| s.retract(t, f(v)),
-        );
+        let out = sweep_f(&rule, Agg::Sum, &events, &rows);
         assert_eq!(
             out,
             [
@@ -658,14 +688,7 @@ mod tests {
             WindowRule::new(1, None, None).unwrap(),
         ] {
             for agg in Agg::ALL {
-                let swept = sweep(
-                    &rule,
-                    agg,
-                    &events,
-                    &rows,
-                    |s, t, v| s.add(t, f(v)),
-                    |s, t, v| s.retract(t, f(v)),
-                );
+                let swept = sweep_f(&rule, agg, &events, &rows);
                 for (i, &r) in rows.iter().enumerate() {
                     let expected = scratch(&rule, agg, &events, r);
                     let same = match (swept[i], expected) {
@@ -705,14 +728,7 @@ mod tests {
         // (time, arrival, value): the event at 5 arrives late, at 12.
         let events = [(1, 1, 1.0), (5, 12, 10.0), (8, 8, 100.0)];
         let rows = [6, 9, 12, 16];
-        let out = sweep_known(
-            &rule,
-            Agg::Sum,
-            &events,
-            &rows,
-            |s, t, v| s.add(t, f(v)),
-            |s, t, v| s.retract(t, f(v)),
-        );
+        let out = sweep_known_f(&rule, Agg::Sum, &events, &rows);
         use WindowValue::Value;
         // t = 6: [-4, 6) holds 1 and (not yet arrived) 5 → 1.
         // t = 9: 1, 8 → 101. t = 12: [2, 12) holds 5 (arrived at 12) and 8 → 110.
@@ -733,22 +749,8 @@ mod tests {
             p.sort_by(|a, b| a.partial_cmp(b).unwrap());
             p
         };
-        let a = sweep_known(
-            &rule,
-            Agg::Sum,
-            &known,
-            &rows,
-            |s, t, v| s.add(t, f(v)),
-            |s, t, v| s.retract(t, f(v)),
-        );
-        let b = sweep(
-            &rule,
-            Agg::Sum,
-            &plain,
-            &rows,
-            |s, t, v| s.add(t, f(v)),
-            |s, t, v| s.retract(t, f(v)),
-        );
+        let a = sweep_known_f(&rule, Agg::Sum, &known, &rows);
+        let b = sweep_f(&rule, Agg::Sum, &plain, &rows);
         assert_eq!(a, b);
     }
 }

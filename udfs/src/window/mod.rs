@@ -46,7 +46,7 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::kernel::stats::Finite;
 use crate::kernel::window::{
-    Agg, TimeUnit, WindowRule, WindowState, WindowValue, number_key, sweep, sweep_known,
+    Agg, TimeUnit, WindowRule, WindowState, WindowValue, sweep, sweep_known,
 };
 
 /// The start of the marker before the hidden entity argument (see the
@@ -571,29 +571,17 @@ impl WindowEvaluator {
             DataType::Float64 => {
                 let v = value.as_primitive::<Float64Type>();
                 let values = v.iter().map(|x| x.and_then(Finite::new));
-                Ok(if agg == Agg::DistinctCount {
-                    drive(
-                        rule,
-                        agg,
-                        ts,
-                        known,
-                        values,
-                        rows,
-                        |s, _, v| s.add_key(&number_key(v)),
-                        |s, _, v| s.retract_key(&number_key(v)),
-                    )
-                } else {
-                    drive(
-                        rule,
-                        agg,
-                        ts,
-                        known,
-                        values,
-                        rows,
-                        |s, t, v| s.add(t, v),
-                        |s, t, v| s.retract(t, v),
-                    )
-                })
+                // Distinct counts key numbers by their bits inside the state.
+                Ok(drive(
+                    rule,
+                    agg,
+                    ts,
+                    known,
+                    values,
+                    rows,
+                    WindowState::add,
+                    WindowState::retract,
+                ))
             }
             DataType::Int64 => Ok(drive(
                 rule,
