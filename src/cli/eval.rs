@@ -13,11 +13,22 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         .map(crate::artifact::SigningKey::from_file)
         .transpose()?;
     let evaluator = Evaluator::load_verified(&args.artifact, key.as_ref())?;
+    let evaluator = if evaluator.has_windows() {
+        evaluator.with_limits(crate::serving::OnlineLimits {
+            lateness: parse_lateness(&args.lateness)?,
+            max_events_per_entity: args.max_events_per_entity,
+        })?
+    } else {
+        evaluator
+    };
     if args.explain {
         return super::write_stdout(&evaluator.explain());
     }
     if let Some(rounds) = args.latency {
         return latency(&evaluator, args, rounds.max(1));
+    }
+    if let Some(location) = &args.events {
+        replay(&evaluator, location)?;
     }
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(
@@ -87,8 +98,13 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         }
         evaluated += 1;
         text.clear();
-        match line.and_then(|l| evaluator.eval_json(l)) {
-            Ok(features) => text.push_str(&features),
+        match line.and_then(|l| evaluator.eval_line(l)) {
+            Ok(Some(features)) => text.push_str(&features),
+            // An event: pushed, nothing to answer.
+            Ok(None) => {
+                evaluated -= 1;
+                continue;
+            }
             Err(e) => {
                 failed += 1;
                 text.push_str("{\"error\":");
@@ -111,7 +127,120 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
             "skewless eval: {failed} of {evaluated} lines failed (see their \"error\" fields)"
         );
     }
+    report_state(&evaluator);
     Ok(())
+}
+
+/// `--lateness`: a duration in nanoseconds (`10m`, `2h`, `1d`, `500ms`,
+/// `30s`, `0`), or a plain number (units of an integer time column).
+fn parse_lateness(text: &str) -> Result<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: i64 = number.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--lateness {text:?}: expected a number with a unit (500ms, 30s, 10m, 2h, 1d) or a plain number"
+        ))
+    })?;
+    let nanos_per: i64 = match unit.trim() {
+        "" => 1,
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        other => {
+            return Err(Error::Usage(format!(
+                "--lateness {text:?}: unknown unit {other:?} (ns, us, ms, s, m, h, d)"
+            )));
+        }
+    };
+    n.checked_mul(nanos_per)
+        .ok_or_else(|| Error::Usage(format!("--lateness {text:?} is too long")))
+}
+
+/// `--events`: replays an event log into the online state, in time order.
+fn replay(evaluator: &Evaluator, location: &str) -> Result<()> {
+    if !evaluator.has_windows() {
+        return Err(Error::Usage(format!(
+            "--events {location}: the transform has no window functions, so it keeps no events"
+        )));
+    }
+    let started = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: "<tokio runtime>".into(),
+            source: e,
+        })?;
+    let pushed = runtime.block_on(async {
+        let ctx = crate::session::new_context()?;
+        crate::location::register_table(&ctx, "events", location).await?;
+        push_table(&ctx, evaluator, "events")
+            .await
+            .map_err(|e| Error::Data(format!("--events {location}: {e}")))
+    })?;
+    runtime.shutdown_background();
+    let _ = writeln!(
+        std::io::stderr(),
+        "skewless eval: replayed {pushed} events from {location} in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Pushes every row of a registered table into the online state, in time
+/// order (see [`Evaluator::replay_order`]); returns the number of rows.
+pub(super) async fn push_table(
+    ctx: &datafusion::prelude::SessionContext,
+    evaluator: &Evaluator,
+    table: &str,
+) -> Result<usize> {
+    use futures::StreamExt;
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let order = evaluator.replay_order();
+    let mut sql = format!("SELECT * FROM {}", quote(table));
+    if !order.is_empty() {
+        let keys: Vec<String> = order
+            .iter()
+            .map(|c| format!("{} NULLS FIRST", quote(c)))
+            .collect();
+        sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+    }
+    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
+    let mut pushed = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        evaluator.push_batch(&batch)?;
+        pushed += batch.num_rows();
+    }
+    Ok(pushed)
+}
+
+/// What the window state holds and counted, on stderr.
+fn report_state(evaluator: &Evaluator) {
+    for s in evaluator.state_report() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "skewless eval: window state of {}:\n  {} events pushed: {} late but counted, {} \
+             dropped (too late for any window), {} without entity or time; {} requests older \
+             than the state (answered from what it held); {} idle entities evicted; holding {} \
+             events of {} entities",
+            s.windows.join(", "),
+            s.pushed,
+            s.late,
+            s.dropped,
+            s.unkeyed,
+            s.stale_requests,
+            s.evicted,
+            s.events_held,
+            s.entities
+        );
+    }
 }
 
 /// How reading one line ended.

@@ -72,12 +72,16 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     // A transform that fits is a transform that serves: compile it now. The
     // compiler also finds the outputs that use training-only functions.
     let mut artifact = artifact;
+    let mut state_report = String::new();
     match crate::serving::Evaluator::compile(&artifact) {
         Ok(evaluator) => {
             for (name, _) in evaluator.skipped() {
                 if let Some(o) = artifact.outputs.iter_mut().find(|o| &o.name == name) {
                     o.training_only = true;
                 }
+            }
+            if evaluator.has_windows() {
+                state_report = window_state(&ctx, &evaluator, &artifact).await?;
             }
         }
         Err(e) if !args.batch_only => {
@@ -93,7 +97,50 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     }
     let json = artifact.to_json();
     crate::write::write_file(&args.out, json.as_bytes(), args.overwrite)?;
-    super::write_stdout(&summary(&artifact, &args, started.elapsed().as_secs_f64()))
+    let mut text = summary(&artifact, &args, started.elapsed().as_secs_f64());
+    text.push_str(&state_report);
+    super::write_stdout(&text)
+}
+
+/// The online state that serving the transform's window functions takes,
+/// measured by replaying the training data into it.
+async fn window_state(
+    ctx: &datafusion::prelude::SessionContext,
+    evaluator: &crate::serving::Evaluator,
+    artifact: &Artifact,
+) -> Result<String> {
+    use std::fmt::Write as _;
+    let [table] = artifact.inputs.as_slice() else {
+        return Ok(String::new());
+    };
+    let started = std::time::Instant::now();
+    let rows = super::eval::push_table(ctx, evaluator, &table.name).await?;
+    let mut text = format!(
+        "window state (serving), measured by replaying the {} training rows in {:.2} s:\n",
+        group_digits(rows),
+        started.elapsed().as_secs_f64()
+    );
+    for s in evaluator.state_report() {
+        let per_entity = s.peak_events_per_entity * s.bytes_per_event;
+        let _ = writeln!(
+            text,
+            "  {} window(s) reaching {} back, {}:\n    at most {} events per entity \
+             (≈ {} bytes; {} per event, plus distinct-count keys), {} entities with \
+             events in reach at the end",
+            s.windows.len(),
+            s.reach,
+            s.windows
+                .iter()
+                .map(|w| w.split(" OVER ").next().unwrap_or(w))
+                .collect::<Vec<_>>()
+                .join(", "),
+            group_digits(s.peak_events_per_entity),
+            group_digits(per_entity),
+            s.bytes_per_event,
+            group_digits(s.entities),
+        );
+    }
+    Ok(text)
 }
 
 /// Plans the fitted SQL back and checks it gives the fitted plan's columns:

@@ -97,6 +97,24 @@ pub struct EvalArgs {
     /// to JSON line.
     #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "5")]
     pub latency: Option<usize>,
+
+    /// Window features: first replay this event log (Parquet, CSV or
+    /// NDJSON; a file, directory or glob, local or s3://) into the online
+    /// state, in time order.
+    #[arg(long, value_name = "LOCATION")]
+    pub events: Option<String>,
+
+    /// Window features: how late an event may come behind its entity's
+    /// newest event and still count (and a request still be exact), e.g.
+    /// 10m, 2h, 1d, 500ms, or a plain number for an integer time column.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub lateness: String,
+
+    /// Window features: the most events one entity keeps per stream; a
+    /// request whose window needs more fails rather than serving a number
+    /// computed from part of them.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_events_per_entity: usize,
 }
 
 /// `eval --max-line-bytes` unless given: 1 MiB, far above any row of
@@ -115,6 +133,15 @@ reads back to the same value; NaN and infinities print as the strings \"NaN\" (\
 \"Infinity\" and \"-Infinity\" (and are accepted so in float inputs).
 A line that fails gives {\"error\": \"...\"} and evaluation goes on; the
 number of failed lines is reported on stderr.
+
+Window features: a line {\"event\": {...}} pushes an event (a row of the
+transform's input) into the online state and gives no output line (unless
+it is bad: an error line); any other line is a request, answered as of its
+time column. Times are RFC 3339 strings (with an offset when the column has
+a time zone, without one when it has none; YYYY-MM-DD for dates) or
+integers in the column's unit. --events replays a historical log first.
+What the state held and counted (late, dropped, stale) is reported on
+stderr at the end.
 
 Example:
   echo '{\"age\": 39, \"education\": \"Bachelors\"}' | skewless eval census.json

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use skewless_udfs::kernel::window::{Agg, WindowRule};
 use skewless_udfs::row::RowFunction;
 
 use super::expr::{Arith, Builtin, Cmp, Kind, Math, Node, Truth};
@@ -42,6 +43,23 @@ pub(crate) struct CompiledOutput {
 pub(crate) struct Compiled {
     pub inputs: Vec<InputColumn>,
     pub outputs: Vec<CompiledOutput>,
+    /// The window functions, in plan order: window `k` is read by outputs
+    /// as row slot `inputs.len() + k`.
+    pub windows: Vec<CompiledWindow>,
+}
+
+/// A window function of the transform: what each event gives it (entity,
+/// time, value, arrival), all expressions of the event row, and its rule.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledWindow {
+    pub agg: Agg,
+    pub rule: WindowRule,
+    pub value: Node,
+    pub ts: Node,
+    pub known: Option<Node>,
+    pub entity: Vec<Node>,
+    /// The call as written (without its hidden arguments).
+    pub text: String,
 }
 
 fn refuse(what: impl std::fmt::Display) -> Error {
@@ -67,6 +85,10 @@ const STRING_FUNCTIONS: &[&str] = &[
     "starts_with",
     "ends_with",
     "contains",
+    // Times (held as integers in their unit), through DataFusion's own code.
+    "date_part",
+    "date_trunc",
+    "date_bin",
 ];
 
 /// Functions that select or partition training data: outputs that use them
@@ -125,6 +147,7 @@ pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
             .map(|(i, c)| (c.name.clone(), i))
             .collect(),
         config,
+        windows: Vec::new(),
     };
     let nodes = compiler.plan(&plan)?;
     let outputs = plan
@@ -139,12 +162,17 @@ pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
             node,
         })
         .collect();
-    Ok(Compiled { inputs, outputs })
+    Ok(Compiled {
+        inputs,
+        outputs,
+        windows: compiler.windows,
+    })
 }
 
 struct Compiler {
     slots: HashMap<String, usize>,
     config: Arc<datafusion::common::config::ConfigOptions>,
+    windows: Vec<CompiledWindow>,
 }
 
 impl Compiler {
@@ -161,7 +189,7 @@ impl Compiler {
                     }
                     Some(_) => Err(refuse(format!(
                         "input column '{}' has type {}; serving reads booleans, integers, \
-                         Float32/Float64 and strings (cast it in the transform, e.g. \
+                         Float32/Float64, strings, timestamps and dates (cast it in the transform, e.g. \
                          CAST({} AS VARCHAR))",
                         f.name(),
                         f.data_type(),
@@ -203,7 +231,23 @@ impl Compiler {
                     .map(|i| env[*i].clone())
                     .collect())
             }
-            LogicalPlan::Window(w) => Err(refuse(window_refusal(&w.window_expr))),
+            // Each window function reads a slot after the inputs, which the
+            // online state fills for a request (see `serving::online`).
+            LogicalPlan::Window(w) => {
+                let mut env = self.plan(&w.input)?;
+                let schema = w.input.schema();
+                for (e, field) in w
+                    .window_expr
+                    .iter()
+                    .zip(w.schema.fields().iter().skip(schema.fields().len()))
+                {
+                    let window = self.window(e, &env, schema)?;
+                    let slot = self.slots.len() + self.windows.len();
+                    self.windows.push(window);
+                    env.push(Node::new(Kind::Input(slot), field.data_type().clone()));
+                }
+                Ok(env)
+            }
             other => Err(refuse(format!(
                 "the transform's plan has a {} step ({}), which needs more than one row; \
                  a served transform is a SELECT of instance-level expressions \
@@ -212,6 +256,75 @@ impl Compiler {
                 other.display()
             ))),
         }
+    }
+
+    /// A `window_*` call of a window step; anything else is refused,
+    /// naming the `window_*` function to use.
+    fn window(&mut self, e: &Expr, env: &[Node], schema: &DFSchema) -> Result<CompiledWindow> {
+        use datafusion::logical_expr::expr::WindowFunction;
+        let call = match e.clone().unalias() {
+            Expr::WindowFunction(w) => *w,
+            _ => return Err(refuse(window_refusal(std::slice::from_ref(e)))),
+        };
+        let WindowFunction { fun, params } = &call;
+        let name = fun.name().to_string();
+        let Some(agg) = Agg::from_name(&name) else {
+            return Err(refuse(window_refusal(std::slice::from_ref(e))));
+        };
+        // The hidden entity arguments that `simplify` appended.
+        let mut args: &[Expr] = &params.args;
+        if let [
+            rest @ ..,
+            Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(m)), _),
+            _,
+        ] = args
+            && m.starts_with(skewless_udfs::window::ENTITY_MARKER)
+        {
+            args = rest;
+        }
+        // As written: columns without their table, lengths as INTERVALs.
+        let written = |a: &Expr| match a {
+            Expr::Literal(v, _) => skewless_udfs::window::literal_text(v),
+            Expr::Column(c) => c.name.clone(),
+            Expr::Cast(c) if let Expr::Column(col) = &*c.expr => col.name.clone(),
+            other => other.human_display().to_string(),
+        };
+        let list = |exprs: &[Expr]| exprs.iter().map(written).collect::<Vec<_>>().join(", ");
+        let text = format!(
+            "{name}({}) OVER (PARTITION BY {})",
+            list(args),
+            list(&params.partition_by)
+        );
+        if args.len() < 3 {
+            return Err(refuse(format!("{text}: too few arguments")));
+        }
+        let ts_type = args[1].get_type(schema)?;
+        let literals: Vec<std::result::Result<_, String>> = args[2..args.len().min(5)]
+            .iter()
+            .map(|a| match a {
+                Expr::Literal(v, _) => Ok(v.clone()),
+                other => Err(other.to_string()),
+            })
+            .collect();
+        let rule = skewless_udfs::window::rule_of_literals(&name, &ts_type, &literals)?;
+        let node = |this: &mut Self, x: &Expr| this.expr(x, env, schema);
+        let value = node(self, &args[0])?;
+        let ts = node(self, &args[1])?;
+        let known = args.get(5).map(|k| node(self, k)).transpose()?;
+        let entity = params
+            .partition_by
+            .iter()
+            .map(|p| node(self, p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CompiledWindow {
+            agg,
+            rule,
+            value,
+            ts,
+            known,
+            entity,
+            text,
+        })
     }
 
     fn expr(&mut self, e: &Expr, env: &[Node], schema: &DFSchema) -> Result<Node> {
@@ -426,7 +539,7 @@ fn check_type(t: &DataType, e: &Expr) -> Result<()> {
         | DataType::Utf8View
         | DataType::Float32
         | DataType::Float64 => true,
-        t if t.is_integer() => true,
+        t if t.is_integer() || super::value::is_time(t) => true,
         DataType::List(f) | DataType::LargeList(f) => {
             matches!(f.data_type(), DataType::Float32 | DataType::Float64)
                 || f.data_type().is_integer()
@@ -467,6 +580,7 @@ fn coalesce_of_case(kind: Kind) -> Kind {
 /// The column types a request may hold.
 fn input_type_ok(t: &DataType) -> bool {
     t.is_integer()
+        || super::value::is_time(t)
         || matches!(
             t,
             DataType::Boolean
@@ -490,12 +604,6 @@ fn window_refusal(exprs: &[Expr]) -> String {
         return "the transform's plan has a window step, which needs more than one row".into();
     };
     let name = fun.name().to_string();
-    if name.starts_with("window_") {
-        return format!(
-            "{name} needs each entity's earlier events: serving window features from online \
-             state is not built yet"
-        );
-    }
     let replacement = match name.as_str() {
         "avg" | "mean" => Some("window_mean"),
         "sum" => Some("window_sum"),

@@ -978,7 +978,7 @@ impl Node {
 
 /// A value borrowing its string from `v`.
 #[inline]
-fn borrow<'a>(v: &'a Value<'_>) -> Value<'a> {
+pub(crate) fn borrow<'a>(v: &'a Value<'_>) -> Value<'a> {
     match v {
         Value::Str(s) => Value::Str(Cow::Borrowed(s.as_ref())),
         Value::Null => Value::Null,

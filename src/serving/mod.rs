@@ -30,6 +30,7 @@
 
 mod compile;
 mod expr;
+mod online;
 mod request;
 pub mod state;
 mod value;
@@ -43,6 +44,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
 pub use compile::InputColumn;
+pub use online::{OnlineLimits, StreamReport};
 pub use value::{Value, write_json, write_json_string};
 
 use crate::artifact::Artifact;
@@ -68,6 +70,10 @@ pub struct Evaluator {
     columns: Vec<OutputColumn>,
     schema: SchemaRef,
     skipped: Vec<(String, String)>,
+    /// The state of the window functions, if the transform has any.
+    online: Option<online::Online>,
+    /// Whether an event must give the input of the same index.
+    event_required: Vec<bool>,
 }
 
 // One evaluator serves many threads.
@@ -131,8 +137,23 @@ impl Evaluator {
         for o in &outputs {
             o.node.inputs(&mut read);
         }
+        let online = match compiled.windows.is_empty() {
+            true => None,
+            false => Some(online::Online::new(
+                compiled.windows,
+                compiled.inputs.len(),
+                OnlineLimits::default(),
+            )?),
+        };
+        let mut event_read = Vec::new();
+        if let Some(online) = &online {
+            online.inputs(&mut event_read, &mut read);
+        }
         let required = (0..compiled.inputs.len())
             .map(|i| read.contains(&i))
+            .collect();
+        let event_required = (0..compiled.inputs.len())
+            .map(|i| event_read.contains(&i))
             .collect();
         let columns: Vec<OutputColumn> = outputs
             .iter()
@@ -161,7 +182,95 @@ impl Evaluator {
             columns,
             schema,
             skipped,
+            online,
+            event_required,
         })
+    }
+
+    /// The evaluator with other limits for its window state (lateness, the
+    /// per-entity cap). The state starts empty.
+    pub fn with_limits(mut self, limits: OnlineLimits) -> Result<Self> {
+        if let Some(online) = self.online.take() {
+            let first_slot = self.inputs.len();
+            self.online = Some(online::Online::new(
+                online.windows().to_vec(),
+                first_slot,
+                limits,
+            )?);
+        }
+        Ok(self)
+    }
+
+    /// Whether the transform has window functions: requests are answered
+    /// from the events pushed ([`Evaluator::push`]).
+    pub fn has_windows(&self) -> bool {
+        self.online.is_some()
+    }
+
+    /// The limits of the window state, if any.
+    pub fn limits(&self) -> Option<OnlineLimits> {
+        self.online.as_ref().map(online::Online::limits)
+    }
+
+    /// The input columns to replay an event log in order of: the time
+    /// column of each window stream that reads one directly.
+    pub fn replay_order(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for slot in self.online.iter().flat_map(online::Online::time_slots) {
+            let name = self.inputs[slot].name.clone();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Whether an event must give input `index` (it is read by a window
+    /// function's entity, time, value or arrival).
+    pub fn is_event_input(&self, index: usize) -> bool {
+        self.event_required.get(index).copied().unwrap_or(false)
+    }
+
+    /// Pushes an event: a typed row of the transform's input (as for
+    /// [`Evaluator::eval`]; only the inputs of [`Evaluator::is_event_input`]
+    /// are read). A transform without window functions ignores it.
+    pub fn push(&self, row: &[Value<'_>]) -> Result<()> {
+        let Some(online) = &self.online else {
+            return Ok(());
+        };
+        self.check_row(row, &self.event_required)?;
+        online.push(row)
+    }
+
+    /// What the window state holds and has counted, one report per stream
+    /// (window functions over the same entity and time share a stream).
+    pub fn state_report(&self) -> Vec<StreamReport> {
+        self.online
+            .as_ref()
+            .map(online::Online::report)
+            .unwrap_or_default()
+    }
+
+    /// Checks a typed row: its length, and each value that `mask` needs.
+    fn check_row(&self, row: &[Value<'_>], mask: &[bool]) -> Result<()> {
+        if row.len() != self.inputs.len() {
+            return Err(Error::Data(format!(
+                "a row has {} values, the transform takes {} inputs ({})",
+                row.len(),
+                self.inputs.len(),
+                self.inputs
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for (i, v) in row.iter().enumerate() {
+            if mask[i] {
+                check_value(&self.inputs[i], v)?;
+            }
+        }
+        Ok(())
     }
 
     /// The training-only outputs that serving skips, each with why: a
@@ -199,6 +308,9 @@ impl Evaluator {
         for (i, c) in self.inputs.iter().enumerate() {
             text.push_str(&format!("${i} = {} ({})\n", c.name, c.data_type));
         }
+        if let Some(online) = &self.online {
+            text.push_str(&online.explain());
+        }
         for o in &self.outputs {
             text.push_str(&format!("{} ({}) = {}\n", o.name, o.data_type, o.node));
         }
@@ -222,24 +334,21 @@ impl Evaluator {
     /// column is not nullable, or a value of the wrong kind, is an error
     /// naming the column.
     pub fn eval(&self, row: &[Value<'_>], out: &mut Vec<Value<'static>>) -> Result<()> {
-        if row.len() != self.inputs.len() {
-            return Err(Error::Data(format!(
-                "a row has {} values, the transform takes {} inputs ({})",
-                row.len(),
-                self.inputs.len(),
-                self.inputs
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        for (i, v) in row.iter().enumerate() {
-            if self.required[i] {
-                check_value(&self.inputs[i], v)?;
-            }
-        }
+        self.check_row(row, &self.required)?;
         out.clear();
+        if let Some(online) = &self.online {
+            // The inputs, then one slot per window function.
+            let mut extended: Vec<Value<'_>> =
+                Vec::with_capacity(row.len() + online.windows().len());
+            extended.extend(row.iter().map(expr::borrow));
+            extended.resize(row.len() + online.windows().len(), Value::Null);
+            online.fill(&mut extended)?;
+            return self.eval_outputs(&extended, out);
+        }
+        self.eval_outputs(row, out)
+    }
+
+    fn eval_outputs(&self, row: &[Value<'_>], out: &mut Vec<Value<'static>>) -> Result<()> {
         for o in &self.outputs {
             let v = o
                 .node
@@ -265,9 +374,19 @@ impl Evaluator {
         &self,
         field: impl Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
+        self.row_masked(&self.required, field)
+    }
+
+    /// The typed row of the fields a request or an event carries: the
+    /// inputs of `mask`, NULL elsewhere.
+    fn row_masked<'a>(
+        &self,
+        mask: &[bool],
+        field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
         let mut row = Vec::with_capacity(self.inputs.len());
         for (i, c) in self.inputs.iter().enumerate() {
-            if !self.required[i] {
+            if !mask[i] {
                 row.push(Value::Null);
                 continue;
             }
@@ -291,29 +410,83 @@ impl Evaluator {
     /// held in memory; a key that appears twice is an error (as in the
     /// artifact reader), so is anything after the object.
     pub fn parse_request(&self, line: &str) -> Result<Vec<Option<serde_json::Value>>> {
+        match self.parse_line(line, false)? {
+            request::Parsed::Request(fields) | request::Parsed::Event(fields) => Ok(fields),
+        }
+    }
+
+    fn parse_line(&self, line: &str, events: bool) -> Result<request::Parsed> {
         use serde::de::DeserializeSeed;
         let mut de = serde_json::Deserializer::from_str(line);
-        let fields = request::Fields { evaluator: self }
-            .deserialize(&mut de)
-            .and_then(|fields| de.end().map(|()| fields))
-            .map_err(|e| {
-                // One request is one line: serde's "line 1" says nothing.
-                let e = e.to_string().replace(" at line 1 column ", " at column ");
-                Error::Data(format!("not a JSON object: {e}"))
-            })?;
-        Ok(fields)
+        request::Fields {
+            evaluator: self,
+            mask: &self.required,
+            events,
+        }
+        .deserialize(&mut de)
+        .and_then(|fields| de.end().map(|()| fields))
+        .map_err(|e| {
+            // One request is one line: serde's "line 1" says nothing.
+            let e = e.to_string().replace(" at line 1 column ", " at column ");
+            Error::Data(format!("not a JSON object: {e}"))
+        })
     }
 
     /// Evaluates a JSON object (one line of text) into a JSON object of the
     /// outputs, in order, on one line.
     pub fn eval_json(&self, line: &str) -> Result<String> {
         let fields = self.parse_request(line)?;
+        self.eval_fields(&fields)
+    }
+
+    fn eval_fields(&self, fields: &[Option<serde_json::Value>]) -> Result<String> {
         let row = self.row_from(|name| self.input_index(name).and_then(|i| fields[i].as_ref()))?;
         let mut out = Vec::with_capacity(self.outputs.len());
         self.eval(&row, &mut out)?;
         let mut text = String::with_capacity(32 * out.len());
         self.write_json(&out, &mut text);
         Ok(text)
+    }
+
+    /// One line of `skewless eval`'s protocol: `{"event": {…}}` pushes an
+    /// event (the object holds the event's input columns) and gives `None`;
+    /// any other object is a request, answered by its features.
+    pub fn eval_line(&self, line: &str) -> Result<Option<String>> {
+        match self.parse_line(line, true)? {
+            request::Parsed::Request(fields) => self.eval_fields(&fields).map(Some),
+            request::Parsed::Event(fields) => {
+                let event = |e: Error| Error::Data(format!("event: {e}"));
+                let row = self
+                    .row_masked(&self.event_required, |name| {
+                        self.input_index(name).and_then(|i| fields[i].as_ref())
+                    })
+                    .map_err(event)?;
+                self.push(&row).map_err(event)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Pushes every row of a record batch as an event (inputs found by
+    /// name, as [`Evaluator::eval_batch`] finds them).
+    pub fn push_batch(&self, batch: &RecordBatch) -> Result<()> {
+        if self.online.is_none() {
+            return Ok(());
+        }
+        let columns = self.batch_columns(batch, &self.event_required)?;
+        let mut typed = Vec::with_capacity(self.inputs.len());
+        for row in 0..batch.num_rows() {
+            typed.clear();
+            for (c, array) in self.inputs.iter().zip(&columns) {
+                typed.push(match array {
+                    Some(a) => array_value(c, a, row)?,
+                    None => Value::Null,
+                });
+            }
+            self.push(&typed)
+                .map_err(|e| Error::Data(format!("event row {row}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Appends the outputs of one row as a JSON object.
@@ -336,31 +509,7 @@ impl Evaluator {
     /// ([`crate::artifact::accepts`]): its values are taken as a cast to the
     /// fitted type gives them (an error names a value that does not fit).
     pub fn eval_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(self.inputs.len());
-        for (i, c) in self.inputs.iter().enumerate() {
-            let array = batch.column_by_name(&c.name);
-            match array {
-                None if self.required[i] && !c.nullable => {
-                    return Err(Error::Data(format!(
-                        "column '{}' ({}, not nullable) is missing from the batch",
-                        c.name, c.data_type
-                    )));
-                }
-                Some(a)
-                    if self.required[i]
-                        && !crate::artifact::accepts(&c.data_type, a.data_type()) =>
-                {
-                    return Err(Error::Data(format!(
-                        "column '{}': expected {}, got {}",
-                        c.name,
-                        c.data_type,
-                        a.data_type()
-                    )));
-                }
-                _ => {}
-            }
-            columns.push(array.filter(|_| self.required[i]));
-        }
+        let columns = self.batch_columns(batch, &self.required)?;
         let mut outputs: Vec<Vec<ScalarValue>> =
             vec![Vec::with_capacity(batch.num_rows()); self.outputs.len()];
         for row in 0..batch.num_rows() {
@@ -392,6 +541,37 @@ impl Evaluator {
         RecordBatch::try_new(self.output_schema(), arrays)
             .map_err(|e| Error::Internal(format!("serving output batch: {e}")))
     }
+
+    /// The columns of a batch for the inputs of `mask`, by input slot.
+    fn batch_columns<'b>(
+        &self,
+        batch: &'b RecordBatch,
+        mask: &[bool],
+    ) -> Result<Vec<Option<&'b ArrayRef>>> {
+        let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(self.inputs.len());
+        for (i, c) in self.inputs.iter().enumerate() {
+            let array = batch.column_by_name(&c.name);
+            match array {
+                None if mask[i] && !c.nullable => {
+                    return Err(Error::Data(format!(
+                        "column '{}' ({}, not nullable) is missing from the batch",
+                        c.name, c.data_type
+                    )));
+                }
+                Some(a) if mask[i] && !crate::artifact::accepts(&c.data_type, a.data_type()) => {
+                    return Err(Error::Data(format!(
+                        "column '{}': expected {}, got {}",
+                        c.name,
+                        c.data_type,
+                        a.data_type()
+                    )));
+                }
+                _ => {}
+            }
+            columns.push(array.filter(|_| mask[i]));
+        }
+        Ok(columns)
+    }
 }
 
 fn type_error(c: &InputColumn, got: impl std::fmt::Display) -> Error {
@@ -409,6 +589,8 @@ fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
         Value::Bool(_) => *t == DataType::Boolean,
         Value::Int(i) => match t {
             DataType::Int64 => true,
+            DataType::Date32 => i32::try_from(*i).is_ok(),
+            t if value::is_time(t) => true,
             t if t.is_signed_integer() => ScalarValue::Int64(Some(*i)).cast_to(t).is_ok(),
             _ => false,
         },
@@ -444,7 +626,7 @@ fn is_string(t: &DataType) -> bool {
 
 fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value<'a>> {
     use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes as t;
+    use datafusion::arrow::datatypes::{self as t, TimeUnit};
     if a.is_null(row) {
         return Ok(Value::Null);
     }
@@ -460,6 +642,14 @@ fn array_value<'a>(c: &InputColumn, a: &'a ArrayRef, row: usize) -> Result<Value
         DataType::UInt64 => Value::UInt(a.as_primitive::<t::UInt64Type>().value(row)),
         DataType::Float32 => Value::Float(f64::from(a.as_primitive::<t::Float32Type>().value(row))),
         DataType::Float64 => Value::Float(a.as_primitive::<t::Float64Type>().value(row)),
+        DataType::Timestamp(unit, _) => Value::Int(match unit {
+            TimeUnit::Second => a.as_primitive::<t::TimestampSecondType>().value(row),
+            TimeUnit::Millisecond => a.as_primitive::<t::TimestampMillisecondType>().value(row),
+            TimeUnit::Microsecond => a.as_primitive::<t::TimestampMicrosecondType>().value(row),
+            TimeUnit::Nanosecond => a.as_primitive::<t::TimestampNanosecondType>().value(row),
+        }),
+        DataType::Date32 => Value::Int(i64::from(a.as_primitive::<t::Date32Type>().value(row))),
+        DataType::Date64 => Value::Int(a.as_primitive::<t::Date64Type>().value(row)),
         DataType::Utf8 => Value::from(a.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => Value::from(a.as_string::<i64>().value(row)),
         DataType::Utf8View => Value::from(a.as_string_view().value(row)),
@@ -507,6 +697,11 @@ fn json_value<'a>(c: &InputColumn, json: &'a serde_json::Value) -> Result<Value<
             )));
         }
         J::Bool(b) if *t == DataType::Boolean => Value::Bool(*b),
+        J::Number(n) if value::is_time(t) => match n.as_i64() {
+            Some(i) if check_value(c, &Value::Int(i)).is_ok() => Value::Int(i),
+            _ => return Err(type_error(c, describe(json))),
+        },
+        J::String(s) if value::is_time(t) => Value::Int(parse_time(c, s)?),
         J::Number(n) if t.is_signed_integer() => match n.as_i64() {
             Some(i) if ScalarValue::Int64(Some(i)).cast_to(t).is_ok() => Value::Int(i),
             _ => return Err(type_error(c, describe(json))),
@@ -537,6 +732,48 @@ fn json_value<'a>(c: &InputColumn, json: &'a serde_json::Value) -> Result<Value<
         other => return Err(type_error(c, describe(other))),
     };
     Ok(v)
+}
+
+/// A time column's value from RFC 3339 text, read as DataFusion's CAST
+/// reads it: `2013-01-01T05:00:00` (or with a space for the T, fractions
+/// of a second allowed) for a timestamp without a time zone, the same with
+/// an offset (`Z`, `+02:00`) for one with a time zone, `2013-01-01` for a
+/// date.
+fn parse_time(c: &InputColumn, text: &str) -> Result<i64> {
+    let t = &c.data_type;
+    let time_part = text.find(['T', 't', ' ']).map(|i| &text[i + 1..]);
+    let has_offset = time_part.is_some_and(|p| p.contains(['Z', 'z', '+', '-']));
+    let wrong = |why: &str| {
+        Error::Data(format!(
+            "column '{}': expected {t}, got \"{text}\": {why}",
+            c.name
+        ))
+    };
+    match t {
+        DataType::Timestamp(_, Some(_)) if !has_offset => {
+            return Err(wrong(
+                "a timestamp with a time zone needs an offset, e.g. 2013-01-01T05:00:00Z or \
+                 …+02:00 (or an integer in the column's unit)",
+            ));
+        }
+        DataType::Timestamp(_, None) if has_offset => {
+            return Err(wrong(
+                "the column has no time zone: give the time without an offset, as the data \
+                 holds it (e.g. 2013-01-01T05:00:00)",
+            ));
+        }
+        DataType::Date32 | DataType::Date64 if time_part.is_some() => {
+            return Err(wrong("a date is written YYYY-MM-DD"));
+        }
+        _ => {}
+    }
+    let scalar = ScalarValue::Utf8(Some(text.to_string()))
+        .cast_to(t)
+        .map_err(|e| wrong(&crate::error::readable(&e.to_string())))?;
+    match value::from_scalar(&scalar) {
+        Some(Value::Int(i)) => Ok(i),
+        _ => Err(wrong("not a time")),
+    }
 }
 
 #[cfg(test)]

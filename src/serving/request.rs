@@ -13,13 +13,23 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess
 
 use super::Evaluator;
 
-/// The request fields by input slot (`None`: absent).
+/// What a line holds: a request, or (`{"event": {…}}`) an event to push.
+pub(super) enum Parsed {
+    Request(Vec<Option<serde_json::Value>>),
+    Event(Vec<Option<serde_json::Value>>),
+}
+
+/// The fields of a line by input slot (`None`: absent), keeping the inputs
+/// of `mask`. With `events`, `{"event": {…}}` is an event (unless the
+/// transform has an input named `event`).
 pub(super) struct Fields<'e> {
     pub evaluator: &'e Evaluator,
+    pub mask: &'e [bool],
+    pub events: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Fields<'_> {
-    type Value = Vec<Option<serde_json::Value>>;
+    type Value = Parsed;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -27,7 +37,7 @@ impl<'de> DeserializeSeed<'de> for Fields<'_> {
 }
 
 impl<'de> Visitor<'de> for Fields<'_> {
-    type Value = Vec<Option<serde_json::Value>>;
+    type Value = Parsed;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object of input columns")
@@ -37,8 +47,24 @@ impl<'de> Visitor<'de> for Fields<'_> {
         let e = self.evaluator;
         let mut fields: Vec<Option<serde_json::Value>> = vec![None; e.inputs.len()];
         let mut others: HashSet<Cow<'de, str>> = HashSet::new();
+        let mut first = true;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match e.input_index(&key).filter(|&i| e.required[i]) {
+            if first && self.events && key == "event" && e.input_index("event").is_none() {
+                let event = map.next_value_seed(Fields {
+                    evaluator: e,
+                    mask: &e.event_required,
+                    events: false,
+                })?;
+                if map.next_key::<Key<'de>>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "an event line is {\"event\": {…}} and nothing else",
+                    ));
+                }
+                let (Parsed::Request(fields) | Parsed::Event(fields)) = event;
+                return Ok(Parsed::Event(fields));
+            }
+            first = false;
+            match e.input_index(&key).filter(|&i| self.mask[i]) {
                 Some(i) => {
                     if fields[i].is_some() {
                         return Err(A::Error::custom(format!("field '{key}' appears twice")));
@@ -54,7 +80,7 @@ impl<'de> Visitor<'de> for Fields<'_> {
                 }
             }
         }
-        Ok(fields)
+        Ok(Parsed::Request(fields))
     }
 }
 

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use skewless_udfs::kernel::stats::Finite;
 use skewless_udfs::kernel::window::{Agg, WindowRule, WindowState, WindowValue};
@@ -33,6 +33,8 @@ pub enum EventValue {
     Number(Finite),
     /// The bytes of a string or integer (distinct counts).
     Key(Box<[u8]>),
+    /// A time in the stream's unit: an event's arrival (knowledge time).
+    Time(i64),
     /// NULL or non-finite: the event holds no value for this window.
     Skip,
 }
@@ -54,6 +56,10 @@ pub struct WindowSpec {
     pub agg: Agg,
     pub rule: WindowRule,
     pub value: usize,
+    /// The event value holding the event's arrival time, for a window with
+    /// knowledge time: an event counts for a request at t only if it had
+    /// arrived by t (an event without an arrival time never counts).
+    pub known: Option<usize>,
 }
 
 /// The limits of a stream's state.
@@ -123,6 +129,8 @@ pub struct Stream {
     /// The newest time pushed or asked for anywhere: what idleness counts from.
     clock: AtomicI64,
     pushes: AtomicU64,
+    /// The most events one entity has held at once.
+    peak: AtomicUsize,
     pub counters: Counters,
 }
 
@@ -144,6 +152,7 @@ impl Stream {
             hasher: foldhash::fast::FixedState::with_seed(0x5EED),
             clock: AtomicI64::new(i64::MIN),
             pushes: AtomicU64::new(0),
+            peak: AtomicUsize::new(0),
             counters: Counters::default(),
         }
     }
@@ -206,6 +215,7 @@ impl Stream {
                 );
                 e.events.drain(..excess);
             }
+            self.peak.fetch_max(e.events.len(), Ordering::Relaxed);
         }
         let n = self.pushes.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(SWEEP_EVERY) {
@@ -257,10 +267,15 @@ impl Stream {
             let end = e.events.partition_point(|(ts, _)| *ts < hi);
             let mut state = WindowState::new(w.agg);
             for (ts, values) in &e.events[first..end.max(first)] {
+                if let Some(k) = w.known
+                    && !matches!(values[k], EventValue::Time(arrived) if arrived <= t)
+                {
+                    continue;
+                }
                 match &values[w.value] {
                     EventValue::Number(v) => state.add(*ts, *v),
                     EventValue::Key(k) => state.add_key(k),
-                    EventValue::Skip => {}
+                    EventValue::Time(_) | EventValue::Skip => {}
                 }
             }
             out.push(Some(state.result(w.agg)));
@@ -280,6 +295,26 @@ impl Stream {
                     .sum::<usize>()
             })
             .sum()
+    }
+
+    /// The most events one entity has held at once.
+    pub fn peak_events_per_entity(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The bytes one held event takes, without the bytes of its distinct
+    /// keys: its time, its values, and the allocation holding them.
+    pub fn bytes_per_event(&self) -> usize {
+        let values = self
+            .windows
+            .iter()
+            .flat_map(|w| std::iter::once(w.value).chain(w.known))
+            .max()
+            .map_or(0, |m| m + 1);
+        std::mem::size_of::<(i64, Box<[EventValue]>)>()
+            + values * std::mem::size_of::<EventValue>()
+            // The allocator's header, rounded.
+            + 16
     }
 
     /// The number of entities held.
@@ -354,6 +389,7 @@ mod tests {
             agg,
             rule,
             value: 0,
+            known: None,
         })
         .collect();
         // Arrival order: shuffled within a lateness of 25.
@@ -416,6 +452,7 @@ mod tests {
                 agg: Agg::Count,
                 rule: rule(10, None, None),
                 value: 0,
+                known: None,
             }],
             Limits {
                 lateness: 5,
@@ -464,6 +501,7 @@ mod tests {
                 agg: Agg::Sum,
                 rule: rule(100, None, None),
                 value: 0,
+                known: None,
             }],
             Limits {
                 lateness: 0,
@@ -489,6 +527,7 @@ mod tests {
                 agg: Agg::Sum,
                 rule: rule(2, None, None),
                 value: 0,
+                known: None,
             }],
             Limits {
                 lateness: 0,
@@ -513,6 +552,7 @@ mod tests {
             agg: Agg::Mean,
             rule: rule(50, Some(10), None),
             value: 0,
+            known: None,
         }];
         let limits = Limits {
             lateness: 0,

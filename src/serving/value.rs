@@ -142,6 +142,13 @@ pub(crate) fn from_scalar(v: &ScalarValue) -> Option<Value<'static>> {
         ScalarValue::UInt64(Some(i)) => Value::UInt(*i),
         ScalarValue::Float32(Some(f)) => Value::Float(f64::from(*f)),
         ScalarValue::Float64(Some(f)) => Value::Float(*f),
+        // Times are integers in their column's unit.
+        ScalarValue::TimestampSecond(Some(t), _)
+        | ScalarValue::TimestampMillisecond(Some(t), _)
+        | ScalarValue::TimestampMicrosecond(Some(t), _)
+        | ScalarValue::TimestampNanosecond(Some(t), _)
+        | ScalarValue::Date64(Some(t)) => Value::Int(*t),
+        ScalarValue::Date32(Some(d)) => Value::Int(i64::from(*d)),
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => Value::Str(Cow::Owned(s.clone())),
@@ -162,6 +169,7 @@ pub(crate) fn from_scalar(v: &ScalarValue) -> Option<Value<'static>> {
 pub(crate) fn to_scalar(v: &Value<'_>, t: &DataType) -> datafusion::common::Result<ScalarValue> {
     let s = match v {
         Value::Null => return ScalarValue::try_from(t),
+        Value::Int(i) if is_time(t) => return time_scalar(*i, t),
         Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
         Value::Int(i) => ScalarValue::Int64(Some(*i)),
         Value::UInt(u) => ScalarValue::UInt64(Some(*u)),
@@ -187,7 +195,56 @@ pub(crate) fn to_scalar(v: &Value<'_>, t: &DataType) -> datafusion::common::Resu
     }
 }
 
-/// Appends `v` to `out` as JSON. Floats print in their shortest form that
+/// Whether a type is a time that serving holds as an integer in its unit:
+/// a timestamp of any unit or time zone, or a date.
+pub(crate) fn is_time(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+    )
+}
+
+/// A time of type `t` from its integer in the type's unit.
+fn time_scalar(i: i64, t: &DataType) -> datafusion::common::Result<ScalarValue> {
+    use datafusion::arrow::datatypes::TimeUnit as U;
+    Ok(match t {
+        DataType::Timestamp(U::Second, tz) => ScalarValue::TimestampSecond(Some(i), tz.clone()),
+        DataType::Timestamp(U::Millisecond, tz) => {
+            ScalarValue::TimestampMillisecond(Some(i), tz.clone())
+        }
+        DataType::Timestamp(U::Microsecond, tz) => {
+            ScalarValue::TimestampMicrosecond(Some(i), tz.clone())
+        }
+        DataType::Timestamp(U::Nanosecond, tz) => {
+            ScalarValue::TimestampNanosecond(Some(i), tz.clone())
+        }
+        DataType::Date64 => ScalarValue::Date64(Some(i)),
+        DataType::Date32 => match i32::try_from(i) {
+            Ok(d) => ScalarValue::Date32(Some(d)),
+            Err(_) => return datafusion::common::exec_err!("{i} days is not a Date32"),
+        },
+        other => return datafusion::common::exec_err!("{other} is not a time type"),
+    })
+}
+
+/// A time as batch outputs write it (Arrow's JSON writer, which the
+/// NDJSON and CSV outputs use): RFC 3339 text in the column's unit and
+/// time zone, e.g. `2013-01-01T05:00:00` or `2013-01-01T05:00:00Z`.
+pub(crate) fn time_text(i: i64, t: &DataType) -> String {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let formatted = time_scalar(i, t)
+        .and_then(|s| s.to_array())
+        .map_err(|e| e.to_string())
+        .and_then(|a| {
+            let options = FormatOptions::new().with_display_error(true);
+            ArrayFormatter::try_new(a.as_ref(), &options)
+                .map(|f| f.value(0).to_string())
+                .map_err(|e| e.to_string())
+        });
+    formatted.unwrap_or_else(|e| format!("<{i} in {t}: {e}>"))
+}
+
+/// Appends `v` to `out` as JSON (times as strings, see [`time_text`]). Floats print in their shortest form that
 /// reads back to the same value (a Float32 column in its shortest Float32
 /// form); NaN and ±infinity, which JSON cannot hold, print as the strings
 /// "NaN" ("-NaN" with the sign bit set), "Infinity" and "-Infinity".
@@ -195,6 +252,7 @@ pub fn write_json(out: &mut String, v: &Value<'_>, t: &DataType) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) if is_time(t) => write_json_string(out, &time_text(*i, t)),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }

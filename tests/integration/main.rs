@@ -11,6 +11,7 @@ mod cli;
 mod fit;
 mod outputs;
 mod repl;
+mod replay;
 mod robust;
 mod s3;
 mod serving;

@@ -703,10 +703,6 @@ fn what_cannot_be_served_fails_at_fit() {
              is [t − length, t)",
         ),
         (
-            "SELECT window_mean(x, n, 2) OVER (PARTITION BY s) AS m FROM t",
-            "window_mean needs each entity's earlier events",
-        ),
-        (
             "SELECT s, sum(x) AS total FROM t GROUP BY s",
             "GROUP BY / aggregate step",
         ),

@@ -323,10 +323,28 @@ pub fn window_rule(
     ts: &DataType,
     args: &[Arc<dyn PhysicalExpr>],
 ) -> Result<WindowRule> {
-    let literal = |i: usize, arg: &str| -> Result<ScalarValue> {
-        match args[i].downcast_ref::<Literal>() {
+    let literals: Vec<std::result::Result<ScalarValue, String>> = args
+        .iter()
+        .map(|a| match a.downcast_ref::<Literal>() {
             Some(l) => Ok(l.value().clone()),
-            None => plan_err!("{name}: {arg} must be a literal, got {}", args[i]),
+            None => Err(a.to_string()),
+        })
+        .collect();
+    rule_of_literals(name, ts, &literals)
+}
+
+/// [`window_rule`] from the arguments (length, hop, mode) as values: `Ok`
+/// a literal, `Err` the text of an argument that is not one. Serving
+/// compiles the logical plan's calls with it.
+pub fn rule_of_literals(
+    name: &str,
+    ts: &DataType,
+    args: &[std::result::Result<ScalarValue, String>],
+) -> Result<WindowRule> {
+    let literal = |i: usize, arg: &str| -> Result<ScalarValue> {
+        match &args[i] {
+            Ok(v) => Ok(v.clone()),
+            Err(text) => plan_err!("{name}: {arg} must be a literal, got {text}"),
         }
     };
     let length = units(name, "length", ts, &literal(0, "length")?)?;
@@ -370,7 +388,7 @@ pub fn window_rule(
 }
 
 /// A length or hop literal as written: `INTERVAL '36 hours'`, `10`.
-fn literal_text(value: &ScalarValue) -> String {
+pub fn literal_text(value: &ScalarValue) -> String {
     let time = |nanos: i128| match i64::try_from(nanos) {
         Ok(n) => TimeUnit::Time {
             per_second: 1_000_000_000,
