@@ -98,7 +98,7 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         }
         evaluated += 1;
         text.clear();
-        match line.and_then(|l| evaluator.eval_line(l)) {
+        match line.and_then(|l| evaluator.eval_line_pushing(l, args.push_requests)) {
             Ok(Some(features)) => text.push_str(&features),
             // An event: pushed, nothing to answer.
             Ok(None) => {

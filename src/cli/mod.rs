@@ -115,6 +115,12 @@ pub struct EvalArgs {
     /// computed from part of them.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_events_per_entity: usize,
+
+    /// Window features: push each request as an event once it is answered
+    /// (a row that is scored and then becomes history, as every row is in
+    /// batch).
+    #[arg(long)]
+    pub push_requests: bool,
 }
 
 /// `eval --max-line-bytes` unless given: 1 MiB, far above any row of

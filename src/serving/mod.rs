@@ -416,11 +416,15 @@ impl Evaluator {
     }
 
     fn parse_line(&self, line: &str, events: bool) -> Result<request::Parsed> {
+        self.parse_masked(line, events, &self.required)
+    }
+
+    fn parse_masked(&self, line: &str, events: bool, mask: &[bool]) -> Result<request::Parsed> {
         use serde::de::DeserializeSeed;
         let mut de = serde_json::Deserializer::from_str(line);
         request::Fields {
             evaluator: self,
-            mask: &self.required,
+            mask,
             events,
         }
         .deserialize(&mut de)
@@ -452,6 +456,33 @@ impl Evaluator {
     /// event (the object holds the event's input columns) and gives `None`;
     /// any other object is a request, answered by its features.
     pub fn eval_line(&self, line: &str) -> Result<Option<String>> {
+        self.eval_line_pushing(line, false)
+    }
+
+    /// [`Evaluator::eval_line`]; with `push_requests`, a request is also
+    /// pushed as an event once answered (a row that is scored, then
+    /// becomes history: the same as batch, where every row is both).
+    pub fn eval_line_pushing(&self, line: &str, push_requests: bool) -> Result<Option<String>> {
+        if push_requests && self.online.is_some() {
+            let mask: Vec<bool> = self
+                .required
+                .iter()
+                .zip(&self.event_required)
+                .map(|(r, e)| *r || *e)
+                .collect();
+            if let request::Parsed::Request(fields) = self.parse_masked(line, true, &mask)? {
+                let row = self.row_masked(&mask, |name| {
+                    self.input_index(name).and_then(|i| fields[i].as_ref())
+                })?;
+                let mut out = Vec::with_capacity(self.outputs.len());
+                self.eval(&row, &mut out)?;
+                self.push(&row)
+                    .map_err(|e| Error::Data(format!("pushing the request: {e}")))?;
+                let mut text = String::with_capacity(32 * out.len());
+                self.write_json(&out, &mut text);
+                return Ok(Some(text));
+            }
+        }
         match self.parse_line(line, true)? {
             request::Parsed::Request(fields) => self.eval_fields(&fields).map(Some),
             request::Parsed::Event(fields) => {
