@@ -12,7 +12,7 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         .as_deref()
         .map(crate::artifact::SigningKey::from_file)
         .transpose()?;
-    let evaluator = Evaluator::load_verified(&args.artifact, key.as_ref())?;
+    let evaluator = Evaluator::load_for(&args.artifact, key.as_ref(), args.requests.as_deref())?;
     let evaluator = if evaluator.has_windows() {
         evaluator.with_limits(crate::serving::OnlineLimits {
             lateness: parse_lateness(&args.lateness)?,
@@ -27,8 +27,8 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     if let Some(rounds) = args.latency {
         return latency(&evaluator, args, rounds.max(1));
     }
-    if let Some(location) = &args.events {
-        replay(&evaluator, location)?;
+    if !args.events.is_empty() {
+        replay(&evaluator, &args.events)?;
     }
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(BufReader::new(std::fs::File::open(path).map_err(
@@ -161,11 +161,13 @@ fn parse_lateness(text: &str) -> Result<i64> {
         .ok_or_else(|| Error::Usage(format!("--lateness {text:?} is too long")))
 }
 
-/// `--events`: replays an event log into the online state, in time order.
-fn replay(evaluator: &Evaluator, location: &str) -> Result<()> {
+/// `--events`: replays event logs into the online state, in time order
+/// (merged across tables).
+fn replay(evaluator: &Evaluator, events: &[String]) -> Result<()> {
     if !evaluator.has_windows() {
         return Err(Error::Usage(format!(
-            "--events {location}: the transform has no window functions, so it keeps no events"
+            "--events {}: the transform has no window functions, so it keeps no events",
+            events.join(" ")
         )));
     }
     let started = std::time::Instant::now();
@@ -177,46 +179,174 @@ fn replay(evaluator: &Evaluator, location: &str) -> Result<()> {
             path: "<tokio runtime>".into(),
             source: e,
         })?;
+    let tables = evaluator.event_tables();
+    let mut logs: Vec<(String, String)> = Vec::new();
+    for arg in events {
+        let (table, location) = match arg.split_once('=') {
+            Some((t, l)) if tables.contains(&t) => (t.to_string(), l.to_string()),
+            _ if tables.len() == 1 => (tables[0].to_string(), arg.clone()),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--events {arg}: the transform reads several tables ({}): give each log as \
+                     TABLE=LOCATION",
+                    tables.join(", ")
+                )));
+            }
+        };
+        if logs.iter().any(|(t, _)| *t == table) {
+            return Err(Error::Usage(format!(
+                "--events: two logs for table '{table}'"
+            )));
+        }
+        logs.push((table, location));
+    }
     let pushed = runtime.block_on(async {
         let ctx = crate::session::new_context()?;
-        crate::location::register_table(&ctx, "events", location).await?;
-        push_table(&ctx, evaluator, "events")
+        let mut sources = Vec::new();
+        for (i, (table, location)) in logs.iter().enumerate() {
+            let registered = format!("events_{i}");
+            crate::location::register_table(&ctx, &registered, location).await?;
+            sources.push((registered, table.clone()));
+        }
+        push_tables(&ctx, evaluator, &sources)
             .await
-            .map_err(|e| Error::Data(format!("--events {location}: {e}")))
+            .map_err(|e| Error::Data(format!("--events: {e}")))
     })?;
     runtime.shutdown_background();
     let _ = writeln!(
         std::io::stderr(),
-        "skewless eval: replayed {pushed} events from {location} in {:.2} s",
+        "skewless eval: replayed {pushed} events from {} in {:.2} s",
+        logs.iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         started.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
-/// Pushes every row of a registered table into the online state, in time
-/// order (see [`Evaluator::replay_order`]); returns the number of rows.
-pub(super) async fn push_table(
+/// One table's rows in time order, being merged with the others'.
+struct Source {
+    table: String,
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+    batch: Option<datafusion::arrow::array::RecordBatch>,
+    /// The replay time of each row of `batch` (i64::MIN: NULL), comparable
+    /// across tables (nanoseconds for times).
+    times: Vec<i64>,
+    row: usize,
+}
+
+impl Source {
+    /// Moves to the next row with data; false at the end.
+    async fn ready(&mut self, order: Option<&str>) -> Result<bool> {
+        use futures::StreamExt;
+        while self.batch.as_ref().is_none_or(|b| self.row >= b.num_rows()) {
+            match self.stream.next().await {
+                None => return Ok(false),
+                Some(batch) => {
+                    let batch = batch?;
+                    self.times = replay_times(&batch, order)?;
+                    self.batch = Some(batch);
+                    self.row = 0;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The times of a batch's rows in its order column, as comparable integers.
+fn replay_times(
+    batch: &datafusion::arrow::array::RecordBatch,
+    order: Option<&str>,
+) -> Result<Vec<i64>> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
+    let Some(column) = order.and_then(|c| batch.column_by_name(c)) else {
+        return Ok(vec![0; batch.num_rows()]);
+    };
+    let target = match column.data_type() {
+        t if t.is_integer() => DataType::Int64,
+        _ => DataType::Timestamp(TimeUnit::Nanosecond, None),
+    };
+    let cast = datafusion::arrow::compute::cast(column, &target)
+        .and_then(|c| datafusion::arrow::compute::cast(&c, &DataType::Int64))
+        .map_err(|e| Error::Data(format!("the time column: {e}")))?;
+    let values = cast.as_primitive::<Int64Type>();
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                i64::MIN
+            } else {
+                values.value(i)
+            }
+        })
+        .collect())
+}
+
+/// Pushes the rows of registered tables (`(registered name, the
+/// transform's table)`) into the online state, each in time order (see
+/// [`Evaluator::replay_order`]) and merged by time across tables (at one
+/// instant, in the order given); returns the number of rows.
+pub(super) async fn push_tables(
     ctx: &datafusion::prelude::SessionContext,
     evaluator: &Evaluator,
-    table: &str,
+    tables: &[(String, String)],
 ) -> Result<usize> {
-    use futures::StreamExt;
     let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
-    let order = evaluator.replay_order();
-    let mut sql = format!("SELECT * FROM {}", quote(table));
-    if !order.is_empty() {
-        let keys: Vec<String> = order
-            .iter()
-            .map(|c| format!("{} NULLS FIRST", quote(c)))
-            .collect();
-        sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+    let mut sources = Vec::new();
+    let mut orders = Vec::new();
+    for (registered, table) in tables {
+        let order = evaluator.replay_order(table)?;
+        let mut sql = format!("SELECT * FROM {}", quote(registered));
+        if !order.is_empty() {
+            let keys: Vec<String> = order
+                .iter()
+                .map(|c| format!("{} NULLS FIRST", quote(c)))
+                .collect();
+            sql.push_str(&format!(" ORDER BY {}", keys.join(", ")));
+        }
+        let stream = ctx.sql(&sql).await?.execute_stream().await?;
+        sources.push(Source {
+            table: table.clone(),
+            stream,
+            batch: None,
+            times: Vec::new(),
+            row: 0,
+        });
+        orders.push(order.into_iter().next());
     }
-    let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
     let mut pushed = 0usize;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        evaluator.push_batch(&batch)?;
-        pushed += batch.num_rows();
+    loop {
+        // The source whose next row is earliest; it pushes its rows up to
+        // the next source's time in one slice.
+        let mut live = Vec::new();
+        for (i, s) in sources.iter_mut().enumerate() {
+            if s.ready(orders[i].as_deref()).await? {
+                live.push(i);
+            }
+        }
+        let Some(&first) = live
+            .iter()
+            .min_by_key(|&&i| (sources[i].times[sources[i].row], i))
+        else {
+            break;
+        };
+        let limit = live
+            .iter()
+            .filter(|&&i| i != first)
+            .map(|&i| (sources[i].times[sources[i].row], i))
+            .min();
+        let s = &mut sources[first];
+        let batch = s.batch.as_ref().expect("a ready source has a batch");
+        let mut end = s.row + 1;
+        while end < batch.num_rows() && limit.is_none_or(|(t, i)| (s.times[end], first) < (t, i)) {
+            end += 1;
+        }
+        let slice = batch.slice(s.row, end - s.row);
+        evaluator.push_batch_to(&s.table, &slice)?;
+        pushed += end - s.row;
+        s.row = end;
     }
     Ok(pushed)
 }

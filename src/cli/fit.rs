@@ -110,11 +110,13 @@ async fn window_state(
     artifact: &Artifact,
 ) -> Result<String> {
     use std::fmt::Write as _;
-    let [table] = artifact.inputs.as_slice() else {
-        return Ok(String::new());
-    };
     let started = std::time::Instant::now();
-    let rows = super::eval::push_table(ctx, evaluator, &table.name).await?;
+    let tables: Vec<(String, String)> = artifact
+        .inputs
+        .iter()
+        .map(|t| (t.name.clone(), t.name.clone()))
+        .collect();
+    let rows = super::eval::push_tables(ctx, evaluator, &tables).await?;
     let mut text = format!(
         "window state (serving), measured by replaying the {} training rows in {:.2} s:\n",
         group_digits(rows),

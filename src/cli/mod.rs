@@ -100,9 +100,16 @@ pub struct EvalArgs {
 
     /// Window features: first replay this event log (Parquet, CSV or
     /// NDJSON; a file, directory or glob, local or s3://) into the online
-    /// state, in time order.
-    #[arg(long, value_name = "LOCATION")]
-    pub events: Option<String>,
+    /// state, in time order. A transform over several tables takes one
+    /// TABLE=LOCATION per table, merged by time.
+    #[arg(long, value_name = "[TABLE=]LOCATION")]
+    pub events: Vec<String>,
+
+    /// A transform over several tables (events and labels in a UNION):
+    /// the table requests are rows of. By default, the one table whose rows
+    /// reach the output.
+    #[arg(long, value_name = "TABLE")]
+    pub requests: Option<String>,
 
     /// Window features: how late an event may come behind its entity's
     /// newest event and still count (and a request still be exact), e.g.

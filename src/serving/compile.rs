@@ -19,7 +19,7 @@ use skewless_udfs::kernel::window::{Agg, WindowRule};
 use skewless_udfs::row::RowFunction;
 
 use super::expr::{Arith, Builtin, Cmp, Kind, Math, Node, Truth};
-use super::value::from_scalar;
+use super::value::{Value, from_scalar};
 use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 
@@ -41,25 +41,44 @@ pub(crate) struct CompiledOutput {
 }
 
 pub(crate) struct Compiled {
+    /// The columns of the request table (a request is one of its rows).
     pub inputs: Vec<InputColumn>,
     pub outputs: Vec<CompiledOutput>,
     /// The window functions, in plan order: window `k` is read by outputs
     /// as row slot `inputs.len() + k`.
     pub windows: Vec<CompiledWindow>,
+    /// Every table the transform reads (events may be rows of any), with
+    /// its columns; `request` is the index of the request table.
+    pub tables: Vec<(String, Vec<InputColumn>)>,
+    pub request: usize,
 }
 
-/// A window function of the transform: what each event gives it (entity,
-/// time, value, arrival), all expressions of the event row, and its rule.
+/// A window function of the transform: its rule, and for each table whose
+/// rows reach it what an event of that table gives it (entity, time, value,
+/// arrival), all expressions of the event row.
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledWindow {
     pub agg: Agg,
     pub rule: WindowRule,
+    /// The call as written (without its hidden arguments).
+    pub text: String,
+    /// Which stream the window reads: its window step and its entity and
+    /// time expressions (windows with the same key share one stream).
+    pub stream_key: String,
+    /// The value and arrival expressions as text (shared event values).
+    pub value_key: String,
+    pub known_key: Option<String>,
+    /// By table index: the expressions over an event row of that table.
+    pub nodes: Vec<Option<WindowNodes>>,
+}
+
+/// A window's expressions over the event rows of one table.
+#[derive(Debug, Clone)]
+pub(crate) struct WindowNodes {
     pub value: Node,
     pub ts: Node,
     pub known: Option<Node>,
     pub entity: Vec<Node>,
-    /// The call as written (without its hidden arguments).
-    pub text: String,
 }
 
 fn refuse(what: impl std::fmt::Display) -> Error {
@@ -108,48 +127,99 @@ const MATH_FUNCTIONS: &[(&str, Math)] = &[
     ("power", Math::Power),
 ];
 
-/// Plans the artifact's fitted SQL and compiles its SELECT list.
-pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
-    let [table] = artifact.inputs.as_slice() else {
-        return Err(refuse(format!(
-            "the transform reads {} tables ({}); a served transform reads one table, the request",
-            artifact.inputs.len(),
-            artifact
-                .inputs
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let mut inputs = Vec::with_capacity(table.columns.len());
-    let provider = crate::artifact::check::empty_table(table)?;
-    for f in provider.schema().fields() {
-        inputs.push(InputColumn {
-            name: f.name().clone(),
-            data_type: f.data_type().clone(),
-            nullable: f.is_nullable(),
-        });
-    }
-    // Planned only in a sealed session over the declared input: the
+/// Where the window slots start while compiling for a table that is not
+/// the request table: far above any input, so that an expression of an
+/// event reading a window's result is recognised (and refused).
+const NO_REQUEST_BASE: usize = 1 << 40;
+
+/// Plans the artifact's fitted SQL and compiles its SELECT list for rows of
+/// the request table: `request` names it, or it is the one table whose rows
+/// reach the output (with a UNION of events and labels, the WHERE that
+/// keeps the labels tells).
+pub(crate) fn compile(artifact: &Artifact, request: Option<&str>) -> Result<Compiled> {
+    // Planned only in a sealed session over the declared inputs: the
     // artifact's SQL reads nothing else (see `artifact::check`).
     let ctx = crate::session::sealed_context()?;
-    ctx.register_table(table.name.as_str(), provider)?;
+    let mut tables = Vec::with_capacity(artifact.inputs.len());
+    for table in &artifact.inputs {
+        let provider = crate::artifact::check::empty_table(table)?;
+        let columns = provider
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| InputColumn {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                nullable: f.is_nullable(),
+            })
+            .collect();
+        tables.push((table.name.clone(), columns));
+        ctx.register_table(table.name.as_str(), provider)?;
+    }
     let plan = futures::executor::block_on(async {
         let plan = crate::artifact::check::plan_fitted(&ctx, artifact).await?;
         Ok::<_, Error>(ctx.state().optimize(&plan)?)
     })?;
     let config = Arc::new(ctx.state().config_options().as_ref().clone());
     let mut compiler = Compiler {
-        slots: inputs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect(),
+        tables: tables.clone(),
+        table: 0,
+        slots: HashMap::new(),
+        window_base: NO_REQUEST_BASE,
         config,
         windows: Vec::new(),
+        window_keys: Vec::new(),
     };
-    let nodes = compiler.plan(&plan)?;
+    // Every table once: its events' window expressions, and whether its
+    // rows reach the output.
+    let mut reaching = Vec::new();
+    for t in 0..tables.len() {
+        compiler.enter(t, NO_REQUEST_BASE);
+        if compiler.plan(&plan)?.is_some() {
+            reaching.push(t);
+        }
+    }
+    let names = |ts: &[usize]| {
+        ts.iter()
+            .map(|&t| tables[t].0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let request = match request {
+        Some(name) => match tables.iter().position(|(n, _)| n == name) {
+            Some(t) if reaching.contains(&t) => t,
+            Some(_) => {
+                return Err(refuse(format!(
+                    "rows of table '{name}' do not reach the transform's output (its WHERE \
+                     drops them), so they cannot be requests; requests can come from: {}",
+                    names(&reaching)
+                )));
+            }
+            None => {
+                return Err(refuse(format!(
+                    "the transform reads no table '{name}'; it reads {}",
+                    names(&(0..tables.len()).collect::<Vec<_>>())
+                )));
+            }
+        },
+        None => match reaching.as_slice() {
+            [t] => *t,
+            [] => return Err(refuse("no table's rows reach the transform's output")),
+            several => {
+                return Err(refuse(format!(
+                    "rows of several tables ({}) reach the output, so which one requests come \
+                     from is not known: add a WHERE that keeps one table's rows (e.g. the \
+                     labels of a point-in-time union: WHERE is_label)",
+                    names(several)
+                )));
+            }
+        },
+    };
+    let inputs = tables[request].1.clone();
+    compiler.enter(request, inputs.len());
+    let nodes = compiler
+        .plan(&plan)?
+        .expect("the request table reaches the output");
     let outputs = plan
         .schema()
         .fields()
@@ -166,19 +236,46 @@ pub(crate) fn compile(artifact: &Artifact) -> Result<Compiled> {
         inputs,
         outputs,
         windows: compiler.windows,
+        tables,
+        request,
     })
 }
 
 struct Compiler {
+    tables: Vec<(String, Vec<InputColumn>)>,
+    /// The table whose rows are being compiled, and its columns' slots.
+    table: usize,
     slots: HashMap<String, usize>,
+    /// The row slot of window 0.
+    window_base: usize,
     config: Arc<datafusion::common::config::ConfigOptions>,
     windows: Vec<CompiledWindow>,
+    /// Each window's step (its address in the plan) and index in the step.
+    window_keys: Vec<(usize, usize)>,
 }
 
 impl Compiler {
-    /// The output expressions of a plan node, one per field of its schema.
-    fn plan(&mut self, plan: &LogicalPlan) -> Result<Vec<Node>> {
+    /// Compiles rows of table `t` next.
+    fn enter(&mut self, t: usize, window_base: usize) {
+        self.table = t;
+        self.window_base = window_base;
+        self.slots = self.tables[t]
+            .1
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+    }
+
+    /// The output expressions of a plan node for a row of the current
+    /// table, one per field of its schema; None when no row of the table
+    /// comes out of the node (another table's scan, a UNION branch of
+    /// another table, a WHERE that is false for it).
+    fn plan(&mut self, plan: &LogicalPlan) -> Result<Option<Vec<Node>>> {
         match plan {
+            LogicalPlan::TableScan(scan) if scan.table_name.table() != self.tables[self.table].0 => {
+                Ok(None)
+            }
             LogicalPlan::TableScan(scan) => scan
                 .projected_schema
                 .fields()
@@ -200,21 +297,65 @@ impl Compiler {
                         f.name()
                     ))),
                 })
-                .collect(),
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
             LogicalPlan::Projection(p) => {
-                let env = self.plan(&p.input)?;
+                let Some(env) = self.plan(&p.input)? else {
+                    return Ok(None);
+                };
                 let schema = p.input.schema();
-                p.expr.iter().map(|e| self.expr(e, &env, schema)).collect()
+                p.expr
+                    .iter()
+                    .map(|e| self.expr(e, &env, schema))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
             }
             // Serving transforms every request: WHERE does not apply, and
-            // ORDER BY does not change a row.
-            LogicalPlan::Filter(f) => self.plan(&f.input),
+            // ORDER BY does not change a row. A WHERE that is false for
+            // every row of the table (`WHERE is_label` over a UNION branch
+            // with `false AS is_label`) says its rows never reach the output.
+            LogicalPlan::Filter(f) => {
+                let Some(env) = self.plan(&f.input)? else {
+                    return Ok(None);
+                };
+                let keeps = match self.expr(&f.predicate, &env, f.input.schema()) {
+                    Ok(p) if {
+                        let mut read = Vec::new();
+                        p.inputs(&mut read);
+                        read.is_empty()
+                    } =>
+                    {
+                        !matches!(p.eval(&[]), Ok(Value::Null | Value::Bool(false)))
+                    }
+                    _ => true,
+                };
+                Ok(keeps.then_some(env))
+            }
             LogicalPlan::Sort(s) if s.fetch.is_none() => self.plan(&s.input),
             LogicalPlan::SubqueryAlias(s) => self.plan(&s.input),
+            // A row of the table comes through the one branch that reads it.
+            LogicalPlan::Union(u) => {
+                let mut found = None;
+                for input in &u.inputs {
+                    if let Some(env) = self.plan(input)? {
+                        if found.is_some() {
+                            return Err(refuse(format!(
+                                "rows of table '{}' come out of two branches of a UNION, so a \
+                                 request or an event of it would be two rows",
+                                self.tables[self.table].0
+                            )));
+                        }
+                        found = Some(env);
+                    }
+                }
+                Ok(found)
+            }
             // Unnesting a training-only list (the copies of an oversample)
             // repeats training rows; a request stays one row.
             LogicalPlan::Unnest(u) => {
-                let env = self.plan(&u.input)?;
+                let Some(env) = self.plan(&u.input)? else {
+                    return Ok(None);
+                };
                 let unnested: Vec<usize> = u.list_type_columns.iter().map(|(i, _)| *i).collect();
                 for i in unnested.iter().chain(&u.struct_type_columns) {
                     if env[*i].training_only().is_none() {
@@ -226,27 +367,34 @@ impl Compiler {
                         )));
                     }
                 }
-                Ok(u.dependency_indices
-                    .iter()
-                    .map(|i| env[*i].clone())
-                    .collect())
+                Ok(Some(
+                    u.dependency_indices
+                        .iter()
+                        .map(|i| env[*i].clone())
+                        .collect(),
+                ))
             }
             // Each window function reads a slot after the inputs, which the
             // online state fills for a request (see `serving::online`).
             LogicalPlan::Window(w) => {
-                let mut env = self.plan(&w.input)?;
+                let Some(mut env) = self.plan(&w.input)? else {
+                    return Ok(None);
+                };
                 let schema = w.input.schema();
-                for (e, field) in w
+                let step = w as *const _ as usize;
+                for (i, (e, field)) in w
                     .window_expr
                     .iter()
                     .zip(w.schema.fields().iter().skip(schema.fields().len()))
+                    .enumerate()
                 {
-                    let window = self.window(e, &env, schema)?;
-                    let slot = self.slots.len() + self.windows.len();
-                    self.windows.push(window);
-                    env.push(Node::new(Kind::Input(slot), field.data_type().clone()));
+                    let k = self.window(e, &env, schema, (step, i))?;
+                    env.push(Node::new(
+                        Kind::Input(self.window_base + k),
+                        field.data_type().clone(),
+                    ));
                 }
-                Ok(env)
+                Ok(Some(env))
             }
             other => Err(refuse(format!(
                 "the transform's plan has a {} step ({}), which needs more than one row; \
@@ -260,7 +408,16 @@ impl Compiler {
 
     /// A `window_*` call of a window step; anything else is refused,
     /// naming the `window_*` function to use.
-    fn window(&mut self, e: &Expr, env: &[Node], schema: &DFSchema) -> Result<CompiledWindow> {
+    /// Returns the window's index (its row slot after the window base),
+    /// registering it on first sight and its expressions for the current
+    /// table.
+    fn window(
+        &mut self,
+        e: &Expr,
+        env: &[Node],
+        schema: &DFSchema,
+        key: (usize, usize),
+    ) -> Result<usize> {
         use datafusion::logical_expr::expr::WindowFunction;
         let call = match e.clone().unalias() {
             Expr::WindowFunction(w) => *w,
@@ -316,15 +473,54 @@ impl Compiler {
             .iter()
             .map(|p| node(self, p))
             .collect::<Result<Vec<_>>>()?;
-        Ok(CompiledWindow {
-            agg,
-            rule,
+        // An event's expressions read its own columns, not another
+        // window's result.
+        let columns = self.tables[self.table].1.len();
+        for n in entity.iter().chain([&value, &ts]).chain(known.iter()) {
+            let mut read = Vec::new();
+            n.inputs(&mut read);
+            if read.iter().any(|&i| i >= columns) {
+                return Err(refuse(format!(
+                    "{text}: a window function over another window function's result is not \
+                     served"
+                )));
+            }
+        }
+        let nodes = WindowNodes {
             value,
             ts,
             known,
             entity,
-            text,
-        })
+        };
+        let index = match self.window_keys.iter().position(|k| *k == key) {
+            Some(index) => index,
+            None => {
+                let exprs = |list: &[Expr]| {
+                    list.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                self.window_keys.push(key);
+                self.windows.push(CompiledWindow {
+                    agg,
+                    rule,
+                    stream_key: format!(
+                        "{} | {} | {}",
+                        key.0,
+                        exprs(&params.partition_by),
+                        args[1]
+                    ),
+                    value_key: args[0].to_string(),
+                    known_key: args.get(5).map(|k| k.to_string()),
+                    text,
+                    nodes: vec![None; self.tables.len()],
+                });
+                self.windows.len() - 1
+            }
+        };
+        self.windows[index].nodes[self.table] = Some(nodes);
+        Ok(index)
     }
 
     fn expr(&mut self, e: &Expr, env: &[Node], schema: &DFSchema) -> Result<Node> {

@@ -72,8 +72,21 @@ pub struct Evaluator {
     skipped: Vec<(String, String)>,
     /// The state of the window functions, if the transform has any.
     online: Option<online::Online>,
-    /// Whether an event must give the input of the same index.
+    /// Whether an event of the request table must give the input of the
+    /// same index.
     event_required: Vec<bool>,
+    /// Every table events may come from (the request table among them).
+    tables: Vec<EventTable>,
+    /// The index of the request table in `tables`.
+    request: usize,
+}
+
+/// A table whose rows are events: its columns and which an event must give.
+#[derive(Debug, Clone)]
+struct EventTable {
+    name: String,
+    inputs: Vec<InputColumn>,
+    required: Vec<bool>,
 }
 
 // One evaluator serves many threads.
@@ -115,7 +128,29 @@ impl Evaluator {
 
     /// Compiles an artifact whose SQL was checked.
     pub(crate) fn compile(artifact: &Artifact) -> Result<Self> {
-        let compiled = compile::compile(artifact)?;
+        Self::compile_for(artifact, None)
+    }
+
+    /// Loads an artifact whose requests are rows of table `requests` (a
+    /// transform over several tables; see [`Evaluator::new_for`]).
+    pub fn load_for(
+        path: &Path,
+        key: Option<&crate::artifact::SigningKey>,
+        requests: Option<&str>,
+    ) -> Result<Self> {
+        Self::compile_for(&Artifact::load(path, key)?, requests)
+    }
+
+    /// [`Evaluator::new`] for a transform over several tables (events of
+    /// some, labels of another, in a UNION): requests are rows of table
+    /// `requests`, or of the one table whose rows reach the output.
+    pub fn new_for(artifact: &Artifact, requests: Option<&str>) -> Result<Self> {
+        crate::artifact::check::check(artifact)?;
+        Self::compile_for(artifact, requests)
+    }
+
+    pub(crate) fn compile_for(artifact: &Artifact, requests: Option<&str>) -> Result<Self> {
+        let compiled = compile::compile(artifact, requests)?;
         let training_only: Vec<&str> = artifact
             .outputs
             .iter()
@@ -137,24 +172,33 @@ impl Evaluator {
         for o in &outputs {
             o.node.inputs(&mut read);
         }
+        let request = compiled.request;
         let online = match compiled.windows.is_empty() {
             true => None,
             false => Some(online::Online::new(
                 compiled.windows,
                 compiled.inputs.len(),
+                request,
                 OnlineLimits::default(),
             )?),
         };
-        let mut event_read = Vec::new();
-        if let Some(online) = &online {
-            online.inputs(&mut event_read, &mut read);
+        let mut tables = Vec::with_capacity(compiled.tables.len());
+        for (t, (name, inputs)) in compiled.tables.into_iter().enumerate() {
+            let mut event_read = Vec::new();
+            if let Some(online) = &online {
+                online.inputs(t, &mut event_read, &mut read);
+            }
+            let required = (0..inputs.len()).map(|i| event_read.contains(&i)).collect();
+            tables.push(EventTable {
+                name,
+                inputs,
+                required,
+            });
         }
         let required = (0..compiled.inputs.len())
             .map(|i| read.contains(&i))
             .collect();
-        let event_required = (0..compiled.inputs.len())
-            .map(|i| event_read.contains(&i))
-            .collect();
+        let event_required = tables[request].required.clone();
         let columns: Vec<OutputColumn> = outputs
             .iter()
             .map(|o| OutputColumn {
@@ -184,6 +228,8 @@ impl Evaluator {
             skipped,
             online,
             event_required,
+            tables,
+            request,
         })
     }
 
@@ -195,6 +241,7 @@ impl Evaluator {
             self.online = Some(online::Online::new(
                 online.windows().to_vec(),
                 first_slot,
+                self.request,
                 limits,
             )?);
         }
@@ -212,17 +259,41 @@ impl Evaluator {
         self.online.as_ref().map(online::Online::limits)
     }
 
-    /// The input columns to replay an event log in order of: the time
-    /// column of each window stream that reads one directly.
-    pub fn replay_order(&self) -> Vec<String> {
+    /// The tables events come from, the request table among them (the
+    /// only one unless the transform reads several).
+    pub fn event_tables(&self) -> Vec<&str> {
+        self.tables.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    /// The table requests are rows of.
+    pub fn request_table(&self) -> &str {
+        &self.tables[self.request].name
+    }
+
+    fn table_index(&self, table: &str) -> Result<usize> {
+        self.tables
+            .iter()
+            .position(|t| t.name == table)
+            .ok_or_else(|| {
+                Error::Data(format!(
+                    "the transform reads no table '{table}'; events come from: {}",
+                    self.event_tables().join(", ")
+                ))
+            })
+    }
+
+    /// The columns of table `table` to replay its event log in order of:
+    /// the time column of each window stream that reads one directly.
+    pub fn replay_order(&self, table: &str) -> Result<Vec<String>> {
+        let t = self.table_index(table)?;
         let mut names = Vec::new();
-        for slot in self.online.iter().flat_map(online::Online::time_slots) {
-            let name = self.inputs[slot].name.clone();
+        for slot in self.online.iter().flat_map(|o| o.time_slots(t)) {
+            let name = self.tables[t].inputs[slot].name.clone();
             if !names.contains(&name) {
                 names.push(name);
             }
         }
-        names
+        Ok(names)
     }
 
     /// Whether an event must give input `index` (it is read by a window
@@ -235,11 +306,27 @@ impl Evaluator {
     /// [`Evaluator::eval`]; only the inputs of [`Evaluator::is_event_input`]
     /// are read). A transform without window functions ignores it.
     pub fn push(&self, row: &[Value<'_>]) -> Result<()> {
+        self.push_row(self.request, row)
+    }
+
+    /// Pushes an event of table `table` (a typed row of its columns, in
+    /// the order of [`Evaluator::table_inputs`]).
+    pub fn push_to(&self, table: &str, row: &[Value<'_>]) -> Result<()> {
+        self.push_row(self.table_index(table)?, row)
+    }
+
+    /// The columns of table `table`, in the order of a typed event row.
+    pub fn table_inputs(&self, table: &str) -> Result<&[InputColumn]> {
+        Ok(&self.tables[self.table_index(table)?].inputs)
+    }
+
+    fn push_row(&self, t: usize, row: &[Value<'_>]) -> Result<()> {
         let Some(online) = &self.online else {
             return Ok(());
         };
-        self.check_row(row, &self.event_required)?;
-        online.push(row)
+        let table = &self.tables[t];
+        check_row_of(&table.inputs, row, &table.required)?;
+        online.push(t, row)
     }
 
     /// What the window state holds and has counted, one report per stream
@@ -251,26 +338,10 @@ impl Evaluator {
             .unwrap_or_default()
     }
 
-    /// Checks a typed row: its length, and each value that `mask` needs.
+    /// Checks a typed request row: its length, and each value that `mask`
+    /// needs.
     fn check_row(&self, row: &[Value<'_>], mask: &[bool]) -> Result<()> {
-        if row.len() != self.inputs.len() {
-            return Err(Error::Data(format!(
-                "a row has {} values, the transform takes {} inputs ({})",
-                row.len(),
-                self.inputs.len(),
-                self.inputs
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        for (i, v) in row.iter().enumerate() {
-            if mask[i] {
-                check_value(&self.inputs[i], v)?;
-            }
-        }
-        Ok(())
+        check_row_of(&self.inputs, row, mask)
     }
 
     /// The training-only outputs that serving skips, each with why: a
@@ -384,25 +455,7 @@ impl Evaluator {
         mask: &[bool],
         field: impl Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
-        let mut row = Vec::with_capacity(self.inputs.len());
-        for (i, c) in self.inputs.iter().enumerate() {
-            if !mask[i] {
-                row.push(Value::Null);
-                continue;
-            }
-            let v = match field(&c.name) {
-                None if c.nullable => Value::Null,
-                None => {
-                    return Err(Error::Data(format!(
-                        "column '{}' ({}, not nullable) is missing",
-                        c.name, c.data_type
-                    )));
-                }
-                Some(json) => json_value(c, json)?,
-            };
-            row.push(v);
-        }
-        Ok(row)
+        row_of(&self.inputs, mask, field)
     }
 
     /// Reads one JSON object of text into the values of the inputs a served
@@ -411,7 +464,8 @@ impl Evaluator {
     /// artifact reader), so is anything after the object.
     pub fn parse_request(&self, line: &str) -> Result<Vec<Option<serde_json::Value>>> {
         match self.parse_line(line, false)? {
-            request::Parsed::Request(fields) | request::Parsed::Event(fields) => Ok(fields),
+            request::Parsed::Request(fields) => Ok(fields),
+            request::Parsed::Event { .. } => unreachable!("events are not parsed here"),
         }
     }
 
@@ -485,14 +539,19 @@ impl Evaluator {
         }
         match self.parse_line(line, true)? {
             request::Parsed::Request(fields) => self.eval_fields(&fields).map(Some),
-            request::Parsed::Event(fields) => {
-                let event = |e: Error| Error::Data(format!("event: {e}"));
-                let row = self
-                    .row_masked(&self.event_required, |name| {
-                        self.input_index(name).and_then(|i| fields[i].as_ref())
-                    })
+            request::Parsed::Event { table, fields } => {
+                let event = |e: Error| match &table {
+                    Some(t) => Error::Data(format!("event of '{t}': {e}")),
+                    None => Error::Data(format!("event: {e}")),
+                };
+                let t = match &table {
+                    Some(name) => self.table_index(name).map_err(event)?,
+                    None => self.request,
+                };
+                let columns = &self.tables[t];
+                let row = row_of(&columns.inputs, &columns.required, |name| fields.get(name))
                     .map_err(event)?;
-                self.push(&row).map_err(event)?;
+                self.push_row(t, &row).map_err(event)?;
                 Ok(None)
             }
         }
@@ -501,20 +560,30 @@ impl Evaluator {
     /// Pushes every row of a record batch as an event (inputs found by
     /// name, as [`Evaluator::eval_batch`] finds them).
     pub fn push_batch(&self, batch: &RecordBatch) -> Result<()> {
+        self.push_batch_of(self.request, batch)
+    }
+
+    /// Pushes every row of a record batch as an event of table `table`.
+    pub fn push_batch_to(&self, table: &str, batch: &RecordBatch) -> Result<()> {
+        self.push_batch_of(self.table_index(table)?, batch)
+    }
+
+    fn push_batch_of(&self, t: usize, batch: &RecordBatch) -> Result<()> {
         if self.online.is_none() {
             return Ok(());
         }
-        let columns = self.batch_columns(batch, &self.event_required)?;
-        let mut typed = Vec::with_capacity(self.inputs.len());
+        let table = &self.tables[t];
+        let columns = batch_columns_of(&table.inputs, batch, &table.required)?;
+        let mut typed = Vec::with_capacity(table.inputs.len());
         for row in 0..batch.num_rows() {
             typed.clear();
-            for (c, array) in self.inputs.iter().zip(&columns) {
+            for (c, array) in table.inputs.iter().zip(&columns) {
                 typed.push(match array {
                     Some(a) => array_value(c, a, row)?,
                     None => Value::Null,
                 });
             }
-            self.push(&typed)
+            self.push_row(t, &typed)
                 .map_err(|e| Error::Data(format!("event row {row}: {e}")))?;
         }
         Ok(())
@@ -540,7 +609,7 @@ impl Evaluator {
     /// ([`crate::artifact::accepts`]): its values are taken as a cast to the
     /// fitted type gives them (an error names a value that does not fit).
     pub fn eval_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let columns = self.batch_columns(batch, &self.required)?;
+        let columns = batch_columns_of(&self.inputs, batch, &self.required)?;
         let mut outputs: Vec<Vec<ScalarValue>> =
             vec![Vec::with_capacity(batch.num_rows()); self.outputs.len()];
         for row in 0..batch.num_rows() {
@@ -572,37 +641,88 @@ impl Evaluator {
         RecordBatch::try_new(self.output_schema(), arrays)
             .map_err(|e| Error::Internal(format!("serving output batch: {e}")))
     }
+}
 
-    /// The columns of a batch for the inputs of `mask`, by input slot.
-    fn batch_columns<'b>(
-        &self,
-        batch: &'b RecordBatch,
-        mask: &[bool],
-    ) -> Result<Vec<Option<&'b ArrayRef>>> {
-        let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(self.inputs.len());
-        for (i, c) in self.inputs.iter().enumerate() {
-            let array = batch.column_by_name(&c.name);
-            match array {
-                None if mask[i] && !c.nullable => {
-                    return Err(Error::Data(format!(
-                        "column '{}' ({}, not nullable) is missing from the batch",
-                        c.name, c.data_type
-                    )));
-                }
-                Some(a) if mask[i] && !crate::artifact::accepts(&c.data_type, a.data_type()) => {
-                    return Err(Error::Data(format!(
-                        "column '{}': expected {}, got {}",
-                        c.name,
-                        c.data_type,
-                        a.data_type()
-                    )));
-                }
-                _ => {}
+/// The columns of a batch for the inputs of `mask` among `inputs`, by
+/// input slot.
+fn batch_columns_of<'b>(
+    inputs: &[InputColumn],
+    batch: &'b RecordBatch,
+    mask: &[bool],
+) -> Result<Vec<Option<&'b ArrayRef>>> {
+    let mut columns: Vec<Option<&ArrayRef>> = Vec::with_capacity(inputs.len());
+    for (i, c) in inputs.iter().enumerate() {
+        let array = batch.column_by_name(&c.name);
+        match array {
+            None if mask[i] && !c.nullable => {
+                return Err(Error::Data(format!(
+                    "column '{}' ({}, not nullable) is missing from the batch",
+                    c.name, c.data_type
+                )));
             }
-            columns.push(array.filter(|_| mask[i]));
+            Some(a) if mask[i] && !crate::artifact::accepts(&c.data_type, a.data_type()) => {
+                return Err(Error::Data(format!(
+                    "column '{}': expected {}, got {}",
+                    c.name,
+                    c.data_type,
+                    a.data_type()
+                )));
+            }
+            _ => {}
         }
-        Ok(columns)
+        columns.push(array.filter(|_| mask[i]));
     }
+    Ok(columns)
+}
+
+/// The typed row of the fields a request or an event carries over
+/// `columns`: the inputs of `mask`, NULL elsewhere.
+fn row_of<'a>(
+    columns: &[InputColumn],
+    mask: &[bool],
+    field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+) -> Result<Vec<Value<'a>>> {
+    let mut row = Vec::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        if !mask[i] {
+            row.push(Value::Null);
+            continue;
+        }
+        let v = match field(&c.name) {
+            None if c.nullable => Value::Null,
+            None => {
+                return Err(Error::Data(format!(
+                    "column '{}' ({}, not nullable) is missing",
+                    c.name, c.data_type
+                )));
+            }
+            Some(json) => json_value(c, json)?,
+        };
+        row.push(v);
+    }
+    Ok(row)
+}
+
+/// Checks a typed row of `columns`: its length, and each value `mask` needs.
+fn check_row_of(columns: &[InputColumn], row: &[Value<'_>], mask: &[bool]) -> Result<()> {
+    if row.len() != columns.len() {
+        return Err(Error::Data(format!(
+            "a row has {} values, the table has {} columns ({})",
+            row.len(),
+            columns.len(),
+            columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for (i, v) in row.iter().enumerate() {
+        if mask[i] {
+            check_value(&columns[i], v)?;
+        }
+    }
+    Ok(())
 }
 
 fn type_error(c: &InputColumn, got: impl std::fmt::Display) -> Error {

@@ -28,10 +28,20 @@ enum Keep {
     Time,
 }
 
-struct StreamPlan {
+/// One stream's expressions over the event rows of one table.
+struct TableNodes {
     entity: Vec<Node>,
     ts: Node,
-    values: Vec<(Node, Keep)>,
+    /// One per event value of the stream.
+    values: Vec<Node>,
+}
+
+struct StreamPlan {
+    /// By table index: how an event of the table gives the stream its
+    /// entity, time and values (None: the table's rows do not reach it).
+    tables: Vec<Option<TableNodes>>,
+    /// How each event value is kept, and its expression as text.
+    values: Vec<(String, Keep)>,
     /// The global index of each of the stream's windows.
     windows: Vec<usize>,
     stream: Stream,
@@ -43,6 +53,8 @@ pub(crate) struct Online {
     streams: Vec<StreamPlan>,
     /// The slot of window 0 in a request row.
     first_slot: usize,
+    /// The table requests come from.
+    request: usize,
     limits: OnlineLimits,
 }
 
@@ -109,27 +121,24 @@ fn key_part(key: &mut Vec<u8>, v: &Value<'_>) -> bool {
 
 impl Online {
     /// The streams of `windows`, whose results go to the row slots from
-    /// `first_slot` on.
+    /// `first_slot` on in a request (a row of table `request`).
     pub(crate) fn new(
         windows: Vec<CompiledWindow>,
         first_slot: usize,
+        request: usize,
         limits: OnlineLimits,
     ) -> Result<Self> {
+        let tables = windows.first().map_or(0, |w| w.nodes.len());
         let mut streams: Vec<StreamPlan> = Vec::new();
+        let mut keys: Vec<&str> = Vec::new();
         let mut specs: Vec<Vec<WindowSpec>> = Vec::new();
-        let same = |a: &[Node], b: &[Node]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_string() == y.to_string())
-        };
         for (index, w) in windows.iter().enumerate() {
-            let at = match streams.iter().position(|s| {
-                same(&s.entity, &w.entity)
-                    && same(std::slice::from_ref(&s.ts), std::slice::from_ref(&w.ts))
-            }) {
+            let at = match keys.iter().position(|k| *k == w.stream_key) {
                 Some(at) => at,
                 None => {
+                    keys.push(&w.stream_key);
                     streams.push(StreamPlan {
-                        entity: w.entity.clone(),
-                        ts: w.ts.clone(),
+                        tables: (0..tables).map(|_| None).collect(),
                         values: Vec::new(),
                         windows: Vec::new(),
                         // Replaced below, once the stream's windows are known.
@@ -137,7 +146,7 @@ impl Online {
                             Vec::new(),
                             Limits {
                                 lateness: 0,
-                                cap: 0,
+                                cap: 1,
                             },
                         ),
                     });
@@ -146,41 +155,63 @@ impl Online {
                 }
             };
             let plan = &mut streams[at];
-            let mut value_slot = |node: &Node, keep: Keep| {
-                let text = node.to_string();
-                match plan
-                    .values
-                    .iter()
-                    .position(|(n, k)| *k == keep && n.to_string() == text)
-                {
-                    Some(i) => i,
-                    None => {
-                        plan.values.push((node.clone(), keep));
-                        plan.values.len() - 1
-                    }
-                }
-            };
-            let keep = match &w.value.ty {
-                t if t.is_floating() => Keep::Number,
+            // The value's kind is the same in every table (a UNION's
+            // branches share their types).
+            let value_type = w.nodes.iter().flatten().map(|n| n.value.ty.clone()).next();
+            let keep = match value_type {
+                Some(t) if t.is_floating() || t.is_null() => Keep::Number,
                 _ => Keep::Key,
             };
-            let value = value_slot(&w.value, keep);
-            let known = w.known.as_ref().map(|k| value_slot(k, Keep::Time));
+            let mut slot_of = |text: &str, keep: Keep| match plan
+                .values
+                .iter()
+                .position(|(t, k)| *k == keep && t == text)
+            {
+                Some(i) => (i, false),
+                None => {
+                    plan.values.push((text.to_string(), keep));
+                    (plan.values.len() - 1, true)
+                }
+            };
+            let (value, new_value) = slot_of(&w.value_key, keep);
+            let known = w.known_key.as_deref().map(|k| slot_of(k, Keep::Time));
+            for (t, nodes) in w.nodes.iter().enumerate() {
+                let Some(nodes) = nodes else { continue };
+                let table = plan.tables[t].get_or_insert_with(|| TableNodes {
+                    entity: nodes.entity.clone(),
+                    ts: nodes.ts.clone(),
+                    values: Vec::new(),
+                });
+                if new_value {
+                    table.values.push(nodes.value.clone());
+                }
+                if let (Some((_, true)), Some(k)) = (known, &nodes.known) {
+                    table.values.push(k.clone());
+                }
+            }
             plan.windows.push(index);
             specs[at].push(WindowSpec {
                 agg: w.agg,
                 rule: w.rule,
                 value,
-                known,
+                known: known.map(|(i, _)| i),
             });
         }
         for (plan, specs) in streams.iter_mut().zip(specs) {
-            plan.stream = Stream::new(specs, stream_limits(&plan.ts, limits)?);
+            let ts = plan
+                .tables
+                .iter()
+                .flatten()
+                .map(|t| &t.ts)
+                .next()
+                .expect("a stream has a table");
+            plan.stream = Stream::new(specs, stream_limits(ts, limits)?);
         }
         Ok(Self {
             windows,
             streams,
             first_slot,
+            request,
             limits,
         })
     }
@@ -193,26 +224,31 @@ impl Online {
         self.limits
     }
 
-    /// The input slot of each stream's time, when it is an input column.
-    pub(crate) fn time_slots(&self) -> Vec<usize> {
+    /// The input slot of each stream's time in the rows of table `t`, when
+    /// it is an input column.
+    pub(crate) fn time_slots(&self, t: usize) -> Vec<usize> {
         self.streams
             .iter()
-            .filter_map(|s| match s.ts.kind {
+            .filter_map(|s| match s.tables[t].as_ref()?.ts.kind {
                 super::expr::Kind::Input(i) => Some(i),
                 _ => None,
             })
             .collect()
     }
 
-    /// The input slots an event must give (entity, time, values, arrival)
-    /// and those a request must give (entity and time).
-    pub(crate) fn inputs(&self, events: &mut Vec<usize>, requests: &mut Vec<usize>) {
+    /// The input slots of table `t` that an event must give (entity, time,
+    /// values, arrival), and, for the request table, those a request must
+    /// give (entity and time).
+    pub(crate) fn inputs(&self, t: usize, events: &mut Vec<usize>, requests: &mut Vec<usize>) {
         for s in &self.streams {
-            for n in s.entity.iter().chain(std::iter::once(&s.ts)) {
+            let Some(nodes) = &s.tables[t] else { continue };
+            for n in nodes.entity.iter().chain(std::iter::once(&nodes.ts)) {
                 n.inputs(events);
-                n.inputs(requests);
+                if t == self.request {
+                    n.inputs(requests);
+                }
             }
-            for (n, _) in &s.values {
+            for n in &nodes.values {
                 n.inputs(events);
             }
         }
@@ -226,30 +262,33 @@ impl Online {
     fn locate(
         &self,
         s: &StreamPlan,
+        nodes: &TableNodes,
         row: &[Value<'_>],
         key: &mut Vec<u8>,
     ) -> Result<(bool, Option<i64>)> {
         key.clear();
         let mut keyed = true;
-        for n in &s.entity {
+        for n in &nodes.entity {
             let v = n
                 .eval(row)
                 .map_err(|e| self.window_error(s.windows[0], e))?;
             keyed &= key_part(key, &v);
         }
-        let ts =
-            s.ts.eval(row)
-                .map_err(|e| self.window_error(s.windows[0], e))?;
+        let ts = nodes
+            .ts
+            .eval(row)
+            .map_err(|e| self.window_error(s.windows[0], e))?;
         Ok((keyed, time_of(&ts)))
     }
 
-    /// Pushes one event (a row of the transform's input) into every stream.
-    pub(crate) fn push(&self, row: &[Value<'_>]) -> Result<()> {
+    /// Pushes one event, a row of table `t`, into every stream it reaches.
+    pub(crate) fn push(&self, t: usize, row: &[Value<'_>]) -> Result<()> {
         let mut key = Vec::new();
         for s in &self.streams {
-            let (keyed, ts) = self.locate(s, row, &mut key)?;
+            let Some(nodes) = &s.tables[t] else { continue };
+            let (keyed, ts) = self.locate(s, nodes, row, &mut key)?;
             let mut values = Vec::with_capacity(s.values.len());
-            for (n, keep) in &s.values {
+            for (n, (_, keep)) in nodes.values.iter().zip(&s.values) {
                 let v = n
                     .eval(row)
                     .map_err(|e| self.window_error(s.windows[0], e))?;
@@ -278,13 +317,16 @@ impl Online {
         Ok(())
     }
 
-    /// Fills the window slots of a request row (`row` holds the inputs and
-    /// room for the windows).
+    /// Fills the window slots of a request row (`row` holds the inputs of
+    /// the request table and room for the windows).
     pub(crate) fn fill(&self, row: &mut [Value<'_>]) -> Result<()> {
         let mut key = Vec::new();
         let mut results = Vec::new();
         for s in &self.streams {
-            let (keyed, t) = self.locate(s, row, &mut key)?;
+            let Some(nodes) = &s.tables[self.request] else {
+                continue;
+            };
+            let (keyed, t) = self.locate(s, nodes, row, &mut key)?;
             s.stream
                 .evaluate(keyed.then_some(key.as_slice()), t, &mut results)
                 .map_err(|e: StateError| self.window_error(s.windows[0], e))?;
@@ -299,22 +341,23 @@ impl Online {
         Ok(())
     }
 
-    /// Each window in words, one per line (`eval --explain`).
+    /// Each window in words, one per line (`eval --explain`), its
+    /// expressions as the request table's rows give them.
     pub(crate) fn explain(&self) -> String {
         let mut text = String::new();
         for s in &self.streams {
+            let ts = s.tables.iter().flatten().map(|t| &t.ts).next();
+            let (unit, _) = ts.map_or((TimeUnit::Integer, None), unit_of);
             for &w in &s.windows {
                 let window = &self.windows[w];
-                let (unit, _) = unit_of(&window.ts);
                 text.push_str(&format!(
-                    "${} = {}\n    {} of {} over {}\n",
+                    "${} = {}\n    {} over {}\n",
                     self.first_slot + w,
                     window.text,
                     window.agg.name().trim_start_matches("window_"),
-                    window.value,
                     window.rule.describe(unit)
                 ));
-                if let Some(k) = &window.known {
+                if let Some(k) = &window.known_key {
                     text.push_str(&format!("    counting only events with {k} <= t\n"));
                 }
             }
@@ -340,7 +383,8 @@ impl Online {
                     peak_events_per_entity: s.stream.peak_events_per_entity(),
                     bytes_per_event: s.stream.bytes_per_event(),
                     reach: {
-                        let (unit, _) = unit_of(&s.ts);
+                        let ts = s.tables.iter().flatten().map(|t| &t.ts).next();
+                        let (unit, _) = ts.map_or((TimeUnit::Integer, None), unit_of);
                         let reach = s.stream.windows().iter().map(|w| w.rule.reach()).max();
                         unit.words(reach.unwrap_or(0))
                     },

@@ -16,7 +16,12 @@ use super::Evaluator;
 /// What a line holds: a request, or (`{"event": {…}}`) an event to push.
 pub(super) enum Parsed {
     Request(Vec<Option<serde_json::Value>>),
-    Event(Vec<Option<serde_json::Value>>),
+    /// `{"event": {…}[, "table": "…"]}`: the event's fields, and its table
+    /// when given (the request table when not).
+    Event {
+        table: Option<String>,
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
 }
 
 /// The fields of a line by input slot (`None`: absent), keeping the inputs
@@ -49,19 +54,12 @@ impl<'de> Visitor<'de> for Fields<'_> {
         let mut others: HashSet<Cow<'de, str>> = HashSet::new();
         let mut first = true;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if first && self.events && key == "event" && e.input_index("event").is_none() {
-                let event = map.next_value_seed(Fields {
-                    evaluator: e,
-                    mask: &e.event_required,
-                    events: false,
-                })?;
-                if map.next_key::<Key<'de>>()?.is_some() {
-                    return Err(A::Error::custom(
-                        "an event line is {\"event\": {…}} and nothing else",
-                    ));
-                }
-                let (Parsed::Request(fields) | Parsed::Event(fields)) = event;
-                return Ok(Parsed::Event(fields));
+            if first
+                && self.events
+                && (key == "event" || key == "table")
+                && e.input_index(&key).is_none()
+            {
+                return event(key, &mut map);
             }
             first = false;
             match e.input_index(&key).filter(|&i| self.mask[i]) {
@@ -81,6 +79,31 @@ impl<'de> Visitor<'de> for Fields<'_> {
             }
         }
         Ok(Parsed::Request(fields))
+    }
+}
+
+/// The rest of an event line, whose first key was `first`: `event` (the
+/// event's columns) and, optionally, `table`, in either order.
+fn event<'de, A: MapAccess<'de>>(first: Cow<'de, str>, map: &mut A) -> Result<Parsed, A::Error> {
+    let mut table: Option<String> = None;
+    let mut fields: Option<serde_json::Map<String, serde_json::Value>> = None;
+    let mut key = Some(first);
+    while let Some(k) = key {
+        match k.as_ref() {
+            "event" if fields.is_none() => fields = Some(map.next_value()?),
+            "table" if table.is_none() => table = Some(map.next_value()?),
+            other => {
+                return Err(A::Error::custom(format!(
+                    "an event line is {{\"event\": {{…}}}}, with \"table\": \"…\" for an event \
+                     of another table than the requests', and nothing else (got '{other}')"
+                )));
+            }
+        }
+        key = map.next_key::<Key<'de>>()?.map(|Key(k)| k);
+    }
+    match fields {
+        Some(fields) => Ok(Parsed::Event { table, fields }),
+        None => Err(A::Error::custom("an event line needs \"event\": {…}")),
     }
 }
 

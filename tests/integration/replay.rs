@@ -157,6 +157,11 @@ fn row_json(r: &Row) -> String {
 /// Writes the rows as a Parquet event log (through NDJSON of strings and a
 /// COPY with explicit types, so that every type is as written).
 fn write_log(dir: &Path, rows: &[Row]) -> std::path::PathBuf {
+    write_table(dir, &rows.iter().collect::<Vec<_>>(), "events")
+}
+
+/// Writes `rows` as Parquet `dir/NAME.parquet`, columns typed as written.
+fn write_table(dir: &Path, rows: &[&Row], name: &str) -> std::path::PathBuf {
     let mut text = String::new();
     for r in rows {
         let s = |v: Option<String>| v.map_or("null".into(), |x| serde_json::to_string(&x).unwrap());
@@ -172,8 +177,9 @@ fn write_log(dir: &Path, rows: &[Row]) -> std::path::PathBuf {
             r.kind
         ));
     }
-    std::fs::write(dir.join("raw.ndjson"), text).unwrap();
-    let log = dir.join("events.parquet");
+    let raw = dir.join(format!("{name}_raw.ndjson"));
+    std::fs::write(&raw, text).unwrap();
+    let log = dir.join(format!("{name}.parquet"));
     ok(&run_sql(
         dir,
         &format!(
@@ -183,10 +189,7 @@ fn write_log(dir: &Path, rows: &[Row]) -> std::path::PathBuf {
              CAST(v AS DOUBLE) AS v, s, kind FROM raw ORDER BY id) TO '{}';",
             log.display()
         ),
-        &[
-            "--table",
-            &format!("raw={}", dir.join("raw.ndjson").display()),
-        ],
+        &["--table", &format!("raw={}", raw.display())],
     ));
     log
 }
@@ -258,19 +261,36 @@ fn eval(artifact: &Path, lines: &str, lateness: &str) -> (String, String) {
 /// time and requested at its ts; at one instant, pushes first. Rows
 /// without a time go first.
 fn protocol(rows: &[Row], push: impl Fn(&Row) -> Option<i64>) -> String {
+    protocol_of(rows, push, |_| true, |r| Some(row_json(r)), "")
+}
+
+/// [`protocol`] over chosen rows: `event` gives a row's event object
+/// (None: not an event), `table` is appended to event lines
+/// (`,"table":"…"`), `request` says which rows are requests.
+fn protocol_of(
+    rows: &[Row],
+    push: impl Fn(&Row) -> Option<i64>,
+    request: impl Fn(&Row) -> bool,
+    event: impl Fn(&Row) -> Option<String>,
+    table: &str,
+) -> String {
     let mut actions: Vec<(i64, u8, usize)> = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        actions.push((push(r).unwrap_or(i64::MIN), 0, i));
-        actions.push((r.ts.unwrap_or(i64::MIN), 1, i));
+        if event(r).is_some() {
+            actions.push((push(r).unwrap_or(i64::MIN), 0, i));
+        }
+        if request(r) {
+            actions.push((r.ts.unwrap_or(i64::MIN), 1, i));
+        }
     }
     actions.sort();
     let mut text = String::new();
     for (_, what, i) in actions {
-        let row = row_json(&rows[i]);
         if what == 0 {
-            text.push_str(&format!("{{\"event\":{row}}}\n"));
+            let row = event(&rows[i]).expect("an event");
+            text.push_str(&format!("{{\"event\":{row}{table}}}\n"));
         } else {
-            text.push_str(&row);
+            text.push_str(&row_json(&rows[i]));
             text.push('\n');
         }
     }
@@ -341,4 +361,89 @@ fn replayed_events_serve_the_batch_features_bit_for_bit() {
     assert!(late_events > 500, "{late_events}");
     assert!(!report.contains(" 0 late"), "{report}");
     assert!(!report.contains(" 0 dropped"), "{report}");
+}
+
+/// The point-in-time pattern: events in one table, labels in another, one
+/// relation by UNION ALL; each label row gets the window features of the
+/// events strictly before its time. Served, the labels are the requests
+/// (the WHERE that keeps them says so) and the events are pushed with
+/// their table's name.
+const PIT: &str = "
+SELECT id, y, sum_10s, mean_30s, last_15s, strings_25s, known_10s FROM (
+  SELECT id, y, is_label,
+    window_sum(v, ts, INTERVAL '10 seconds') OVER k AS sum_10s,
+    window_mean(v, ts, INTERVAL '30 seconds', INTERVAL '5 seconds') OVER k AS mean_30s,
+    window_last(v, ts, INTERVAL '15 seconds') OVER k AS last_15s,
+    window_distinct_count(s, ts, INTERVAL '25 seconds') OVER k AS strings_25s,
+    window_count(v, ts, INTERVAL '10 seconds', NULL, 'sliding', arrived) OVER k AS known_10s
+  FROM (SELECT id, a, b, ts, arrived, v, s, CAST(NULL AS VARCHAR) AS y, false AS is_label
+        FROM events
+        UNION ALL
+        SELECT id, a, b, ts, ts AS known, CAST(NULL AS DOUBLE), CAST(NULL AS VARCHAR), kind, true
+        FROM labels)
+  WINDOW k AS (PARTITION BY a, b))
+WHERE is_label
+";
+
+#[test]
+fn labels_in_their_own_table_are_served_their_point_in_time_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = generate();
+    let events: Vec<&Row> = rows.iter().filter(|r| r.kind == "event").collect();
+    let labels: Vec<&Row> = rows.iter().filter(|r| r.kind == "label").collect();
+    let events_log = write_table(dir.path(), &events, "events");
+    let labels_log = write_table(dir.path(), &labels, "labels");
+    let tables = [
+        format!("events={}", events_log.display()),
+        format!("labels={}", labels_log.display()),
+    ];
+    let artifact = crate::common::fit(
+        dir.path(),
+        PIT,
+        &tables[0],
+        &["--table", &tables[1], "--label", "y"],
+    );
+    let out = dir.path().join("batch.ndjson");
+    ok(&skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &tables[0], "--table", &tables[1], "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    let batch = by_id(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(batch.len(), labels.len());
+    // The label column is training only: served rows do not have it.
+    let batch: HashMap<i64, Vec<(String, String)>> = batch
+        .into_iter()
+        .map(|(id, f)| (id, f.into_iter().filter(|(k, _)| k != "y").collect()))
+        .collect();
+    let event_object = |r: &Row| (r.kind == "event").then(|| row_json(r));
+    let in_time = |r: &Row| r.ts;
+    let on_arrival = |r: &Row| r.arrived;
+    for (arrival_order, lateness) in [(false, "0"), (true, "40s")] {
+        let is_label = |r: &Row| r.kind == "label";
+        let table = ",\"table\":\"events\"";
+        let lines = if arrival_order {
+            protocol_of(&rows, on_arrival, is_label, event_object, table)
+        } else {
+            protocol_of(&rows, in_time, is_label, event_object, table)
+        };
+        let (served, report) = eval(&artifact, &lines, lateness);
+        let served = by_id(&served);
+        assert_eq!(served.len(), labels.len(), "{report}");
+        let mut differ = 0;
+        for (id, fields) in &batch {
+            for ((name, expected), (_, got)) in fields.iter().zip(&served[id]) {
+                if !arrival_order || name == "known_10s" || name == "id" {
+                    assert_eq!(got, expected, "label {id} {name}: {:?}", rows[*id as usize]);
+                } else if got != expected {
+                    differ += 1;
+                }
+            }
+        }
+        if arrival_order {
+            assert!(differ > 20, "{differ}");
+        }
+    }
 }
