@@ -108,6 +108,13 @@ fn lines_by_flight(text: &str) -> std::collections::HashMap<String, Vec<(String,
         .collect()
 }
 
+fn weather() -> String {
+    root()
+        .join("examples/data/nycflights13/weather.parquet")
+        .display()
+        .to_string()
+}
+
 #[test]
 fn the_flights_features_served_by_replay_equal_batch_apply() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,63 +122,79 @@ fn the_flights_features_served_by_replay_equal_batch_apply() {
     ok(&run_sql(
         d,
         &format!(
-            "COPY (SELECT * FROM flights WHERE sched_dep < TIMESTAMP '2013-12-31T00:00:00Z') \
+            "COPY (SELECT * FROM flights WHERE sched_dep < TIMESTAMP '2013-12-30T00:00:00Z') \
                TO '{0}/history.parquet'; \
-             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-31T00:00:00Z' \
-                   ORDER BY sched_dep, carrier, flight) TO '{0}/last_day.ndjson';",
+             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-30T00:00:00Z' \
+                   AND sched_dep < TIMESTAMP '2013-12-31T00:00:00Z' \
+                   ORDER BY sched_dep, carrier, flight) TO '{0}/day.ndjson';",
             d.display()
         ),
         &["--table", &format!("flights={}", flights())],
     ));
-    let table = format!("flights={}", flights());
+    let flights_table = format!("flights={}", flights());
+    let weather_table = format!("weather={}", weather());
     let transform = std::fs::read_to_string(root().join("sql/flights_features.sql")).unwrap();
-    let artifact = crate::common::fit(d, &transform, &table, &["--label", "late_arrival"]);
+    let artifact = crate::common::fit(
+        d,
+        &transform,
+        &flights_table,
+        &["--table", &weather_table, "--label", "late_arrival"],
+    );
     ok(&skewless()
         .arg("apply")
         .arg(&artifact)
-        .args(["--table", &table, "--out", "batch.ndjson"])
+        .args(["--table", &flights_table, "--table", &weather_table])
+        .args(["--out", "batch.ndjson"])
         .current_dir(d)
         .output()
         .unwrap());
     let out = skewless()
         .arg("eval")
         .arg(&artifact)
-        .args(["--events", "history.parquet", "--push-requests"])
-        .args(["--input", "last_day.ndjson"])
+        .args(["--events", "flights=history.parquet"])
+        .args(["--events", &weather_table])
+        .args(["--lateness", "1d", "--push-requests"])
+        .args(["--input", "day.ndjson"])
         .current_dir(d)
         .output()
         .unwrap();
     let served = ok(&out);
     let report = crate::common::stderr(&out);
-    assert!(report.contains("replayed 335844 events"), "{report}");
+    // 334,880 flights before 30 December and 26,115 weather readings.
+    assert!(report.contains("replayed 360995 events"), "{report}");
+    // The day's flights came after the day's weather readings: the 902
+    // scheduled before their airport's last reading (23:00 UTC) are late
+    // for the airport stream, but within the lateness, so counted.
+    assert!(report.contains(" 902 late but counted"), "{report}");
     let batch = lines_by_flight(&std::fs::read_to_string(d.join("batch.ndjson")).unwrap());
     let served = lines_by_flight(&served);
-    // The 932 flights of 31 December, every feature as batch computed it.
-    assert_eq!(served.len(), 932);
+    // The 964 flights of 30 December, every feature as batch computed it.
+    assert_eq!(served.len(), 964);
     for (key, fields) in &served {
         assert_eq!(fields, &batch[key], "{key}");
     }
-    // DuckDB 2.0.1, by correlated subqueries over the same file: 15,012
-    // departures in the hour before each, at its airport; 604 flights whose
-    // aircraft flew in the 2 days before.
-    let total: i64 = served
+    // DuckDB 2.0.1, by correlated subqueries over the same files: 18,397
+    // departures in the hour before each, at its airport; 609 flights whose
+    // aircraft flew in the 2 days before; all 964 with a temperature read
+    // in the 3 hours before, 37,730.84 °F in all.
+    let field = |f: &Vec<(String, String)>, name: &str| {
+        f.iter().find(|(k, _)| k == name).unwrap().1.clone()
+    };
+    let departures: i64 = served
         .values()
-        .map(|f| {
-            f.iter()
-                .find(|(k, _)| k == "airport_departures_1h")
-                .unwrap()
-                .1
-                .parse::<i64>()
-                .unwrap()
-        })
+        .map(|f| field(f, "airport_departures_1h").parse::<i64>().unwrap())
         .sum();
-    assert_eq!(total, 15_012);
+    assert_eq!(departures, 18_397);
     let with_previous = served
         .values()
-        .filter(|f| {
-            f.iter()
-                .any(|(k, v)| k == "aircraft_previous_delay" && v != "null")
-        })
+        .filter(|f| field(f, "aircraft_previous_delay") != "null")
         .count();
-    assert_eq!(with_previous, 604);
+    assert_eq!(with_previous, 609);
+    let temps: Vec<f64> = served
+        .values()
+        .map(|f| field(f, "temp_f").parse::<f64>().unwrap())
+        .collect();
+    assert_eq!(temps.len(), 964);
+    let total: f64 = temps.iter().sum();
+    assert!((total - 37_730.84).abs() < 1e-6, "{total}");
 }
