@@ -197,5 +197,203 @@ fn serving(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, serving);
+/// The census transform plus four window features over a synthetic event
+/// stream: each census row an event of one of 200 users, 30 s apart (so a
+/// user has an event every 100 minutes, some 14 in a day).
+const WINDOWS: &str = "
+  window_mean(CAST(capital_gain AS DOUBLE), ts, INTERVAL '1 day') OVER u AS gain_mean_1d,
+  window_count(age, ts, INTERVAL '6 hours') OVER u AS events_6h,
+  window_max(hours_per_week, ts, INTERVAL '1 day', INTERVAL '1 hour') OVER u AS hours_max_1d,
+  window_distinct_count(occupation, ts, INTERVAL '1 day') OVER u AS occupations_1d,
+";
+
+fn fit_windows(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let events = dir.join("census_events.parquet");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skewless"))
+            .current_dir(root())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("skewless runs");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    run(
+        &[
+            "run",
+            "-",
+            "--table",
+            "census=examples/data/adult/adult.parquet",
+        ],
+        &format!(
+            "COPY (SELECT *, CAST(n % 200 AS BIGINT) AS user, \
+             to_timestamp_seconds(CAST(n AS BIGINT) * 30) AS ts \
+             FROM (SELECT *, row_number() OVER () AS n FROM census) ORDER BY n) TO '{}';",
+            events.display()
+        ),
+    );
+    let census = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    let select: String = census
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let transform = select.replacen("SELECT", &format!("SELECT {WINDOWS}"), 1)
+        + "\nWINDOW u AS (PARTITION BY user)";
+    let sql = dir.join("census_windows.sql");
+    std::fs::write(&sql, transform).unwrap();
+    let out = dir.join("census_windows.json");
+    let table = format!("census={}", events.display());
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .current_dir(root())
+        .arg("fit")
+        .arg(&sql)
+        .args([
+            "--table",
+            &table,
+            "--label",
+            "label",
+            "--progress",
+            "never",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("skewless runs");
+    assert!(status.success());
+    (out, events)
+}
+
+fn windows(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (artifact_path, events_path) = fit_windows(dir.path());
+    let evaluator = Evaluator::load(&artifact_path).unwrap();
+    let file = File::open(&events_path).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = Arc::clone(builder.schema());
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let events = concat_batches(&schema, &batches).unwrap();
+    // The state: every event, in time order (the file is).
+    evaluator.push_batch(&events).unwrap();
+    let rows = events.num_rows();
+    // Typed rows of every event, through JSON as a server decodes them.
+    let typed: Vec<Vec<Value<'static>>> = {
+        let mut buf = Vec::new();
+        let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(&events).unwrap();
+        w.finish().unwrap();
+        String::from_utf8(buf)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let o: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(l).unwrap();
+                evaluator
+                    .row_from_json(&o)
+                    .unwrap()
+                    .into_iter()
+                    .map(Value::into_owned)
+                    .collect()
+            })
+            .collect()
+    };
+    let ts = evaluator.input_index("ts").unwrap();
+    let mut group = c.benchmark_group("serving_windows");
+    // A request of each of the last 1,000 events' users, just after the
+    // stream's end: four windows over their last day plus the census
+    // features.
+    let n = 1000;
+    let mut requests: Vec<Vec<Value<'static>>> = typed[rows - n..].to_vec();
+    let end = time_of(&typed[rows - 1][ts]) + 1;
+    for r in &mut requests {
+        r[ts] = Value::Int(end);
+    }
+    let mut out = Vec::with_capacity(evaluator.outputs().len());
+    let mut i = 0;
+    group.bench_function("request_4_windows_and_census", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            evaluator.eval(&requests[i], &mut out).unwrap();
+            std::hint::black_box(out.len())
+        })
+    });
+    // Pushes: the events again, a stream later, in time order.
+    let span = end - time_of(&typed[0][ts]) + 1;
+    let mut i = 0;
+    let mut lap = 1;
+    let times: Vec<i64> = typed.iter().map(|r| time_of(&r[ts])).collect();
+    let mut rows_now = typed.clone();
+    group.bench_function("push", |b| {
+        b.iter(|| {
+            rows_now[i][ts] = Value::Int(times[i] + lap * span);
+            evaluator.push(&rows_now[i]).unwrap();
+            i += 1;
+            if i == rows {
+                i = 0;
+                lap += 1;
+            }
+        })
+    });
+    // Two threads at once, each pushing an event and answering a request
+    // in turn (its own half of the users): time per push + request pair,
+    // both threads together.
+    // Users are n % 200: thread 0 takes the events of even users, thread 1
+    // of odd ones (each in time order), so they share no entity.
+    let mut halves: [Vec<(i64, Vec<Value<'static>>)>; 2] = [Vec::new(), Vec::new()];
+    for (i, row) in typed.iter().enumerate() {
+        halves[i % 2].push((times[i], row.clone()));
+    }
+    let mut lap = 1_000;
+    group.bench_function("two_threads_push_and_request_pair", |b| {
+        b.iter_custom(|iters| {
+            lap += 1;
+            let start = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for half in halves.iter_mut() {
+                    let evaluator = &evaluator;
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(evaluator.outputs().len());
+                        let n = half.len();
+                        for k in 0..iters.div_ceil(2) as usize {
+                            let (time, row) = &mut half[k % n];
+                            let lapped = *time + (lap + (k / n) as i64) * span;
+                            row[ts] = Value::Int(lapped);
+                            evaluator.push(row).unwrap();
+                            row[ts] = Value::Int(lapped + 1);
+                            evaluator.eval(row, &mut out).unwrap();
+                        }
+                    });
+                }
+            });
+            lap += (iters / rows as u64) as i64 + 1;
+            start.elapsed()
+        })
+    });
+    group.finish();
+    // State size: entities and events held after the stream, per stream.
+    for r in evaluator.state_report() {
+        eprintln!(
+            "state: {} entities, {} events held, {} bytes per event, at most {} events per entity",
+            r.entities, r.events_held, r.bytes_per_event, r.peak_events_per_entity
+        );
+    }
+}
+
+fn time_of(v: &Value<'_>) -> i64 {
+    match v {
+        Value::Int(t) => *t,
+        other => panic!("not a time: {other}"),
+    }
+}
+
+criterion_group!(benches, serving, windows);
 criterion_main!(benches);

@@ -408,11 +408,21 @@ impl Evaluator {
         self.check_row(row, &self.required)?;
         out.clear();
         if let Some(online) = &self.online {
-            // The inputs, then one slot per window function.
-            let mut extended: Vec<Value<'_>> =
-                Vec::with_capacity(row.len() + online.windows().len());
+            // The inputs, then one slot per window function: on the stack
+            // when they fit.
+            let slots = row.len() + online.windows().len();
+            if slots <= 64 {
+                let mut extended: arrayvec::ArrayVec<Value<'_>, 64> = arrayvec::ArrayVec::new();
+                extended.extend(row.iter().map(expr::borrow));
+                while extended.len() < slots {
+                    extended.push(Value::Null);
+                }
+                online.fill(&mut extended)?;
+                return self.eval_outputs(&extended, out);
+            }
+            let mut extended: Vec<Value<'_>> = Vec::with_capacity(slots);
             extended.extend(row.iter().map(expr::borrow));
-            extended.resize(row.len() + online.windows().len(), Value::Null);
+            extended.resize(slots, Value::Null);
             online.fill(&mut extended)?;
             return self.eval_outputs(&extended, out);
         }

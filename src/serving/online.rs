@@ -17,6 +17,14 @@ use super::state::{EventValue, Limits, StateError, Stream, WindowSpec};
 use super::value::Value;
 use crate::error::{Error, Result};
 
+thread_local! {
+    /// Per thread, reused: an entity key being built, and a stream's results.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<Option<WindowValue>>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Per thread, reused: the values of an event being pushed.
+    static VALUES: std::cell::RefCell<Vec<EventValue>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// How a stream keeps one value of an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Keep {
@@ -283,11 +291,22 @@ impl Online {
 
     /// Pushes one event, a row of table `t`, into every stream it reaches.
     pub(crate) fn push(&self, t: usize, row: &[Value<'_>]) -> Result<()> {
-        let mut key = Vec::new();
+        SCRATCH.with_borrow_mut(|(key, _)| {
+            VALUES.with_borrow_mut(|values| self.push_with(t, row, key, values))
+        })
+    }
+
+    fn push_with(
+        &self,
+        t: usize,
+        row: &[Value<'_>],
+        key: &mut Vec<u8>,
+        values: &mut Vec<EventValue>,
+    ) -> Result<()> {
         for s in &self.streams {
             let Some(nodes) = &s.tables[t] else { continue };
-            let (keyed, ts) = self.locate(s, nodes, row, &mut key)?;
-            let mut values = Vec::with_capacity(s.values.len());
+            let (keyed, ts) = self.locate(s, nodes, row, key)?;
+            values.clear();
             for (n, (_, keep)) in nodes.values.iter().zip(&s.values) {
                 let v = n
                     .eval(row)
@@ -308,11 +327,8 @@ impl Online {
                     }
                 });
             }
-            s.stream.push(
-                keyed.then_some(key.as_slice()),
-                ts,
-                values.into_boxed_slice(),
-            );
+            s.stream
+                .push(keyed.then_some(key.as_slice()), ts, values.drain(..));
         }
         Ok(())
     }
@@ -320,17 +336,24 @@ impl Online {
     /// Fills the window slots of a request row (`row` holds the inputs of
     /// the request table and room for the windows).
     pub(crate) fn fill(&self, row: &mut [Value<'_>]) -> Result<()> {
-        let mut key = Vec::new();
-        let mut results = Vec::new();
+        SCRATCH.with_borrow_mut(|(key, results)| self.fill_with(row, key, results))
+    }
+
+    fn fill_with(
+        &self,
+        row: &mut [Value<'_>],
+        key: &mut Vec<u8>,
+        results: &mut Vec<Option<WindowValue>>,
+    ) -> Result<()> {
         for s in &self.streams {
             let Some(nodes) = &s.tables[self.request] else {
                 continue;
             };
-            let (keyed, t) = self.locate(s, nodes, row, &mut key)?;
+            let (keyed, t) = self.locate(s, nodes, row, key)?;
             s.stream
-                .evaluate(keyed.then_some(key.as_slice()), t, &mut results)
+                .evaluate(keyed.then_some(key.as_slice()), t, results)
                 .map_err(|e: StateError| self.window_error(s.windows[0], e))?;
-            for (w, r) in s.windows.iter().zip(&results) {
+            for (w, r) in s.windows.iter().zip(results.iter()) {
                 row[self.first_slot + w] = match r {
                     Some(WindowValue::Count(n)) => Value::Int(*n),
                     Some(WindowValue::Value(Some(f))) => Value::Float(*f),
@@ -367,11 +390,10 @@ impl Online {
 
     /// What the streams hold and have counted, for a report.
     pub(crate) fn report(&self) -> Vec<StreamReport> {
-        use std::sync::atomic::Ordering::Relaxed;
         self.streams
             .iter()
             .map(|s| {
-                let c = &s.stream.counters;
+                let c = s.stream.counts();
                 StreamReport {
                     windows: s
                         .windows
@@ -388,12 +410,12 @@ impl Online {
                         let reach = s.stream.windows().iter().map(|w| w.rule.reach()).max();
                         unit.words(reach.unwrap_or(0))
                     },
-                    pushed: c.pushed.load(Relaxed),
-                    late: c.late.load(Relaxed),
-                    dropped: c.dropped.load(Relaxed),
-                    unkeyed: c.unkeyed.load(Relaxed),
-                    stale_requests: c.stale_requests.load(Relaxed),
-                    evicted: c.evicted.load(Relaxed),
+                    pushed: c.pushed,
+                    late: c.late,
+                    dropped: c.dropped,
+                    unkeyed: c.unkeyed,
+                    stale_requests: c.stale_requests,
+                    evicted: c.evicted,
                 }
             })
             .collect()

@@ -27,6 +27,12 @@ pub struct ExactSum {
 }
 
 impl ExactSum {
+    /// Back to zero, keeping the memory (for a reused accumulator).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.partials.clear();
+    }
+
     /// Adds a finite value. (A non-finite value poisons the sum; callers
     /// skip them and count what they skipped.)
     #[inline]

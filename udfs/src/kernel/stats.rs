@@ -98,6 +98,14 @@ pub struct Moments {
 }
 
 impl Moments {
+    /// Back to no values, keeping the memory (for a reused accumulator).
+    pub fn clear(&mut self) {
+        self.count = 0;
+        self.sum.clear();
+        self.sum_squares.clear();
+        self.skipped = Skipped::default();
+    }
+
     #[inline]
     pub fn update(&mut self, x: Option<f64>) {
         match x {
