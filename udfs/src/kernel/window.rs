@@ -431,11 +431,11 @@ thread_local! {
 /// [`aggregate`] for `window_distinct_count`: the number of distinct values
 /// (numbers by their normalised bits, as [`number_key`], keys by bytes).
 /// Values go into a small open-addressing table by a hash of their bytes
-/// (on the stack up to 32 of them), equal hashes compared by bytes, so a
+/// (on the stack up to 16 of them), equal hashes compared by bytes, so a
 /// collision never merges two values.
 pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowValue {
     use std::hash::BuildHasher;
-    const INLINE: usize = 64;
+    const INLINE: usize = 32;
     let hasher = foldhash::fast::FixedState::with_seed(0x0D15_71C7);
     let same = |a: Item<'_>, b: Item<'_>| match (a, b) {
         (Item::Number(x), Item::Number(y)) => x == y,
@@ -443,6 +443,11 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
         _ => false,
     };
     let mut inline: [Option<(u64, Item<'a>)>; INLINE] = [None; INLINE];
+    // Only as much of the stack table as the events can fill half of.
+    let small = events
+        .size_hint()
+        .1
+        .map_or(INLINE, |n| (2 * n).next_power_of_two().clamp(8, INLINE));
     let mut heap: Vec<Option<(u64, Item<'a>)>> = Vec::new();
     let mut distinct = 0usize;
     for item in events {
@@ -451,10 +456,14 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
             Item::Key(k) => hasher.hash_one(k),
         };
         // At most half full: grow into a table of twice the size.
-        let capacity = if heap.is_empty() { INLINE } else { heap.len() };
+        let capacity = if heap.is_empty() { small } else { heap.len() };
         if 2 * (distinct + 1) > capacity {
             let mut bigger = vec![None; capacity * 2];
-            let old: &[Option<(u64, Item<'a>)>] = if heap.is_empty() { &inline } else { &heap };
+            let old: &[Option<(u64, Item<'a>)>] = if heap.is_empty() {
+                &inline[..small]
+            } else {
+                &heap
+            };
             for (g, it) in old.iter().flatten() {
                 let mut at = (*g as usize) & (bigger.len() - 1);
                 while bigger[at].is_some() {
@@ -465,7 +474,7 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
             heap = bigger;
         }
         let table: &mut [Option<(u64, Item<'a>)>] = if heap.is_empty() {
-            &mut inline
+            &mut inline[..small]
         } else {
             &mut heap
         };
