@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{ok, root, run_sql, skewless};
+use crate::common::{ok, root, run_sql, skewless, stderr, user_error};
 use crate::outputs::sha256;
 
 fn flights() -> String {
@@ -197,4 +197,160 @@ fn the_flights_features_served_by_replay_equal_batch_apply() {
     assert_eq!(temps.len(), 964);
     let total: f64 = temps.iter().sum();
     assert!((total - 37_730.84).abs() < 1e-6, "{total}");
+}
+
+/// Runs `skewless eval ARTIFACT ARGS…` over `input`.
+fn eval_lines(artifact: &Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = skewless()
+        .arg("eval")
+        .arg(artifact)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn serving_windows_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run_sql(
+        d,
+        &format!(
+            "COPY (SELECT * FROM (VALUES ('a', TIMESTAMP '2024-01-01 10:00:00', 5.0), \
+               ('a', TIMESTAMP '2024-01-01 10:05:00', 7.0)) AS t(u, ts, amount)) \
+               TO '{0}/purchases.parquet'; \
+             COPY (SELECT * FROM (VALUES ('a', TIMESTAMP '2024-01-01 10:06:00', true)) \
+               AS t(u, ts, churned)) TO '{0}/labels.parquet';",
+            d.display()
+        ),
+        &[],
+    ));
+    let purchases = format!("purchases={}", d.join("purchases.parquet").display());
+    let labels = format!("labels={}", d.join("labels.parquet").display());
+    let union = |filter: &str| {
+        format!(
+            "SELECT u, ts, churned, n FROM (
+               SELECT u, ts, churned, is_label,
+                      window_count(amount, ts, INTERVAL '10 minutes') OVER (PARTITION BY u) AS n
+               FROM (SELECT u, ts, amount, CAST(NULL AS BOOLEAN) AS churned, false AS is_label
+                     FROM purchases
+                     UNION ALL
+                     SELECT u, ts, CAST(NULL AS DOUBLE), churned, true FROM labels)) {filter}"
+        )
+    };
+    let fit = |sql: &str| {
+        std::fs::write(d.join("t.sql"), sql).unwrap();
+        let label: &[&str] = if sql.contains("churned") {
+            &["--label", "churned"]
+        } else {
+            &[]
+        };
+        skewless()
+            .arg("fit")
+            .arg(d.join("t.sql"))
+            .args(["--table", &purchases, "--table", &labels])
+            .args(label)
+            .args(["--overwrite", "--out"])
+            .arg(d.join("a.json"))
+            .output()
+            .unwrap()
+    };
+    // Without the WHERE, rows of both tables reach the output: which are
+    // the requests is not known.
+    let err = user_error(&fit(&union("")));
+    assert!(
+        err.contains("rows of several tables (purchases, labels) reach the output"),
+        "{err}"
+    );
+    assert!(err.contains("--batch-only"), "{err}");
+    // A window over another window's result is refused.
+    let err = user_error(&fit(
+        "SELECT u, window_sum(CAST(n AS DOUBLE), ts, INTERVAL '1 hour') OVER (PARTITION BY u) AS s \
+         FROM (SELECT u, ts, window_count(amount, ts, INTERVAL '1 hour') OVER (PARTITION BY u) AS n \
+               FROM purchases)",
+    ));
+    assert!(
+        err.contains("a window function over another window function's result is not served"),
+        "{err}"
+    );
+    ok(&fit(&union("WHERE is_label")));
+    let artifact = d.join("a.json");
+    // Requests: labels (the WHERE keeps them); events of purchases.
+    let out = eval_lines(
+        &artifact,
+        &[],
+        "{\"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:00:00\", \"amount\": 5}, \"table\": \"purchases\"}\n\
+         {\"table\": \"purchases\", \"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:05:00\", \"amount\": 7}}\n\
+         {\"u\": \"a\", \"ts\": \"2024-01-01T10:06:00\"}\n\
+         {\"u\": \"a\", \"ts\": \"2024-01-01T10:06:00Z\"}\n\
+         {\"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:07:00\"}, \"table\": \"nope\"}\n\
+         {\"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:07:00\"}, \"other\": 1}\n\
+         {\"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:07:00\", \"amount\": \"x\"}, \"table\": \"purchases\"}\n",
+    );
+    let lines: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        lines[0],
+        "{\"u\":\"a\",\"ts\":\"2024-01-01T10:06:00\",\"n\":2}"
+    );
+    assert!(
+        lines[1].contains("column 'ts': expected Timestamp(ns), got \\\"2024-01-01T10:06:00Z\\\": the column has no time zone"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("event of 'nope': the transform reads no table 'nope'; events come from: purchases, labels"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].contains("an event line is"), "{}", lines[3]);
+    assert!(
+        lines[4].contains("event of 'purchases': column 'amount': expected Float64, got a string"),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(lines.len(), 5);
+    // --events names each table's log; --requests must name a table whose
+    // rows reach the output.
+    let err = user_error(&eval_lines(
+        &artifact,
+        &[
+            "--events",
+            &d.join("purchases.parquet").display().to_string(),
+        ],
+        "",
+    ));
+    assert!(err.contains("give each log as TABLE=LOCATION"), "{err}");
+    let err = user_error(&eval_lines(&artifact, &["--requests", "purchases"], ""));
+    assert!(
+        err.contains("rows of table 'purchases' do not reach the transform's output"),
+        "{err}"
+    );
+    let err = user_error(&eval_lines(&artifact, &["--lateness", "5 parsecs"], ""));
+    assert!(err.contains("--lateness \"5 parsecs\""), "{err}");
+    // Replayed by table, merged by time: the label sees both purchases.
+    let out = eval_lines(
+        &artifact,
+        &["--events", &purchases, "--events", &labels],
+        "{\"u\": \"a\", \"ts\": \"2024-01-01T10:06:00\"}\n",
+    );
+    assert_eq!(
+        ok(&out).trim(),
+        "{\"u\":\"a\",\"ts\":\"2024-01-01T10:06:00\",\"n\":2}"
+    );
+    assert!(
+        stderr(&out).contains("replayed 3 events"),
+        "{}",
+        stderr(&out)
+    );
 }
