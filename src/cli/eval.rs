@@ -359,7 +359,7 @@ fn report_state(evaluator: &Evaluator) {
             "skewless eval: window state of {}:\n  {} events pushed: {} late but counted, {} \
              dropped (too late for any window), {} without entity or time; {} requests older \
              than the state (answered from what it held); {} idle entities evicted; holding {} \
-             events of {} entities",
+             events and {} per-hop tiles of {} entities",
             s.windows.join(", "),
             s.pushed,
             s.late,
@@ -368,6 +368,7 @@ fn report_state(evaluator: &Evaluator) {
             s.stale_requests,
             s.evicted,
             s.events_held,
+            s.tiles_held,
             s.entities
         );
     }

@@ -128,7 +128,8 @@ async fn window_state(
             text,
             "  {} window(s) reaching {} back, {}:\n    at most {} events per entity \
              (≈ {} bytes; {} per event, plus distinct-count keys), {} entities with \
-             events in reach at the end",
+             events in reach at the end, {} per-hop tiles (windows with a hop keep \
+             their older events as one partial state per hop)",
             s.windows.len(),
             s.reach,
             s.windows
@@ -140,6 +141,7 @@ async fn window_state(
             group_digits(per_entity),
             s.bytes_per_event,
             group_digits(s.entities),
+            group_digits(s.tiles_held),
         );
     }
     Ok(text)

@@ -402,6 +402,7 @@ impl Online {
                         .collect(),
                     entities: s.stream.entities(),
                     events_held: s.stream.events_held(),
+                    tiles_held: s.stream.tiles_held(),
                     peak_events_per_entity: s.stream.peak_events_per_entity(),
                     bytes_per_event: s.stream.bytes_per_event(),
                     reach: {
@@ -422,12 +423,15 @@ impl Online {
     }
 }
 
-/// The counts of one stream (see [`super::state::Counters`]).
+/// The counts of one stream (see [`super::state::Counts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamReport {
     pub windows: Vec<String>,
     pub entities: usize,
     pub events_held: usize,
+    /// Partial states of one hop each (windows with a hop keep their older
+    /// events so).
+    pub tiles_held: usize,
     /// The most events one entity held at once.
     pub peak_events_per_entity: usize,
     /// The bytes of one held event (without distinct-count keys).

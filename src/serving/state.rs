@@ -10,22 +10,28 @@
 //! behind their own locks, so pushes and requests from many threads only
 //! meet on the same shard.
 //!
-//! Memory is bounded: an entity keeps the events that a request at or after
-//! `newest − lateness` can see (the longest window's reach before it), at
-//! most `cap` of them; entities idle for longer than that are evicted. An
-//! event older than what is kept is dropped, a request older than
+//! Memory is bounded. An entity keeps raw (one by one) the events that a
+//! request at or after `newest − lateness` can see through a window
+//! without a hop (sliding, or with knowledge time), at most `cap` of them.
+//! Windows with a hop (sawtooth, hopping) keep the older events they still
+//! reach as tiles: one partial state per hop ([`WindowState`], merged at
+//! request time), so their memory grows with hops, not events; a sawtooth
+//! window's last, partial hop is completed from the raw events. Entities
+//! idle for longer than any window reaches are evicted. An event older
+//! than what any window can still reach is dropped, a request older than
 //! `newest − lateness` is answered from what is held; both are counted
-//! ([`Counters`]). A request whose window reaches events dropped by the cap
-//! fails rather than serving a wrong number.
+//! ([`Counts`]). A request whose window needs events the cap made the store
+//! forget (or, for a sawtooth window, a split hop) fails rather than
+//! serving a wrong number.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use skewless_udfs::kernel::stats::Finite;
 use skewless_udfs::kernel::window::{
-    Agg, Item, WindowRule, WindowValue, aggregate, aggregate_distinct,
+    Agg, Item, Mode, WindowRule, WindowState, WindowValue, aggregate, aggregate_distinct, floor_to,
 };
 
 /// The value of one window function's argument in one event.
@@ -110,6 +116,9 @@ impl Counts {
 pub enum StateError {
     /// The window reaches events the per-entity cap made the store forget.
     CapExceeded { cap: usize },
+    /// The request is older than the events the store holds one by one
+    /// (older ones are summed per hop), and its window ends inside a hop.
+    Tiled { raw_from: i64 },
 }
 
 impl std::fmt::Display for StateError {
@@ -120,6 +129,13 @@ impl std::fmt::Display for StateError {
                 "the entity has more than {cap} events in its window (the per-entity cap): \
                  refusing to serve a window computed from part of them"
             ),
+            StateError::Tiled { raw_from } => write!(
+                f,
+                "the request is older than the events the state holds one by one (from \
+                 {raw_from} in the time column's unit; older ones are summed per hop), and its \
+                 window ends inside a hop: refusing to serve a window computed from part of \
+                 one (a larger --lateness keeps more)"
+            ),
         }
     }
 }
@@ -129,13 +145,32 @@ impl std::fmt::Display for StateError {
 ///
 /// Flat: the times in one vector, the values in another, `width` per event
 /// (no allocation per event but the bytes of distinct-count keys).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entity {
     times: Vec<i64>,
     values: Vec<EventValue>,
     newest: i64,
     /// Events at or before this time were forgotten because of the cap.
     forgot_through: Option<i64>,
+    /// For each window with a hop (by window index; empty for the others):
+    /// the state of the events of each hop (by the hop's start) that are
+    /// no longer held raw.
+    tiles: Vec<BTreeMap<i64, WindowState>>,
+    /// Events before this time are held only in tiles (i64::MIN: none).
+    raw_from: i64,
+}
+
+impl Entity {
+    fn new(newest: i64, windows: usize) -> Self {
+        Self {
+            times: Vec::new(),
+            values: Vec::new(),
+            newest,
+            forgot_through: None,
+            tiles: (0..windows).map(|_| BTreeMap::new()).collect(),
+            raw_from: i64::MIN,
+        }
+    }
 }
 
 /// The state of one (entity key, time column) stream.
@@ -147,6 +182,13 @@ pub struct Stream {
     limits: Limits,
     /// The longest reach of the stream's windows.
     reach: i64,
+    /// Which windows keep tiles (a partial state per hop) for the events
+    /// they reach beyond `raw_reach`: those with a hop and no knowledge time.
+    tiled: Vec<bool>,
+    /// How far back raw events are kept: the longest reach of the windows
+    /// without tiles (tiled windows read raw events only for the hops not
+    /// yet tiled).
+    raw_reach: i64,
     shards: Box<[Shard]>,
     hasher: foldhash::fast::FixedState,
     /// The newest time pushed or asked for anywhere: what idleness counts from.
@@ -177,11 +219,24 @@ impl Stream {
             .flat_map(|w| std::iter::once(w.value).chain(w.known))
             .max()
             .map_or(0, |m| m + 1);
+        let tiled: Vec<bool> = windows
+            .iter()
+            .map(|w| w.rule.hop.is_some() && w.known.is_none())
+            .collect();
+        let raw_reach = windows
+            .iter()
+            .zip(&tiled)
+            .filter(|(_, t)| !**t)
+            .map(|(w, _)| w.rule.reach())
+            .max()
+            .unwrap_or(0);
         Self {
             windows,
             width,
             limits,
             reach,
+            tiled,
+            raw_reach,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::FixedState::with_seed(0x5EED),
             clock: AtomicI64::new(i64::MIN),
@@ -226,6 +281,60 @@ impl Stream {
             .saturating_sub(self.reach)
     }
 
+    /// The oldest time an entity whose newest event is at `newest` keeps
+    /// raw (older events live in tiles).
+    fn raw_horizon(&self, newest: i64) -> i64 {
+        newest
+            .saturating_sub(self.limits.lateness)
+            .saturating_sub(self.raw_reach)
+    }
+
+    /// Adds an event no longer held raw to the tiles of the windows with a
+    /// hop that can still reach it.
+    fn fold(&self, e: &mut Entity, ts: i64, values: &[EventValue]) {
+        let oldest = e.newest.saturating_sub(self.limits.lateness);
+        for (i, w) in self.windows.iter().enumerate() {
+            let (true, Some(hop)) = (self.tiled[i], w.rule.hop) else {
+                continue;
+            };
+            if ts < w.rule.bounds(oldest).0 {
+                continue;
+            }
+            let tile = e.tiles[i]
+                .entry(floor_to(ts, hop))
+                .or_insert_with(|| WindowState::new(w.agg));
+            match &values[w.value] {
+                EventValue::Number(v) => tile.add(ts, *v),
+                EventValue::Key(k) => tile.add_key(k),
+                EventValue::Time(_) | EventValue::Skip => {}
+            }
+        }
+    }
+
+    /// Moves the raw events before `until` into tiles.
+    fn tile_until(&self, e: &mut Entity, until: i64) {
+        let w = self.width;
+        let n = e.times.partition_point(|t| *t < until);
+        if n > 0 {
+            let times: Vec<i64> = e.times.drain(..n).collect();
+            let values: Vec<EventValue> = e.values.drain(..n * w).collect();
+            if self.tiled.iter().any(|t| *t) {
+                for (i, ts) in times.into_iter().enumerate() {
+                    self.fold(e, ts, &values[i * w..(i + 1) * w]);
+                }
+            }
+        }
+        e.raw_from = e.raw_from.max(until);
+        // Tiles that no request from newest − lateness on can reach.
+        let oldest = e.newest.saturating_sub(self.limits.lateness);
+        for (i, w) in self.windows.iter().enumerate() {
+            if self.tiled[i] {
+                let lo = w.rule.bounds(oldest).0;
+                e.tiles[i].retain(|start, _| *start >= floor_to(lo, w.rule.hop.unwrap_or(1)));
+            }
+        }
+    }
+
     /// Pushes the event of `entity` (None: a NULL entity) at `ts` (None: a
     /// NULL time) with one value per value index of the windows (missing
     /// ones are NULL, extra ones ignored).
@@ -250,10 +359,7 @@ impl Stream {
                 None => shard
                     .entities
                     .entry(entity.into())
-                    .or_insert_with(|| Entity {
-                        newest: ts,
-                        ..Entity::default()
-                    }),
+                    .or_insert_with(|| Entity::new(ts, self.windows.len())),
             };
             if ts < self.horizon(e.newest) {
                 shard.counts.dropped += 1;
@@ -262,13 +368,24 @@ impl Stream {
             if ts < e.newest {
                 shard.counts.late += 1;
             }
-            // After every event at the same time: arrival order among ties.
             let w = self.width;
-            let at = e.times.partition_point(|t| *t <= ts);
             let values = values
                 .into_iter()
                 .chain(std::iter::repeat_with(|| EventValue::Skip))
                 .take(w);
+            // Late, and older than what is held raw: straight into tiles.
+            if ts < e.raw_from {
+                if ts >= self.raw_horizon(e.newest) {
+                    // Windows without tiles would need it raw (the cap
+                    // moved the raw start): they refuse to answer.
+                    e.forgot_through = Some(e.forgot_through.map_or(ts, |f| f.max(ts)));
+                }
+                let values: Vec<EventValue> = values.collect();
+                self.fold(e, ts, &values);
+                return;
+            }
+            // After every event at the same time: arrival order among ties.
+            let at = e.times.partition_point(|t| *t <= ts);
             if at == e.times.len() {
                 e.times.push(ts);
                 e.values.extend(values);
@@ -280,20 +397,18 @@ impl Stream {
             }
             if ts > e.newest {
                 e.newest = ts;
-                let horizon = self.horizon(ts);
-                let keep = e.times.partition_point(|t| *t < horizon);
-                e.times.drain(..keep);
-                e.values.drain(..keep * w);
+                self.tile_until(e, self.raw_horizon(ts));
             }
             if e.times.len() > self.limits.cap {
+                // The oldest raw events go to the tiles; windows without
+                // tiles that reach them refuse to answer (CapExceeded).
                 let excess = e.times.len() - self.limits.cap;
                 let last_forgotten = e.times[excess - 1];
                 e.forgot_through = Some(
                     e.forgot_through
                         .map_or(last_forgotten, |f| f.max(last_forgotten)),
                 );
-                e.times.drain(..excess);
-                e.values.drain(..excess * w);
+                self.tile_until(e, last_forgotten.saturating_add(1));
             }
             shard.counts.peak = shard.counts.peak.max(e.times.len() as u64);
             // Every so many pushes into a shard, it is swept.
@@ -335,13 +450,24 @@ impl Stream {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let shard = &mut *guard;
-        let empty = Entity::default();
+        let empty = Entity::new(i64::MIN, 0);
         let e = shard.entities.get(entity).unwrap_or(&empty);
         if !e.times.is_empty() && t < e.newest.saturating_sub(self.limits.lateness) {
             shard.counts.stale_requests += 1;
         }
-        for w in &self.windows {
+        for (i, w) in self.windows.iter().enumerate() {
             let (lo, hi) = w.rule.bounds(t);
+            if self.tiled[i] && e.raw_from > lo {
+                // A sawtooth window ends at t, inside a hop: its last tile
+                // must hold nothing at or after t.
+                if w.rule.mode == Mode::Sawtooth && e.raw_from > hi {
+                    return Err(StateError::Tiled {
+                        raw_from: e.raw_from,
+                    });
+                }
+                out.push(Some(self.tiled_value(e, i, lo, hi)));
+                continue;
+            }
             if e.forgot_through.is_some_and(|f| f >= lo) {
                 return Err(StateError::CapExceeded {
                     cap: self.limits.cap,
@@ -368,6 +494,47 @@ impl Stream {
             }));
         }
         Ok(())
+    }
+
+    /// A tiled window's value: its hops' tiles from `lo` (a hop's start),
+    /// then the raw events from where the tiles end, up to `hi`.
+    fn tiled_value(&self, e: &Entity, i: usize, lo: i64, hi: i64) -> WindowValue {
+        let w = &self.windows[i];
+        let mut state = WindowState::new(w.agg);
+        if let Some(tiles) = e.tiles.get(i) {
+            for (_, tile) in tiles.range(lo..).take_while(|(start, _)| **start < hi) {
+                state.merge(tile);
+            }
+        }
+        let first = e.times.partition_point(|ts| *ts < lo.max(e.raw_from));
+        let end = e.times.partition_point(|ts| *ts < hi).max(first);
+        let width = self.width;
+        for (ts, values) in e.times[first..end]
+            .iter()
+            .zip(e.values[first * width..end * width].chunks_exact(width))
+        {
+            match &values[w.value] {
+                EventValue::Number(v) => state.add(*ts, *v),
+                EventValue::Key(k) => state.add_key(k),
+                EventValue::Time(_) | EventValue::Skip => {}
+            }
+        }
+        state.result(w.agg)
+    }
+
+    /// The tiles held, over all entities (partial states of one hop each).
+    pub fn tiles_held(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entities
+                    .values()
+                    .map(|e| e.tiles.iter().map(BTreeMap::len).sum::<usize>())
+                    .sum::<usize>()
+            })
+            .sum()
     }
 
     /// The events held, over all entities (for `fit`'s size report and tests).
@@ -666,7 +833,97 @@ mod tests {
             assert_eq!(a, b);
         }
         assert_eq!(store.entities(), 32);
-        // Each entity keeps its reach (50 + 10) of events.
-        assert_eq!(store.events_held(), 32 * 61);
+        // The window has a hop: each entity keeps its newest event raw (no
+        // lateness) and one state per hop for the rest of its reach, the
+        // hops from 1940 (floor to 10 of 1999 − 50) to 1990.
+        assert_eq!(store.events_held(), 32);
+        assert_eq!(store.tiles_held(), 32 * 6);
+    }
+
+    #[test]
+    fn windows_with_a_hop_answer_from_tiles_like_the_batch_sweep() {
+        use skewless_udfs::kernel::window::sweep_known;
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        let lateness = 12;
+        // (entity, time, arrival, value): bursts, ties, times before 0,
+        // arrivals up to the lateness late.
+        let mut events: Vec<(u8, i64, i64, Option<f64>)> = Vec::new();
+        let mut t = -300i64;
+        for _ in 0..1_500 {
+            t += (rng.next() % 4) as i64;
+            let v = match rng.next() % 12 {
+                0 => None,
+                _ => Some(
+                    ((rng.next() % 401) as f64 - 200.0) * [1.0, 1e15][(rng.next() % 2) as usize],
+                ),
+            };
+            let delay = (rng.next() % (lateness as u64 + 1)) as i64;
+            events.push(((rng.next() % 3) as u8, t, t + delay, v));
+        }
+        let windows: Vec<WindowSpec> = [
+            (Agg::Mean, rule(60, Some(10), None)),
+            (Agg::Var, rule(40, Some(20), Some("hopping"))),
+            (Agg::Max, rule(30, Some(5), None)),
+            (Agg::DistinctCount, rule(50, Some(10), None)),
+            (Agg::Last, rule(30, Some(10), Some("hopping"))),
+            (Agg::Sum, rule(100, Some(25), None)),
+            (Agg::Count, rule(7, Some(7), None)),
+        ]
+        .into_iter()
+        .map(|(agg, rule)| WindowSpec {
+            agg,
+            rule,
+            value: 0,
+            known: None,
+        })
+        .collect();
+        for cap in [10_000, 6] {
+            let store = Stream::new(windows.clone(), Limits { lateness, cap });
+            // In time order: pushes at arrival, then requests at each event's
+            // time (and a little after), the batch counting what had arrived.
+            let mut actions: Vec<(i64, u8, usize)> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                actions.push((e.2, 0, i));
+                actions.push((e.1 + (i % 3) as i64, 1, i));
+            }
+            actions.sort();
+            let mut out = Vec::new();
+            let mut checked = 0;
+            for (at, what, i) in actions {
+                let (entity, ts, _, v) = events[i];
+                if what == 0 {
+                    store.push(Some(&[entity]), Some(ts), vec![EventValue::number(v)]);
+                    continue;
+                }
+                let mine: Vec<(i64, i64, Finite)> = events
+                    .iter()
+                    .filter(|e| e.0 == entity)
+                    .filter_map(|e| Some((e.1, e.2, Finite::new(e.3?)?)))
+                    .collect();
+                store.evaluate(Some(&[entity]), Some(at), &mut out).unwrap();
+                for (k, w) in windows.iter().enumerate() {
+                    let expected = sweep_known(
+                        &w.rule,
+                        w.agg,
+                        &mine,
+                        &[at],
+                        WindowState::add,
+                        WindowState::retract,
+                    )[0];
+                    let got = out[k].unwrap();
+                    assert!(
+                        same(&got, &expected),
+                        "cap {cap}: {w:?} at {at}: {got:?} vs {expected:?}"
+                    );
+                    checked += 1;
+                }
+            }
+            assert_eq!(checked, events.len() * windows.len());
+            assert_eq!(store.counts().dropped, 0);
+            // Raw events are kept only for the lateness (no window without a
+            // hop): the rest is one state per hop.
+            assert!(store.tiles_held() > 0);
+            assert!(store.counts().peak <= cap as u64);
+        }
     }
 }

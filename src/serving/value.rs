@@ -244,7 +244,7 @@ pub(crate) fn time_text(i: i64, t: &DataType) -> String {
     formatted.unwrap_or_else(|e| format!("<{i} in {t}: {e}>"))
 }
 
-/// Appends `v` to `out` as JSON (times as strings, see [`time_text`]). Floats print in their shortest form that
+/// Appends `v` to `out` as JSON (times as strings, as batch writes them). Floats print in their shortest form that
 /// reads back to the same value (a Float32 column in its shortest Float32
 /// form); NaN and ±infinity, which JSON cannot hold, print as the strings
 /// "NaN" ("-NaN" with the sign bit set), "Infinity" and "-Infinity".

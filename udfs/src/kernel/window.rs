@@ -334,6 +334,29 @@ impl WindowState {
         }
     }
 
+    /// Adds every value of `other` (a state of the same aggregate): the
+    /// state of both sets of events. Serving's tiles (one state per hop)
+    /// merge this way.
+    pub fn merge(&mut self, other: &WindowState) {
+        fn add_all<K: Ord + Clone>(into: &mut BTreeMap<K, u32>, from: &BTreeMap<K, u32>) {
+            for (k, n) in from {
+                *into.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        match (self, other) {
+            (WindowState::Moments(a), WindowState::Moments(b)) => a.merge(b),
+            (WindowState::Ordered(a), WindowState::Ordered(b)) => add_all(a, b),
+            (WindowState::Latest(a), WindowState::Latest(b)) => add_all(a, b),
+            (WindowState::Distinct(a), WindowState::Distinct(b)) => {
+                for (k, n) in b {
+                    *a.entry(k.clone()).or_insert(0) += n;
+                }
+            }
+            // States of different aggregates (WindowState::new pairs them).
+            _ => {}
+        }
+    }
+
     /// The number of values held.
     pub fn len(&self) -> u64 {
         match self {
