@@ -293,6 +293,17 @@ impl Stream {
     /// hop that can still reach it.
     fn fold(&self, e: &mut Entity, ts: i64, values: &[EventValue]) {
         let oldest = e.newest.saturating_sub(self.limits.lateness);
+        self.fold_into(&mut e.tiles, oldest, ts, values);
+    }
+
+    /// [`Stream::fold`] on an entity's tiles, for requests from `oldest` on.
+    fn fold_into(
+        &self,
+        tiles: &mut [BTreeMap<i64, WindowState>],
+        oldest: i64,
+        ts: i64,
+        values: &[EventValue],
+    ) {
         for (i, w) in self.windows.iter().enumerate() {
             let (true, Some(hop)) = (self.tiled[i], w.rule.hop) else {
                 continue;
@@ -300,7 +311,7 @@ impl Stream {
             if ts < w.rule.bounds(oldest).0 {
                 continue;
             }
-            let tile = e.tiles[i]
+            let tile = tiles[i]
                 .entry(floor_to(ts, hop))
                 .or_insert_with(|| WindowState::new(w.agg));
             match &values[w.value] {
@@ -315,22 +326,32 @@ impl Stream {
     fn tile_until(&self, e: &mut Entity, until: i64) {
         let w = self.width;
         let n = e.times.partition_point(|t| *t < until);
+        let oldest = e.newest.saturating_sub(self.limits.lateness);
+        let any_tiled = self.tiled.iter().any(|t| *t);
         if n > 0 {
-            let times: Vec<i64> = e.times.drain(..n).collect();
-            let values: Vec<EventValue> = e.values.drain(..n * w).collect();
-            if self.tiled.iter().any(|t| *t) {
-                for (i, ts) in times.into_iter().enumerate() {
-                    self.fold(e, ts, &values[i * w..(i + 1) * w]);
+            if any_tiled {
+                for k in 0..n {
+                    let values = &e.values[k * w..(k + 1) * w];
+                    self.fold_into(&mut e.tiles, oldest, e.times[k], values);
                 }
             }
+            e.times.drain(..n);
+            e.values.drain(..n * w);
         }
         e.raw_from = e.raw_from.max(until);
+        if !any_tiled {
+            return;
+        }
         // Tiles that no request from newest − lateness on can reach.
-        let oldest = e.newest.saturating_sub(self.limits.lateness);
         for (i, w) in self.windows.iter().enumerate() {
-            if self.tiled[i] {
-                let lo = w.rule.bounds(oldest).0;
-                e.tiles[i].retain(|start, _| *start >= floor_to(lo, w.rule.hop.unwrap_or(1)));
+            if let (true, Some(hop)) = (self.tiled[i], w.rule.hop) {
+                let first = floor_to(w.rule.bounds(oldest).0, hop);
+                while e.tiles[i]
+                    .first_key_value()
+                    .is_some_and(|(start, _)| *start < first)
+                {
+                    e.tiles[i].pop_first();
+                }
             }
         }
     }
@@ -500,26 +521,58 @@ impl Stream {
     /// then the raw events from where the tiles end, up to `hi`.
     fn tiled_value(&self, e: &Entity, i: usize, lo: i64, hi: i64) -> WindowValue {
         let w = &self.windows[i];
-        let mut state = WindowState::new(w.agg);
-        if let Some(tiles) = e.tiles.get(i) {
-            for (_, tile) in tiles.range(lo..).take_while(|(start, _)| **start < hi) {
-                state.merge(tile);
-            }
-        }
+        let tiles = e
+            .tiles
+            .get(i)
+            .into_iter()
+            .flat_map(|t| t.range(lo..).take_while(|(start, _)| **start < hi))
+            .map(|(_, tile)| tile);
         let first = e.times.partition_point(|ts| *ts < lo.max(e.raw_from));
         let end = e.times.partition_point(|ts| *ts < hi).max(first);
         let width = self.width;
-        for (ts, values) in e.times[first..end]
+        let raw = e.times[first..end]
             .iter()
             .zip(e.values[first * width..end * width].chunks_exact(width))
-        {
-            match &values[w.value] {
-                EventValue::Number(v) => state.add(*ts, *v),
-                EventValue::Key(k) => state.add_key(k),
-                EventValue::Time(_) | EventValue::Skip => {}
+            .filter_map(|(ts, values)| match &values[w.value] {
+                EventValue::Number(v) => Some((*ts, Item::Number(*v))),
+                EventValue::Key(k) => Some((*ts, Item::Key(k))),
+                EventValue::Time(_) | EventValue::Skip => None,
+            });
+        match w.agg {
+            // A tile's extreme stands for it: no merged state to build.
+            Agg::Min | Agg::Max | Agg::Last => {
+                let extremes = tiles.filter_map(|tile| match (w.agg, tile) {
+                    (Agg::Min, WindowState::Ordered(m)) => {
+                        m.first_key_value().map(|(v, _)| (0, Item::Number(*v)))
+                    }
+                    (Agg::Max, WindowState::Ordered(m)) => {
+                        m.last_key_value().map(|(v, _)| (0, Item::Number(*v)))
+                    }
+                    (Agg::Last, WindowState::Latest(m)) => m
+                        .last_key_value()
+                        .map(|((ts, v), _)| (*ts, Item::Number(*v))),
+                    _ => None,
+                });
+                aggregate(w.agg, extremes.chain(raw))
+            }
+            Agg::Count => {
+                let tiled: u64 = tiles.map(WindowState::len).sum();
+                WindowValue::Count((tiled + raw.count() as u64) as i64)
+            }
+            agg => {
+                let mut state = WindowState::new(agg);
+                for tile in tiles {
+                    state.merge(tile);
+                }
+                for (ts, item) in raw {
+                    match item {
+                        Item::Number(v) => state.add(ts, v),
+                        Item::Key(k) => state.add_key(k),
+                    }
+                }
+                state.result(agg)
             }
         }
-        state.result(w.agg)
     }
 
     /// The tiles held, over all entities (partial states of one hop each).
