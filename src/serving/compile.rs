@@ -441,6 +441,12 @@ impl Compiler {
         }
         // As written: columns without their table, lengths as INTERVALs.
         let written = |a: &Expr| match a {
+            Expr::Literal(
+                datafusion::common::ScalarValue::Utf8(Some(text))
+                | datafusion::common::ScalarValue::Utf8View(Some(text))
+                | datafusion::common::ScalarValue::LargeUtf8(Some(text)),
+                _,
+            ) => format!("'{text}'"),
             Expr::Literal(v, _) => skewless_udfs::window::literal_text(v),
             Expr::Column(c) => c.name.clone(),
             Expr::Cast(c) if let Expr::Column(col) = &*c.expr => col.name.clone(),
