@@ -131,9 +131,10 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--lateness`: a duration in nanoseconds (`10m`, `2h`, `1d`, `500ms`,
-/// `30s`, `0`), or a plain number (units of an integer time column).
-fn parse_lateness(text: &str) -> Result<i64> {
+/// `--lateness`: a duration (`10m`, `2h`, `1d`, `500ms`, `30s`, `0`), or a
+/// plain number (units of an integer time column).
+fn parse_lateness(text: &str) -> Result<crate::serving::Lateness> {
+    use crate::serving::Lateness;
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
@@ -143,7 +144,7 @@ fn parse_lateness(text: &str) -> Result<i64> {
         ))
     })?;
     let nanos_per: i64 = match unit.trim() {
-        "" => 1,
+        "" => return Ok(Lateness::Units(n)),
         "ns" => 1,
         "us" | "µs" => 1_000,
         "ms" => 1_000_000,
@@ -158,6 +159,7 @@ fn parse_lateness(text: &str) -> Result<i64> {
         }
     };
     n.checked_mul(nanos_per)
+        .map(Lateness::Nanoseconds)
         .ok_or_else(|| Error::Usage(format!("--lateness {text:?} is too long")))
 }
 

@@ -113,7 +113,8 @@ pub struct EvalArgs {
 
     /// Window features: how late an event may come behind its entity's
     /// newest event and still count (and a request still be exact), e.g.
-    /// 10m, 2h, 1d, 500ms, or a plain number for an integer time column.
+    /// 10m, 2h, 1d, 500ms (a timestamp or date time column), or a plain
+    /// number of units (an integer time column).
     #[arg(long, value_name = "DURATION", default_value = "0")]
     pub lateness: String,
 

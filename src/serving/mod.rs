@@ -44,7 +44,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
 pub use compile::InputColumn;
-pub use online::{OnlineLimits, StreamReport};
+pub use online::{Lateness, OnlineLimits, StreamReport};
 pub use value::{Value, write_json, write_json_string};
 
 use crate::artifact::Artifact;

@@ -70,17 +70,25 @@ pub(crate) struct Online {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OnlineLimits {
     /// How late an event (or a request) may come behind its entity's newest
-    /// event and still be exact, in nanoseconds for timestamp and date
-    /// times, in units for integer times.
-    pub lateness: i64,
+    /// event and still be exact: a duration for timestamp and date times, a
+    /// number of units for integer times.
+    pub lateness: Lateness,
     /// The most events an entity keeps per stream.
     pub max_events_per_entity: usize,
+}
+
+/// A lateness as given: a duration, or a plain number of an integer time
+/// column's units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lateness {
+    Nanoseconds(i64),
+    Units(i64),
 }
 
 impl Default for OnlineLimits {
     fn default() -> Self {
         Self {
-            lateness: 0,
+            lateness: Lateness::Nanoseconds(0),
             max_events_per_entity: 100_000,
         }
     }
@@ -449,14 +457,32 @@ pub struct StreamReport {
 /// The limits of a stream in the unit of its time.
 fn stream_limits(ts: &Node, limits: OnlineLimits) -> Result<Limits> {
     let (_, nanos) = unit_of(ts);
-    let lateness = match nanos {
+    let lateness = match (nanos, limits.lateness) {
+        (_, Lateness::Nanoseconds(0) | Lateness::Units(0)) => 0,
         // Whole units, rounded up: a lateness never keeps less than asked.
-        Some(n) => {
-            let l = i128::from(limits.lateness);
+        (Some(n), Lateness::Nanoseconds(l)) => {
+            let l = i128::from(l);
             i64::try_from((l + n - 1) / n).unwrap_or(i64::MAX)
         }
-        None => limits.lateness,
+        (None, Lateness::Units(l)) => l,
+        (Some(_), Lateness::Units(l)) => {
+            return Err(Error::Usage(format!(
+                "--lateness {l}: the window's time ({}) is a timestamp or a date: give a \
+                 duration, e.g. {l}s or {l}m",
+                ts.ty
+            )));
+        }
+        (None, Lateness::Nanoseconds(_)) => {
+            return Err(Error::Usage(format!(
+                "--lateness: the window's time is an integer ({}): give a plain number of \
+                 its units",
+                ts.ty
+            )));
+        }
     };
+    if lateness < 0 {
+        return Err(Error::Usage("--lateness must not be negative".into()));
+    }
     if limits.max_events_per_entity == 0 {
         return Err(Error::Usage(
             "the per-entity event cap must be at least 1".into(),

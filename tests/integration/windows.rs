@@ -338,6 +338,9 @@ fn serving_windows_says_what_is_wrong() {
     );
     let err = user_error(&eval_lines(&artifact, &["--lateness", "5 parsecs"], ""));
     assert!(err.contains("--lateness \"5 parsecs\""), "{err}");
+    // A timestamp time takes a duration, not a plain number.
+    let err = user_error(&eval_lines(&artifact, &["--lateness", "5"], ""));
+    assert!(err.contains("give a duration, e.g. 5s or 5m"), "{err}");
     // Replayed by table, merged by time: the label sees both purchases.
     let out = eval_lines(
         &artifact,
