@@ -518,7 +518,9 @@ impl Evaluator {
 
     /// One line of `skewless eval`'s protocol: `{"event": {…}}` pushes an
     /// event (the object holds the event's input columns) and gives `None`;
-    /// any other object is a request, answered by its features.
+    /// any other object is a request, answered by its features. (A
+    /// transform without window functions keeps no events: every line is a
+    /// request.)
     pub fn eval_line(&self, line: &str) -> Result<Option<String>> {
         self.eval_line_pushing(line, false)
     }
@@ -547,7 +549,7 @@ impl Evaluator {
                 return Ok(Some(text));
             }
         }
-        match self.parse_line(line, true)? {
+        match self.parse_line(line, self.online.is_some())? {
             request::Parsed::Request(fields) => self.eval_fields(&fields).map(Some),
             request::Parsed::Event { table, fields } => {
                 let event = |e: Error| match &table {
