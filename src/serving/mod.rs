@@ -77,6 +77,9 @@ pub struct Evaluator {
     event_required: Vec<bool>,
     /// Every table events may come from (the request table among them).
     tables: Vec<EventTable>,
+    /// Whether an output computes with a window's value (rather than being
+    /// one): then requests are evaluated over the inputs and the windows.
+    windows_in_expressions: bool,
     /// The index of the request table in `tables`.
     request: usize,
 }
@@ -199,6 +202,15 @@ impl Evaluator {
             .map(|i| read.contains(&i))
             .collect();
         let event_required = tables[request].required.clone();
+        let first_window = compiled.inputs.len();
+        let windows_in_expressions = outputs.iter().any(|o| {
+            if matches!(o.node.kind, expr::Kind::Input(_)) {
+                return false;
+            }
+            let mut read = Vec::new();
+            o.node.inputs(&mut read);
+            read.iter().any(|&i| i >= first_window)
+        });
         let columns: Vec<OutputColumn> = outputs
             .iter()
             .map(|o| OutputColumn {
@@ -230,6 +242,7 @@ impl Evaluator {
             event_required,
             tables,
             request,
+            windows_in_expressions,
         })
     }
 
@@ -408,6 +421,27 @@ impl Evaluator {
         self.check_row(row, &self.required)?;
         out.clear();
         if let Some(online) = &self.online {
+            // Outputs that are window values as they are: no row to extend.
+            if !self.windows_in_expressions {
+                let n = online.windows().len();
+                if n <= 64 {
+                    let mut windows: arrayvec::ArrayVec<Value<'_>, 64> = arrayvec::ArrayVec::new();
+                    windows.extend((0..n).map(|_| Value::Null));
+                    online.fill_windows(row, &mut windows)?;
+                    let first = row.len();
+                    for o in &self.outputs {
+                        let v = match o.node.kind {
+                            expr::Kind::Input(i) if i >= first => windows[i - first].clone(),
+                            _ => o
+                                .node
+                                .eval(row)
+                                .map_err(|e| Error::Data(format!("output '{}': {e}", o.name)))?,
+                        };
+                        out.push(v.into_owned());
+                    }
+                    return Ok(());
+                }
+            }
             // The inputs, then one slot per window function: on the stack
             // when they fit.
             let slots = row.len() + online.windows().len();

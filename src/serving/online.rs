@@ -344,12 +344,24 @@ impl Online {
     /// Fills the window slots of a request row (`row` holds the inputs of
     /// the request table and room for the windows).
     pub(crate) fn fill(&self, row: &mut [Value<'_>]) -> Result<()> {
-        SCRATCH.with_borrow_mut(|(key, results)| self.fill_with(row, key, results))
+        let (inputs, windows) = row.split_at_mut(self.first_slot);
+        self.fill_windows(inputs, windows)
+    }
+
+    /// The window values of a request (`inputs`: a row of the request
+    /// table) into `windows`, one per window function.
+    pub(crate) fn fill_windows(
+        &self,
+        inputs: &[Value<'_>],
+        windows: &mut [Value<'_>],
+    ) -> Result<()> {
+        SCRATCH.with_borrow_mut(|(key, results)| self.fill_with(inputs, windows, key, results))
     }
 
     fn fill_with(
         &self,
-        row: &mut [Value<'_>],
+        row: &[Value<'_>],
+        windows: &mut [Value<'_>],
         key: &mut Vec<u8>,
         results: &mut Vec<Option<WindowValue>>,
     ) -> Result<()> {
@@ -362,7 +374,7 @@ impl Online {
                 .evaluate(keyed.then_some(key.as_slice()), t, results)
                 .map_err(|e: StateError| self.window_error(s.windows[0], e))?;
             for (w, r) in s.windows.iter().zip(results.iter()) {
-                row[self.first_slot + w] = match r {
+                windows[*w] = match r {
                     Some(WindowValue::Count(n)) => Value::Int(*n),
                     Some(WindowValue::Value(Some(f))) => Value::Float(*f),
                     _ => Value::Null,
