@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use skewless_udfs::kernel::stats::Finite;
 use skewless_udfs::kernel::window::{
@@ -191,8 +191,6 @@ pub struct Stream {
     raw_reach: i64,
     shards: Box<[Shard]>,
     hasher: foldhash::fast::FixedState,
-    /// The newest time pushed or asked for anywhere: what idleness counts from.
-    clock: AtomicI64,
     /// Events of a NULL entity or time (they take no shard's lock).
     unkeyed: AtomicU64,
 }
@@ -203,6 +201,17 @@ pub struct Stream {
 struct ShardState {
     entities: HashMap<Box<[u8]>, Entity>,
     counts: Counts,
+    /// The newest time pushed or asked for in this shard; the newest over
+    /// all shards is what idleness counts from (kept per shard so that
+    /// threads share no clock they write).
+    clock: Option<i64>,
+}
+
+impl ShardState {
+    #[inline]
+    fn tick(&mut self, t: i64) {
+        self.clock = Some(self.clock.map_or(t, |c| c.max(t)));
+    }
 }
 
 type Shard = Mutex<ShardState>;
@@ -239,7 +248,6 @@ impl Stream {
             raw_reach,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::FixedState::with_seed(0x5EED),
-            clock: AtomicI64::new(i64::MIN),
             unkeyed: AtomicU64::new(0),
         }
     }
@@ -250,15 +258,6 @@ impl Stream {
 
     fn shard_of(&self, entity: &[u8]) -> usize {
         (self.hasher.hash_one(entity) as usize) % SHARDS
-    }
-
-    /// Moves the clock forward to `t` (a read first: the common case, no
-    /// move, does not take the cache line from other threads).
-    #[inline]
-    fn tick(&self, t: i64) {
-        if t > self.clock.load(Ordering::Relaxed) {
-            self.clock.fetch_max(t, Ordering::Relaxed);
-        }
     }
 
     /// What happened so far, over all shards.
@@ -369,11 +368,11 @@ impl Stream {
             self.unkeyed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        self.tick(ts);
         let index = self.shard_of(entity);
         let sweep = {
             let mut guard = self.shards[index].lock().unwrap_or_else(|e| e.into_inner());
             let shard = &mut *guard;
+            shard.tick(ts);
             shard.counts.pushed += 1;
             let e = match shard.entities.get_mut(entity) {
                 Some(e) => e,
@@ -444,7 +443,12 @@ impl Stream {
     /// reaches: no request at or after the clock minus the lateness can see
     /// their events, so removing them changes no answer.
     fn sweep(&self, shard: usize) {
-        let clock = self.clock.load(Ordering::Relaxed);
+        let clock = self
+            .shards
+            .iter()
+            .filter_map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clock)
+            .max();
+        let Some(clock) = clock else { return };
         let mut shard = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         let before = shard.entities.len();
         let horizon = self.horizon(clock);
@@ -466,11 +470,11 @@ impl Stream {
             out.extend(self.windows.iter().map(|_| None));
             return Ok(());
         };
-        self.tick(t);
         let mut guard = self.shards[self.shard_of(entity)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let shard = &mut *guard;
+        shard.tick(t);
         let empty = Entity::new(i64::MIN, 0);
         let e = shard.entities.get(entity).unwrap_or(&empty);
         if !e.times.is_empty() && t < e.newest.saturating_sub(self.limits.lateness) {
