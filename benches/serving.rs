@@ -36,25 +36,34 @@ fn fit(dir: &Path) -> std::path::PathBuf {
     // SKEWLESS_BENCH_TRANSFORM measures another transform over the census.
     let transform = std::env::var("SKEWLESS_BENCH_TRANSFORM")
         .unwrap_or_else(|_| "sql/census_wide_deep.sql".to_string());
+    fit_census(
+        Path::new(&transform),
+        "census=examples/data/adult/adult.parquet",
+        &out,
+    );
+    out
+}
+
+/// Fits a transform over a census table (NAME=LOCATION), label `label`.
+fn fit_census(transform: &Path, table: &str, out: &Path) {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_skewless"))
         .current_dir(root())
+        .arg("fit")
+        .arg(transform)
         .args([
-            "fit",
-            transform.as_str(),
             "--table",
-            "census=examples/data/adult/adult.parquet",
+            table,
             "--label",
             "label",
             "--progress",
             "never",
             "--out",
         ])
-        .arg(&out)
+        .arg(out)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("skewless runs");
     assert!(status.success());
-    out
 }
 
 fn test_rows() -> RecordBatch {
@@ -251,25 +260,7 @@ fn fit_windows(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let sql = dir.join("census_windows.sql");
     std::fs::write(&sql, transform).unwrap();
     let out = dir.join("census_windows.json");
-    let table = format!("census={}", events.display());
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_skewless"))
-        .current_dir(root())
-        .arg("fit")
-        .arg(&sql)
-        .args([
-            "--table",
-            &table,
-            "--label",
-            "label",
-            "--progress",
-            "never",
-            "--out",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("skewless runs");
-    assert!(status.success());
+    fit_census(&sql, &format!("census={}", events.display()), &out);
     (out, events)
 }
 
@@ -383,7 +374,7 @@ fn windows(c: &mut Criterion) {
     for r in evaluator.state_report() {
         eprintln!(
             "state: {} entities, {} events held, {} bytes per event, at most {} events per entity",
-            r.entities, r.events_held, r.bytes_per_event, r.peak_events_per_entity
+            r.entities, r.events_held, r.bytes_per_event, r.counts.peak
         );
     }
 }

@@ -173,14 +173,7 @@ fn replay(evaluator: &Evaluator, events: &[String]) -> Result<()> {
         )));
     }
     let started = std::time::Instant::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io {
-            path: "<tokio runtime>".into(),
-            source: e,
-        })?;
+    let runtime = super::runtime(Some(2))?;
     let tables = evaluator.event_tables();
     let mut logs: Vec<(String, String)> = Vec::new();
     for arg in events {
@@ -363,12 +356,12 @@ fn report_state(evaluator: &Evaluator) {
              than the state (answered from what it held); {} idle entities evicted; holding {} \
              events and {} per-hop tiles of {} entities",
             s.windows.join(", "),
-            s.pushed,
-            s.late,
-            s.dropped,
-            s.unkeyed,
-            s.stale_requests,
-            s.evicted,
+            s.counts.pushed,
+            s.counts.late,
+            s.counts.dropped,
+            s.counts.unkeyed,
+            s.counts.stale_requests,
+            s.counts.evicted,
             s.events_held,
             s.tiles_held,
             s.entities

@@ -123,7 +123,7 @@ async fn window_state(
         started.elapsed().as_secs_f64()
     );
     for s in evaluator.state_report() {
-        let per_entity = s.peak_events_per_entity * s.bytes_per_event;
+        let per_entity = s.counts.peak as usize * s.bytes_per_event;
         let _ = writeln!(
             text,
             "  {} window(s) reaching {} back, {}:\n    at most {} events per entity \
@@ -137,7 +137,7 @@ async fn window_state(
                 .map(|w| w.split(" OVER ").next().unwrap_or(w))
                 .collect::<Vec<_>>()
                 .join(", "),
-            group_digits(s.peak_events_per_entity),
+            group_digits(s.counts.peak as usize),
             group_digits(per_entity),
             s.bytes_per_event,
             group_digits(s.entities),

@@ -311,19 +311,25 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// A multi-threaded tokio runtime (`workers` threads, or one per core).
+fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder.enable_all().build().map_err(|e| Error::Io {
+        path: "<tokio runtime>".into(),
+        source: e,
+    })
+}
+
 /// Runs a parsed command line.
 pub fn main(args: Args) -> Result<()> {
     if let Command::Eval(eval) = &args.command {
         // Serving needs no async runtime.
         return eval::eval_command(eval);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io {
-            path: "<tokio runtime>".into(),
-            source: e,
-        })?;
+    let runtime = runtime(None)?;
     // SIGTERM (and SIGINT, but in the REPL, which cancels the running
     // statement instead) stops the command: its unfinished outputs are
     // removed and it exits with 128 + the signal's number.

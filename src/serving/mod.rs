@@ -77,6 +77,8 @@ pub struct Evaluator {
     event_required: Vec<bool>,
     /// Every table events may come from (the request table among them).
     tables: Vec<EventTable>,
+    /// The inputs a request must give when it is also pushed as an event.
+    request_and_event_required: Vec<bool>,
     /// Whether an output computes with a window's value (rather than being
     /// one): then requests are evaluated over the inputs and the windows.
     windows_in_expressions: bool,
@@ -198,10 +200,15 @@ impl Evaluator {
                 required,
             });
         }
-        let required = (0..compiled.inputs.len())
+        let required: Vec<bool> = (0..compiled.inputs.len())
             .map(|i| read.contains(&i))
             .collect();
         let event_required = tables[request].required.clone();
+        let request_and_event_required = required
+            .iter()
+            .zip(&event_required)
+            .map(|(r, e)| *r || *e)
+            .collect();
         let first_window = compiled.inputs.len();
         let windows_in_expressions = outputs.iter().any(|o| {
             if matches!(o.node.kind, expr::Kind::Input(_)) {
@@ -243,6 +250,7 @@ impl Evaluator {
             tables,
             request,
             windows_in_expressions,
+            request_and_event_required,
         })
     }
 
@@ -542,9 +550,26 @@ impl Evaluator {
     }
 
     fn eval_fields(&self, fields: &[Option<serde_json::Value>]) -> Result<String> {
-        let row = self.row_from(|name| self.input_index(name).and_then(|i| fields[i].as_ref()))?;
+        self.answer(fields, &self.required, false)
+    }
+
+    /// The features of a request's fields (the inputs of `mask`) as a JSON
+    /// object; with `push`, the request is then pushed as an event.
+    fn answer(
+        &self,
+        fields: &[Option<serde_json::Value>],
+        mask: &[bool],
+        push: bool,
+    ) -> Result<String> {
+        let row = self.row_masked(mask, |name| {
+            self.input_index(name).and_then(|i| fields[i].as_ref())
+        })?;
         let mut out = Vec::with_capacity(self.outputs.len());
         self.eval(&row, &mut out)?;
+        if push {
+            self.push(&row)
+                .map_err(|e| Error::Data(format!("pushing the request: {e}")))?;
+        }
         let mut text = String::with_capacity(32 * out.len());
         self.write_json(&out, &mut text);
         Ok(text)
@@ -563,28 +588,14 @@ impl Evaluator {
     /// pushed as an event once answered (a row that is scored, then
     /// becomes history: the same as batch, where every row is both).
     pub fn eval_line_pushing(&self, line: &str, push_requests: bool) -> Result<Option<String>> {
-        if push_requests && self.online.is_some() {
-            let mask: Vec<bool> = self
-                .required
-                .iter()
-                .zip(&self.event_required)
-                .map(|(r, e)| *r || *e)
-                .collect();
-            if let request::Parsed::Request(fields) = self.parse_masked(line, true, &mask)? {
-                let row = self.row_masked(&mask, |name| {
-                    self.input_index(name).and_then(|i| fields[i].as_ref())
-                })?;
-                let mut out = Vec::with_capacity(self.outputs.len());
-                self.eval(&row, &mut out)?;
-                self.push(&row)
-                    .map_err(|e| Error::Data(format!("pushing the request: {e}")))?;
-                let mut text = String::with_capacity(32 * out.len());
-                self.write_json(&out, &mut text);
-                return Ok(Some(text));
-            }
-        }
-        match self.parse_line(line, self.online.is_some())? {
-            request::Parsed::Request(fields) => self.eval_fields(&fields).map(Some),
+        let pushing = push_requests && self.online.is_some();
+        let mask = if pushing {
+            &self.request_and_event_required
+        } else {
+            &self.required
+        };
+        match self.parse_masked(line, self.online.is_some(), mask)? {
+            request::Parsed::Request(fields) => self.answer(&fields, mask, pushing).map(Some),
             request::Parsed::Event { table, fields } => {
                 let event = |e: Error| match &table {
                     Some(t) => Error::Data(format!("event of '{t}': {e}")),

@@ -13,7 +13,7 @@ use skewless_udfs::kernel::window::{TimeUnit, WindowValue};
 
 use super::compile::CompiledWindow;
 use super::expr::Node;
-use super::state::{EventValue, Limits, StateError, Stream, WindowSpec};
+use super::state::{Counts, EventValue, Limits, StateError, Stream, WindowSpec};
 use super::value::Value;
 use crate::error::{Error, Result};
 
@@ -412,38 +412,29 @@ impl Online {
     pub(crate) fn report(&self) -> Vec<StreamReport> {
         self.streams
             .iter()
-            .map(|s| {
-                let c = s.stream.counts();
-                StreamReport {
-                    windows: s
-                        .windows
-                        .iter()
-                        .map(|&w| self.windows[w].text.clone())
-                        .collect(),
-                    entities: s.stream.entities(),
-                    events_held: s.stream.events_held(),
-                    tiles_held: s.stream.tiles_held(),
-                    peak_events_per_entity: s.stream.peak_events_per_entity(),
-                    bytes_per_event: s.stream.bytes_per_event(),
-                    reach: {
-                        let ts = s.tables.iter().flatten().map(|t| &t.ts).next();
-                        let (unit, _) = ts.map_or((TimeUnit::Integer, None), unit_of);
-                        let reach = s.stream.windows().iter().map(|w| w.rule.reach()).max();
-                        unit.words(reach.unwrap_or(0))
-                    },
-                    pushed: c.pushed,
-                    late: c.late,
-                    dropped: c.dropped,
-                    unkeyed: c.unkeyed,
-                    stale_requests: c.stale_requests,
-                    evicted: c.evicted,
-                }
+            .map(|s| StreamReport {
+                windows: s
+                    .windows
+                    .iter()
+                    .map(|&w| self.windows[w].text.clone())
+                    .collect(),
+                entities: s.stream.entities(),
+                events_held: s.stream.events_held(),
+                tiles_held: s.stream.tiles_held(),
+                bytes_per_event: s.stream.bytes_per_event(),
+                reach: {
+                    let ts = s.tables.iter().flatten().map(|t| &t.ts).next();
+                    let (unit, _) = ts.map_or((TimeUnit::Integer, None), unit_of);
+                    let reach = s.stream.windows().iter().map(|w| w.rule.reach()).max();
+                    unit.words(reach.unwrap_or(0))
+                },
+                counts: s.stream.counts(),
             })
             .collect()
     }
 }
 
-/// The counts of one stream (see [`super::state::Counts`]).
+/// What one stream holds and has counted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamReport {
     pub windows: Vec<String>,
@@ -452,18 +443,13 @@ pub struct StreamReport {
     /// Partial states of one hop each (windows with a hop keep their older
     /// events so).
     pub tiles_held: usize,
-    /// The most events one entity held at once.
-    pub peak_events_per_entity: usize,
     /// The bytes of one held event (without distinct-count keys).
     pub bytes_per_event: usize,
     /// How far back the stream's longest window reaches, in words.
     pub reach: String,
-    pub pushed: u64,
-    pub late: u64,
-    pub dropped: u64,
-    pub unkeyed: u64,
-    pub stale_requests: u64,
-    pub evicted: u64,
+    /// What happened to events and requests (`peak`: the most events one
+    /// entity held at once).
+    pub counts: Counts,
 }
 
 /// The limits of a stream in the unit of its time.

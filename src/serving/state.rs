@@ -609,11 +609,6 @@ impl Stream {
             .sum()
     }
 
-    /// The most events one entity has held at once.
-    pub fn peak_events_per_entity(&self) -> usize {
-        self.counts().peak as usize
-    }
-
     /// The bytes one held event takes, without the bytes of its distinct
     /// keys: its time and its values.
     pub fn bytes_per_event(&self) -> usize {

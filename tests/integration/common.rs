@@ -125,3 +125,24 @@ unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
 pub fn allocations() -> usize {
     ALLOCATIONS.with(|c| c.get())
 }
+
+/// Runs `skewless eval ARTIFACT ARGS…` with `input` on stdin (written from
+/// another thread, so that a long input cannot block on a full stdout).
+pub fn eval_with_input(artifact: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = skewless()
+        .arg("eval")
+        .arg(artifact)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let text = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}

@@ -4,9 +4,7 @@
 //! requested at their time) and the two compared row by row.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::common::{ok, run_sql, skewless, stderr};
 use crate::outputs::sha256;
@@ -236,20 +234,7 @@ fn by_id(lines: &str) -> HashMap<i64, Vec<(String, String)>> {
 
 /// Runs `eval` over the lines with `--lateness`, returning stdout and stderr.
 fn eval(artifact: &Path, lines: &str, lateness: &str) -> (String, String) {
-    let mut child = skewless()
-        .arg("eval")
-        .arg(artifact)
-        .args(["--lateness", lateness])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let text = lines.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let out = crate::common::eval_with_input(artifact, &["--lateness", lateness], lines);
     assert!(out.status.success(), "{}", stderr(&out));
     (
         String::from_utf8(out.stdout).unwrap(),

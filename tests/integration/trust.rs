@@ -40,23 +40,11 @@ fn apply(dir: &Path, artifact: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn eval(artifact: &Path, extra: &[&str]) -> std::process::Output {
-    let mut child = skewless()
-        .arg("eval")
-        .arg(artifact)
-        .args(extra)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"age\": 40, \"education\": \"Bachelors\", \"hours_per_week\": 40}\n")
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::common::eval_with_input(
+        artifact,
+        extra,
+        "{\"age\": 40, \"education\": \"Bachelors\", \"hours_per_week\": 40}\n",
+    )
 }
 
 /// Both `apply` and `eval` refuse the artifact, with `message` in the error,

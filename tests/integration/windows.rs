@@ -199,27 +199,6 @@ fn the_flights_features_served_by_replay_equal_batch_apply() {
     assert!((total - 37_730.84).abs() < 1e-6, "{total}");
 }
 
-/// Runs `skewless eval ARTIFACT ARGS…` over `input`.
-fn eval_lines(artifact: &Path, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = skewless()
-        .arg("eval")
-        .arg(artifact)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn serving_windows_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,7 +266,7 @@ fn serving_windows_says_what_is_wrong() {
     ok(&fit(&union("WHERE is_label")));
     let artifact = d.join("a.json");
     // Requests: labels (the WHERE keeps them); events of purchases.
-    let out = eval_lines(
+    let out = crate::common::eval_with_input(
         &artifact,
         &[],
         "{\"event\": {\"u\": \"a\", \"ts\": \"2024-01-01T10:00:00\", \"amount\": 5}, \"table\": \"purchases\"}\n\
@@ -322,7 +301,7 @@ fn serving_windows_says_what_is_wrong() {
     assert_eq!(lines.len(), 5);
     // --events names each table's log; --requests must name a table whose
     // rows reach the output.
-    let err = user_error(&eval_lines(
+    let err = user_error(&crate::common::eval_with_input(
         &artifact,
         &[
             "--events",
@@ -331,18 +310,30 @@ fn serving_windows_says_what_is_wrong() {
         "",
     ));
     assert!(err.contains("give each log as TABLE=LOCATION"), "{err}");
-    let err = user_error(&eval_lines(&artifact, &["--requests", "purchases"], ""));
+    let err = user_error(&crate::common::eval_with_input(
+        &artifact,
+        &["--requests", "purchases"],
+        "",
+    ));
     assert!(
         err.contains("rows of table 'purchases' do not reach the transform's output"),
         "{err}"
     );
-    let err = user_error(&eval_lines(&artifact, &["--lateness", "5 parsecs"], ""));
+    let err = user_error(&crate::common::eval_with_input(
+        &artifact,
+        &["--lateness", "5 parsecs"],
+        "",
+    ));
     assert!(err.contains("--lateness \"5 parsecs\""), "{err}");
     // A timestamp time takes a duration, not a plain number.
-    let err = user_error(&eval_lines(&artifact, &["--lateness", "5"], ""));
+    let err = user_error(&crate::common::eval_with_input(
+        &artifact,
+        &["--lateness", "5"],
+        "",
+    ));
     assert!(err.contains("give a duration, e.g. 5s or 5m"), "{err}");
     // Replayed by table, merged by time: the label sees both purchases.
-    let out = eval_lines(
+    let out = crate::common::eval_with_input(
         &artifact,
         &["--events", &purchases, "--events", &labels],
         "{\"u\": \"a\", \"ts\": \"2024-01-01T10:06:00\"}\n",
