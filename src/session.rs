@@ -68,10 +68,16 @@ fn state_builder(config: SessionConfig) -> Result<SessionStateBuilder> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(CloudStores::default()))
         .build_arc()?;
+    // skewless's window steps run on every entity at once, planned before
+    // DataFusion's rules add a sort (skewless_udfs::window::exec).
+    let rules = skewless_udfs::window::exec::with_entity_windows(
+        datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
+    );
     Ok(SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features())
+        .with_default_features()
+        .with_physical_optimizer_rules(rules))
 }
 
 /// Registers skewless's functions and file formats.

@@ -15,9 +15,13 @@
 //!   Units ahead of the one being written hold at most a few batches, so
 //!   memory stays bounded: the parallelism is the writer encoding while the
 //!   next batches are computed.
-//! - **Anything else** (joins, aggregates, sorts, windows) is planned on a
-//!   single partition, where DataFusion's operators are deterministic, and
-//!   partitions of sources are concatenated in order.
+//! - **Window steps of skewless's window functions** over such a chain
+//!   ([`EntityWindowExec`]) read their input through the same units, in
+//!   order, and emit an order of their own that depends on the data alone
+//!   (entity by entity, by time), with row-wise steps above them.
+//! - **Anything else** (joins, aggregates, sorts, DataFusion's windows) is
+//!   planned on a single partition, where DataFusion's operators are
+//!   deterministic, and partitions of sources are concatenated in order.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -46,6 +50,7 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::StreamExt;
+use skewless_udfs::window::exec::EntityWindowExec;
 
 /// Rows a Parquet unit holds at least (consecutive row groups are joined
 /// up to it): large enough that per-unit costs vanish, small enough to
@@ -80,12 +85,28 @@ pub async fn units(
     };
     let mut chain = Vec::new();
     let mut node = below;
-    let scan = loop {
+    let base: Arc<dyn ExecutionPlan> = loop {
         if let Some(source) = node.downcast_ref::<DataSourceExec>() {
-            match source.data_source().downcast_ref::<FileScanConfig>() {
-                Some(config) => break config.clone(),
-                None => return Ok(None),
-            }
+            let Some(scan) = source.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(None);
+            };
+            let groups = unit_groups(scan, state).await?;
+            // Each unit stays in its partition: no work stealing between them.
+            let config = FileScanConfigBuilder::from(scan.clone())
+                .with_file_groups(groups)
+                .with_preserve_order(true)
+                .build();
+            break DataSourceExec::from_data_source(config);
+        }
+        // A window step of skewless's functions reads its whole input in
+        // order and emits a deterministic order of its own: its input is
+        // cut into units in turn.
+        if node.is::<EntityWindowExec>() {
+            let child = Arc::clone(node.children()[0]);
+            let Some(input) = Box::pin(units(child, state)).await? else {
+                return Ok(None);
+            };
+            break replace_children_if_necessary(node, vec![input])?;
         }
         let row_wise = node.is::<ProjectionExec>()
             || node.is::<FilterExec>()
@@ -99,13 +120,7 @@ pub async fn units(
         chain.push(node);
         node = child;
     };
-    let groups = unit_groups(&scan, state).await?;
-    // Each unit stays in its partition: no work stealing between them.
-    let config = FileScanConfigBuilder::from(scan)
-        .with_file_groups(groups)
-        .with_preserve_order(true)
-        .build();
-    let mut rebuilt: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+    let mut rebuilt = base;
     for parent in chain.into_iter().rev() {
         rebuilt = replace_children_if_necessary(parent, vec![rebuilt])?;
     }

@@ -87,6 +87,15 @@ impl MinMax {
     }
 }
 
+/// The mean of `count` values whose exact sum is `sum`, rounded once (NaN
+/// when there are none).
+pub fn mean_of(sum: &ExactSum, count: u64) -> f64 {
+    if count == 0 {
+        return f64::NAN;
+    }
+    dd_div(sum.value_dd(), count as f64)
+}
+
 /// Count, mean and population standard deviation of the finite values, from
 /// exact sums of x and x².
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -147,10 +156,7 @@ impl Moments {
 
     /// The mean (NaN when there are no values).
     pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            return f64::NAN;
-        }
-        dd_div(self.sum.value_dd(), self.count as f64)
+        mean_of(&self.sum, self.count)
     }
 
     /// n²·variance = n·Σx² − (Σx)², exactly.

@@ -13,7 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::stats::{Finite, Moments};
+use super::exact::ExactSum;
+use super::stats::{Finite, Moments, mean_of};
 
 /// How a hop shapes the window (see [`WindowRule::bounds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,7 +262,11 @@ pub type DistinctKey = Box<[u8]>;
 /// depends only on the events held.
 #[derive(Debug, Clone)]
 pub enum WindowState {
-    /// Count, sum, mean, var, stddev: exact sums.
+    /// Count: the number of values.
+    Count(u64),
+    /// Sum, mean: the number of values and their exact sum.
+    Sum { count: u64, sum: ExactSum },
+    /// Var, stddev: exact sums of x and x².
     Moments(Moments),
     /// Min, max: each value with its multiplicity.
     Ordered(BTreeMap<Finite, u32>),
@@ -274,9 +279,12 @@ pub enum WindowState {
 impl WindowState {
     pub fn new(agg: Agg) -> Self {
         match agg {
-            Agg::Count | Agg::Sum | Agg::Mean | Agg::Var | Agg::Stddev => {
-                WindowState::Moments(Moments::default())
-            }
+            Agg::Count => WindowState::Count(0),
+            Agg::Sum | Agg::Mean => WindowState::Sum {
+                count: 0,
+                sum: ExactSum::default(),
+            },
+            Agg::Var | Agg::Stddev => WindowState::Moments(Moments::default()),
             Agg::Min | Agg::Max => WindowState::Ordered(BTreeMap::new()),
             Agg::Last => WindowState::Latest(BTreeMap::new()),
             Agg::DistinctCount => WindowState::Distinct(HashMap::new()),
@@ -288,6 +296,11 @@ impl WindowState {
     #[inline]
     pub fn add(&mut self, ts: i64, v: Finite) {
         match self {
+            WindowState::Count(n) => *n += 1,
+            WindowState::Sum { count, sum } => {
+                *count += 1;
+                sum.add(v.get());
+            }
             WindowState::Moments(m) => m.update(Some(v.get())),
             WindowState::Ordered(map) => *map.entry(v).or_insert(0) += 1,
             WindowState::Latest(map) => *map.entry((ts, v)).or_insert(0) += 1,
@@ -301,6 +314,11 @@ impl WindowState {
     #[inline]
     pub fn retract(&mut self, ts: i64, v: Finite) {
         match self {
+            WindowState::Count(n) => *n -= 1,
+            WindowState::Sum { count, sum } => {
+                *count -= 1;
+                sum.add(-v.get());
+            }
             WindowState::Moments(m) => m.retract(v.get()),
             WindowState::Ordered(map) => take(map, v),
             WindowState::Latest(map) => take(map, (ts, v)),
@@ -344,6 +362,17 @@ impl WindowState {
             }
         }
         match (self, other) {
+            (WindowState::Count(a), WindowState::Count(b)) => *a += b,
+            (
+                WindowState::Sum { count, sum },
+                WindowState::Sum {
+                    count: other_count,
+                    sum: other_sum,
+                },
+            ) => {
+                *count += other_count;
+                sum.merge(other_sum);
+            }
             (WindowState::Moments(a), WindowState::Moments(b)) => a.merge(b),
             (WindowState::Ordered(a), WindowState::Ordered(b)) => add_all(a, b),
             (WindowState::Latest(a), WindowState::Latest(b)) => add_all(a, b),
@@ -360,6 +389,7 @@ impl WindowState {
     /// The number of values held.
     pub fn len(&self) -> u64 {
         match self {
+            WindowState::Count(n) | WindowState::Sum { count: n, .. } => *n,
             WindowState::Moments(m) => m.count,
             WindowState::Ordered(map) => map.values().map(|&n| u64::from(n)).sum(),
             WindowState::Latest(map) => map.values().map(|&n| u64::from(n)).sum(),
@@ -369,6 +399,7 @@ impl WindowState {
 
     pub fn is_empty(&self) -> bool {
         match self {
+            WindowState::Count(n) | WindowState::Sum { count: n, .. } => *n == 0,
             WindowState::Moments(m) => m.count == 0,
             WindowState::Ordered(map) => map.is_empty(),
             WindowState::Latest(map) => map.is_empty(),
@@ -380,11 +411,15 @@ impl WindowState {
     /// empty), `Value` for the others (`None` when empty).
     pub fn result(&self, agg: Agg) -> WindowValue {
         match (agg, self) {
-            (Agg::Count, WindowState::Moments(m)) => WindowValue::Count(m.count as i64),
+            (Agg::Count, WindowState::Count(n)) => WindowValue::Count(*n as i64),
             (Agg::DistinctCount, WindowState::Distinct(map)) => {
                 WindowValue::Count(map.len() as i64)
             }
             (_, s) if s.is_empty() => WindowValue::Value(None),
+            (Agg::Sum, WindowState::Sum { sum, .. }) => WindowValue::Value(Some(sum.value())),
+            (Agg::Mean, WindowState::Sum { count, sum }) => {
+                WindowValue::Value(Some(mean_of(sum, *count)))
+            }
             (agg, WindowState::Moments(m)) => agg.of_moments(m),
             (Agg::Min, WindowState::Ordered(map)) => {
                 WindowValue::Value(map.first_key_value().map(|(v, _)| v.get()))
@@ -429,7 +464,20 @@ pub fn aggregate<'a>(agg: Agg, events: impl Iterator<Item = (i64, Item<'a>)>) ->
     match agg {
         Agg::Count => WindowValue::Count(numbers.count() as i64),
         // One accumulator per thread, reused: no allocation per window.
-        Agg::Sum | Agg::Mean | Agg::Var | Agg::Stddev => MOMENTS.with_borrow_mut(|m| {
+        Agg::Sum | Agg::Mean => SUM.with_borrow_mut(|sum| {
+            sum.clear();
+            let mut count = 0;
+            for (_, v) in numbers {
+                sum.add(v.get());
+                count += 1;
+            }
+            WindowValue::Value(match (count, agg) {
+                (0, _) => None,
+                (_, Agg::Sum) => Some(sum.value()),
+                _ => Some(mean_of(sum, count)),
+            })
+        }),
+        Agg::Var | Agg::Stddev => MOMENTS.with_borrow_mut(|m| {
             m.clear();
             for (_, v) in numbers {
                 m.update(Some(v.get()));
@@ -449,6 +497,7 @@ pub fn aggregate<'a>(agg: Agg, events: impl Iterator<Item = (i64, Item<'a>)>) ->
 
 thread_local! {
     static MOMENTS: std::cell::RefCell<Moments> = std::cell::RefCell::new(Moments::default());
+    static SUM: std::cell::RefCell<ExactSum> = std::cell::RefCell::new(ExactSum::default());
 }
 
 /// [`aggregate`] for `window_distinct_count`: the number of distinct values
@@ -548,10 +597,25 @@ pub fn sweep<V: Copy>(
     add: impl Fn(&mut WindowState, i64, V),
     retract: impl Fn(&mut WindowState, i64, V),
 ) -> Vec<WindowValue> {
+    let mut out = Vec::with_capacity(rows.len());
+    sweep_each(rule, agg, events, rows, add, retract, |_, r| out.push(r));
+    out
+}
+
+/// [`sweep`], handing each row's result to `emit` (its index in `rows`,
+/// the result) instead of collecting them.
+pub fn sweep_each<V: Copy>(
+    rule: &WindowRule,
+    agg: Agg,
+    events: &[(i64, V)],
+    rows: &[i64],
+    add: impl Fn(&mut WindowState, i64, V),
+    retract: impl Fn(&mut WindowState, i64, V),
+    mut emit: impl FnMut(usize, WindowValue),
+) {
     let mut state = WindowState::new(agg);
     let (mut first, mut end) = (0, 0);
-    let mut out = Vec::with_capacity(rows.len());
-    for &t in rows {
+    for (k, &t) in rows.iter().enumerate() {
         let (lo, hi) = rule.bounds(t);
         while end < events.len() && events[end].0 < hi {
             add(&mut state, events[end].0, events[end].1);
@@ -561,9 +625,53 @@ pub fn sweep<V: Copy>(
             retract(&mut state, events[first].0, events[first].1);
             first += 1;
         }
-        out.push(state.result(agg));
+        emit(k, state.result(agg));
     }
-    out
+}
+
+/// [`sweep_each`] for `window_min` and `window_max` over finite values: the
+/// same results (the least or greatest value in each row's window, by
+/// [`Finite`]'s order), from a queue of the values that can still be the
+/// extreme (each later than every value kept behind it and more extreme),
+/// in place of a map of every value held.
+pub fn sweep_extreme(
+    rule: &WindowRule,
+    agg: Agg,
+    events: &[(i64, Finite)],
+    rows: &[i64],
+    mut emit: impl FnMut(usize, WindowValue),
+) {
+    let max = agg == Agg::Max;
+    // Indices into `events`; their values strictly decrease (max) or
+    // increase (min) from the front.
+    let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let (mut first, mut end) = (0, 0);
+    for (k, &t) in rows.iter().enumerate() {
+        let (lo, hi) = rule.bounds(t);
+        while end < events.len() && events[end].0 < hi {
+            let v = events[end].1;
+            while let Some(&b) = queue.back() {
+                let behind = events[b].1;
+                if (max && behind <= v) || (!max && behind >= v) {
+                    queue.pop_back();
+                } else {
+                    break;
+                }
+            }
+            queue.push_back(end);
+            end += 1;
+        }
+        while first < end && events[first].0 < lo {
+            first += 1;
+        }
+        while queue.front().is_some_and(|&f| f < first) {
+            queue.pop_front();
+        }
+        emit(
+            k,
+            WindowValue::Value(queue.front().map(|&i| events[i].1.get())),
+        );
+    }
 }
 
 /// [`sweep`] with knowledge time: an event counts for a row at `t` only if
@@ -578,6 +686,22 @@ pub fn sweep_known<V: Copy>(
     add: impl Fn(&mut WindowState, i64, V),
     retract: impl Fn(&mut WindowState, i64, V),
 ) -> Vec<WindowValue> {
+    let mut out = Vec::with_capacity(rows.len());
+    sweep_known_each(rule, agg, events, rows, add, retract, |_, r| out.push(r));
+    out
+}
+
+/// [`sweep_known`], handing each row's result to `emit` (its index in
+/// `rows`, the result).
+pub fn sweep_known_each<V: Copy>(
+    rule: &WindowRule,
+    agg: Agg,
+    events: &[(i64, i64, V)],
+    rows: &[i64],
+    add: impl Fn(&mut WindowState, i64, V),
+    retract: impl Fn(&mut WindowState, i64, V),
+    mut emit: impl FnMut(usize, WindowValue),
+) {
     let mut by_arrival: Vec<usize> = (0..events.len()).collect();
     by_arrival.sort_by_key(|&i| (events[i].1, i));
     let mut state = WindowState::new(agg);
@@ -586,8 +710,7 @@ pub fn sweep_known<V: Copy>(
     let mut waiting: BTreeMap<(i64, usize), ()> = BTreeMap::new();
     let mut inside: BTreeMap<(i64, usize), ()> = BTreeMap::new();
     let mut next = 0;
-    let mut out = Vec::with_capacity(rows.len());
-    for &t in rows {
+    for (k, &t) in rows.iter().enumerate() {
         let (lo, hi) = rule.bounds(t);
         while next < by_arrival.len() && events[by_arrival[next]].1 <= t {
             let i = by_arrival[next];
@@ -617,9 +740,8 @@ pub fn sweep_known<V: Copy>(
             inside.pop_first();
             retract(&mut state, ts, events[i].2);
         }
-        out.push(state.result(agg));
+        emit(k, state.result(agg));
     }
-    out
 }
 
 #[cfg(test)]

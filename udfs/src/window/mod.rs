@@ -27,8 +27,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArrayType,
 };
+use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Field, FieldRef, Float64Type, Int64Type,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Field, FieldRef, Float64Type, Int64Type,
     TimeUnit as ArrowTimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
 };
@@ -46,8 +47,11 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::kernel::stats::Finite;
 use crate::kernel::window::{
-    Agg, TimeUnit, WindowRule, WindowState, WindowValue, sweep, sweep_known,
+    Agg, TimeUnit, WindowRule, WindowState, WindowValue, sweep_each, sweep_extreme,
+    sweep_known_each,
 };
+
+pub mod exec;
 
 /// The start of the marker before the hidden entity argument (see the
 /// module docs); the window's ORDER BY and frame as written follow it.
@@ -503,41 +507,17 @@ struct WindowEvaluator {
     known: bool,
 }
 
-/// The times of a ts array as i64 in its own unit.
-fn times(ts: &ArrayRef) -> Result<Vec<Option<i64>>> {
-    fn collect<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(
-        a: &ArrayRef,
-    ) -> Vec<Option<i64>>
-    where
-        T::Native: Into<i64>,
-    {
-        a.as_primitive::<T>()
-            .iter()
-            .map(|v| v.map(Into::into))
-            .collect()
-    }
-    Ok(match ts.data_type() {
-        DataType::Timestamp(ArrowTimeUnit::Second, _) => collect::<TimestampSecondType>(ts),
-        DataType::Timestamp(ArrowTimeUnit::Millisecond, _) => {
-            collect::<TimestampMillisecondType>(ts)
-        }
-        DataType::Timestamp(ArrowTimeUnit::Microsecond, _) => {
-            collect::<TimestampMicrosecondType>(ts)
-        }
-        DataType::Timestamp(ArrowTimeUnit::Nanosecond, _) => collect::<TimestampNanosecondType>(ts),
-        DataType::Date32 => collect::<Date32Type>(ts),
-        DataType::Date64 => collect::<Date64Type>(ts),
-        DataType::Int64 => collect::<Int64Type>(ts),
-        other => return exec_err!("window functions: unexpected ts type {other}"),
-    })
-}
-
 impl PartitionEvaluator for WindowEvaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
-        let ts = times(&values[1])?;
-        let known = match self.known {
-            true => Some(times(&values[2])?),
-            false => None,
+        let call = CallInputs {
+            agg: self.agg,
+            rule: self.rule,
+            value: Arc::clone(&values[0]),
+            ts: Times::of(&values[1])?,
+            known: match self.known {
+                true => Some(Times::of(&values[2])?),
+                false => None,
+            },
         };
         // The partition is one entity: NULL (in any PARTITION BY column)
         // means no window at all.
@@ -545,21 +525,20 @@ impl PartitionEvaluator for WindowEvaluator {
             .get(2 + usize::from(self.known))
             .and_then(|f| f.as_any().downcast_ref::<BooleanArray>())
             .is_some_and(|f| !f.is_empty() && f.is_valid(0) && f.value(0));
-        let mut rows: Vec<(i64, usize)> = if null_entity {
+        let mut sorted: Vec<(i64, u32)> = if null_entity {
             Vec::new()
         } else {
-            ts.iter()
-                .enumerate()
-                .filter_map(|(i, t)| t.map(|t| (t, i)))
+            (0..num_rows)
+                .filter_map(|i| Some((call.ts.get(i)?, i as u32)))
                 .collect()
         };
-        rows.sort_unstable();
-        let row_times: Vec<i64> = rows.iter().map(|&(t, _)| t).collect();
-        let results = self.results(&values[0], &ts, known.as_deref(), &row_times)?;
+        sorted.sort_unstable();
         let mut out: Vec<Option<WindowValue>> = vec![None; num_rows];
-        for ((_, i), r) in rows.iter().zip(results) {
-            out[*i] = Some(r);
-        }
+        let mut scratch = EntityScratch::default();
+        scratch.reset(&sorted);
+        call.evaluate_entity(&sorted, &mut scratch, |k, r| {
+            out[sorted[k].1 as usize] = Some(r)
+        })?;
         Ok(if self.agg.is_count() {
             Arc::new(Int64Array::from_iter(out.into_iter().map(|r| match r {
                 Some(WindowValue::Count(n)) => Some(n),
@@ -574,121 +553,253 @@ impl PartitionEvaluator for WindowEvaluator {
     }
 }
 
-impl WindowEvaluator {
-    /// The window results at `rows` (sorted times) over the events of
-    /// `value` at `ts`, known at `known` (the arrival times) when given.
-    fn results(
+/// The times of a ts (or arrival) column as i64 in its own unit, with its
+/// NULLs.
+#[derive(Debug, Clone)]
+pub(crate) struct Times {
+    values: ScalarBuffer<i64>,
+    nulls: Option<NullBuffer>,
+}
+
+impl Times {
+    pub(crate) fn of(ts: &ArrayRef) -> Result<Self> {
+        fn same<T: ArrowPrimitiveType<Native = i64>>(a: &ArrayRef) -> Times {
+            let a = a.as_primitive::<T>();
+            Times {
+                values: a.values().clone(),
+                nulls: a.nulls().cloned(),
+            }
+        }
+        Ok(match ts.data_type() {
+            DataType::Timestamp(ArrowTimeUnit::Second, _) => same::<TimestampSecondType>(ts),
+            DataType::Timestamp(ArrowTimeUnit::Millisecond, _) => {
+                same::<TimestampMillisecondType>(ts)
+            }
+            DataType::Timestamp(ArrowTimeUnit::Microsecond, _) => {
+                same::<TimestampMicrosecondType>(ts)
+            }
+            DataType::Timestamp(ArrowTimeUnit::Nanosecond, _) => {
+                same::<TimestampNanosecondType>(ts)
+            }
+            DataType::Date64 => same::<Date64Type>(ts),
+            DataType::Int64 => same::<Int64Type>(ts),
+            DataType::Date32 => {
+                let a = ts.as_primitive::<Date32Type>();
+                Times {
+                    values: a.values().iter().map(|&d| i64::from(d)).collect(),
+                    nulls: a.nulls().cloned(),
+                }
+            }
+            other => return exec_err!("window functions: unexpected ts type {other}"),
+        })
+    }
+
+    /// Whether both are the same column (not a copy: the same buffers).
+    pub(crate) fn same_as(&self, other: &Times) -> bool {
+        self.values.len() == other.values.len()
+            && self.values.as_ptr() == other.values.as_ptr()
+            && self.nulls == other.nulls
+    }
+
+    /// The time of row `i`, `None` when NULL.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<i64> {
+        match &self.nulls {
+            Some(n) if n.is_null(i) => None,
+            _ => Some(self.values[i]),
+        }
+    }
+}
+
+/// One window call's inputs over the rows of a window step: the value, the
+/// time and the arrival time of each row. Both batch paths evaluate calls
+/// through [`CallInputs::evaluate_entity`]: DataFusion's (one partition per
+/// entity) and [`exec::EntityWindowExec`] (every entity at once).
+#[derive(Debug)]
+pub(crate) struct CallInputs {
+    pub(crate) agg: Agg,
+    pub(crate) rule: WindowRule,
+    pub(crate) value: ArrayRef,
+    pub(crate) ts: Times,
+    pub(crate) known: Option<Times>,
+}
+
+impl CallInputs {
+    /// Asks the CPU to fetch row `i`'s time and value.
+    #[inline]
+    pub(crate) fn prefetch(&self, i: usize) {
+        if let Some(t) = self.ts.values.get(i) {
+            prefetch(t);
+        }
+        if let Some(v) = self.value.as_primitive_opt::<Float64Type>()
+            && let Some(x) = v.values().get(i)
+        {
+            prefetch(x);
+        }
+    }
+
+    /// The results of one entity's rows: `sorted` holds (time, row) of its
+    /// rows with a time, ascending by time, and `scratch` was
+    /// [reset](EntityScratch::reset) to it; `emit` gets (k, the result of
+    /// `sorted[k]`'s row), k ascending.
+    pub(crate) fn evaluate_entity(
         &self,
-        value: &ArrayRef,
-        ts: &[Option<i64>],
-        known: Option<&[Option<i64>]>,
-        rows: &[i64],
-    ) -> Result<Vec<WindowValue>> {
-        let (rule, agg) = (&self.rule, self.agg);
+        sorted: &[(i64, u32)],
+        scratch: &mut EntityScratch,
+        emit: impl FnMut(usize, WindowValue),
+    ) -> Result<()> {
+        let value = &self.value;
         match value.data_type() {
+            DataType::Float64 if self.known.is_none() => {
+                let v = value.as_primitive::<Float64Type>();
+                scratch.numbers(sorted, v);
+                let (rule, agg) = (&self.rule, self.agg);
+                let (events, times) = (&scratch.numbers, &scratch.times);
+                if matches!(agg, Agg::Min | Agg::Max) {
+                    sweep_extreme(rule, agg, events, times, emit);
+                } else {
+                    // Distinct counts key numbers by their bits inside the
+                    // state.
+                    let (add, retract) = (WindowState::add, WindowState::retract);
+                    sweep_each(rule, agg, events, times, add, retract, emit);
+                }
+            }
             DataType::Float64 => {
                 let v = value.as_primitive::<Float64Type>();
-                let values = v.iter().map(|x| x.and_then(Finite::new));
-                // Distinct counts key numbers by their bits inside the state.
-                Ok(drive(
-                    rule,
-                    agg,
-                    ts,
-                    known,
-                    values,
-                    rows,
+                self.drive(
+                    sorted,
+                    &scratch.times,
+                    |i| v.is_valid(i).then(|| v.value(i)).and_then(Finite::new),
                     WindowState::add,
                     WindowState::retract,
-                ))
+                    emit,
+                );
             }
-            DataType::Int64 => Ok(drive(
-                rule,
-                agg,
-                ts,
-                known,
-                value.as_primitive::<Int64Type>().iter(),
-                rows,
-                |s, _, v| s.add_key(&v.to_le_bytes()),
-                |s, _, v| s.retract_key(&v.to_le_bytes()),
-            )),
-            DataType::Utf8 => Ok(strings(
-                rule,
-                agg,
-                ts,
-                known,
-                rows,
-                value.as_string::<i32>(),
-            )),
-            DataType::LargeUtf8 => Ok(strings(
-                rule,
-                agg,
-                ts,
-                known,
-                rows,
-                value.as_string::<i64>(),
-            )),
-            DataType::Utf8View => Ok(strings(rule, agg, ts, known, rows, value.as_string_view())),
-            other => exec_err!("{}: unexpected value type {other}", agg.name()),
+            DataType::Int64 => {
+                let v = value.as_primitive::<Int64Type>();
+                self.drive(
+                    sorted,
+                    &scratch.times,
+                    |i| v.is_valid(i).then(|| v.value(i)),
+                    |s, _, v| s.add_key(&v.to_le_bytes()),
+                    |s, _, v| s.retract_key(&v.to_le_bytes()),
+                    emit,
+                );
+            }
+            DataType::Utf8 => self.strings(sorted, &scratch.times, value.as_string::<i32>(), emit),
+            DataType::LargeUtf8 => {
+                self.strings(sorted, &scratch.times, value.as_string::<i64>(), emit)
+            }
+            DataType::Utf8View => {
+                self.strings(sorted, &scratch.times, value.as_string_view(), emit)
+            }
+            other => return exec_err!("{}: unexpected value type {other}", self.agg.name()),
         }
+        Ok(())
+    }
+
+    /// Sweeps the entity's events with a value (and, with knowledge time,
+    /// an arrival): [`sweep_each`] over them in time order, or
+    /// [`sweep_known_each`].
+    fn drive<V: Copy>(
+        &self,
+        sorted: &[(i64, u32)],
+        rows: &[i64],
+        value_of: impl Fn(usize) -> Option<V>,
+        add: impl Fn(&mut WindowState, i64, V),
+        retract: impl Fn(&mut WindowState, i64, V),
+        emit: impl FnMut(usize, WindowValue),
+    ) {
+        let (rule, agg) = (&self.rule, self.agg);
+        match &self.known {
+            None => {
+                let events: Vec<(i64, V)> = sorted
+                    .iter()
+                    .filter_map(|&(t, i)| Some((t, value_of(i as usize)?)))
+                    .collect();
+                sweep_each(rule, agg, &events, rows, add, retract, emit);
+            }
+            Some(arrival) => {
+                // An event with no arrival time was never known: in no window.
+                let events: Vec<(i64, i64, V)> = sorted
+                    .iter()
+                    .filter_map(|&(t, i)| {
+                        Some((t, arrival.get(i as usize)?, value_of(i as usize)?))
+                    })
+                    .collect();
+                sweep_known_each(rule, agg, &events, rows, add, retract, emit);
+            }
+        }
+    }
+
+    /// Distinct counts of strings: events refer to their row.
+    fn strings<'a, S: StringArrayType<'a> + Copy>(
+        &self,
+        sorted: &[(i64, u32)],
+        rows: &[i64],
+        values: S,
+        emit: impl FnMut(usize, WindowValue),
+    ) {
+        self.drive(
+            sorted,
+            rows,
+            |i| values.is_valid(i).then_some(i),
+            |s, _, i| s.add_key(values.value(i).as_bytes()),
+            |s, _, i| s.retract_key(values.value(i).as_bytes()),
+            emit,
+        );
     }
 }
 
-/// Sweeps the events with a time (and, with knowledge time, an arrival)
-/// and a value: [`sweep`] over them sorted by time, or [`sweep_known`].
-#[allow(clippy::too_many_arguments)]
-fn drive<V: Copy + Ord>(
-    rule: &WindowRule,
-    agg: Agg,
-    ts: &[Option<i64>],
-    known: Option<&[Option<i64>]>,
-    values: impl Iterator<Item = Option<V>>,
-    rows: &[i64],
-    add: impl Fn(&mut WindowState, i64, V),
-    retract: impl Fn(&mut WindowState, i64, V),
-) -> Vec<WindowValue> {
-    match known {
-        None => {
-            let mut events: Vec<(i64, V)> = ts
-                .iter()
-                .zip(values)
-                .filter_map(|(t, v)| Some(((*t)?, v?)))
-                .collect();
-            events.sort_unstable();
-            sweep(rule, agg, &events, rows, add, retract)
-        }
-        Some(arrival) => {
-            // An event with no arrival time was never known: in no window.
-            let events: Vec<(i64, i64, V)> = ts
-                .iter()
-                .zip(arrival)
-                .zip(values)
-                .filter_map(|((t, a), v)| Some(((*t)?, (*a)?, v?)))
-                .collect();
-            sweep_known(rule, agg, &events, rows, add, retract)
-        }
-    }
+/// Asks the CPU to bring `value` into its cache (a hint, for reads about to
+/// come; nothing on architectures other than x86-64).
+#[inline]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache, and `value` is a reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast::<i8>(),
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
-/// Distinct counts of strings: events refer to their row.
-fn strings<'a, S: StringArrayType<'a> + Copy>(
-    rule: &WindowRule,
-    agg: Agg,
-    ts: &[Option<i64>],
-    known: Option<&[Option<i64>]>,
-    rows: &[i64],
-    values: S,
-) -> Vec<WindowValue> {
-    let rows_of = (0..values.len()).map(|i| values.is_valid(i).then_some(i));
-    drive(
-        rule,
-        agg,
-        ts,
-        known,
-        rows_of,
-        rows,
-        |s, _, i| s.add_key(values.value(i).as_bytes()),
-        |s, _, i| s.retract_key(values.value(i).as_bytes()),
-    )
+/// Buffers for one entity's rows, shared by the calls over them and
+/// reused from entity to entity.
+#[derive(Debug, Default)]
+pub(crate) struct EntityScratch {
+    /// The times of the rows, ascending.
+    times: Vec<i64>,
+    /// (time, finite value) of the rows with one, of the Float64 column
+    /// `numbers_of` (its values' address and length): calls over the same
+    /// column read it once.
+    numbers: Vec<(i64, Finite)>,
+    numbers_of: Option<(usize, usize)>,
+}
+
+impl EntityScratch {
+    /// Ready for the rows `sorted` (time, row), ascending by time.
+    pub(crate) fn reset(&mut self, sorted: &[(i64, u32)]) {
+        self.times.clear();
+        self.times.extend(sorted.iter().map(|&(t, _)| t));
+        self.numbers_of = None;
+    }
+
+    /// The events of `sorted` with a finite value in `v`.
+    fn numbers(&mut self, sorted: &[(i64, u32)], v: &Float64Array) {
+        let of = (v.values().as_ptr() as usize, v.len());
+        if self.numbers_of == Some(of) {
+            return;
+        }
+        self.numbers.clear();
+        self.numbers.extend(sorted.iter().filter_map(|&(t, i)| {
+            let i = i as usize;
+            Some((t, Finite::new(v.is_valid(i).then(|| v.value(i))?)?))
+        }));
+        self.numbers_of = Some(of);
+    }
 }
 
 fn documentation(agg: Agg) -> Documentation {
