@@ -128,7 +128,21 @@ impl FileFormat for JsonFormat {
         store: &Arc<dyn ObjectStore>,
         objects: &[ObjectMeta],
     ) -> Result<SchemaRef> {
-        let schema = self.inner.infer_schema(state, store, objects).await?;
+        let mut schema = self.inner.infer_schema(state, store, objects).await?;
+        // A column NULL in every sampled line (sparse, or all its first
+        // values NULL, as in window features ordered entity by entity)
+        // would be typed Null and fail at its first value: read on until
+        // every column has a type, or the end.
+        if schema
+            .fields()
+            .iter()
+            .any(|f| f.data_type() == &DataType::Null)
+        {
+            let all = DfJsonFormat::default()
+                .with_options(self.inner.options().clone())
+                .with_schema_infer_max_rec(usize::MAX);
+            schema = all.infer_schema(state, store, objects).await?;
+        }
         let strings: Vec<&str> = schema
             .fields()
             .iter()

@@ -516,6 +516,23 @@ fn one_json_convention_for_batch_and_serving() {
         ],
     ));
     assert_eq!(back, "n,nans,t\n5,1,Float64\n");
+    // A column NULL in the first 1,500 lines (more than DataFusion samples)
+    // is typed by its first value, not as Null.
+    let sparse = dir.path().join("sparse.ndjson");
+    let mut lines = "{\"k\": 1, \"v\": null}\n".repeat(1500);
+    lines.push_str("{\"k\": 2, \"v\": 2.5}\n");
+    std::fs::write(&sparse, lines).unwrap();
+    let read = ok(&run_sql(
+        dir.path(),
+        "SELECT arrow_typeof(v) AS t, count(v) AS n, sum(v) AS s, count(*) AS rows FROM s GROUP BY 1;",
+        &[
+            "--table",
+            &format!("s={}", sparse.display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(read, "t,n,s,rows\nFloat64,1,2.5,1501\n");
 }
 
 #[test]
