@@ -799,12 +799,16 @@ fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
             DataType::Int64 => true,
             DataType::Date32 => i32::try_from(*i).is_ok(),
             t if value::is_time(t) => true,
-            t if t.is_signed_integer() => ScalarValue::Int64(Some(*i)).cast_to(t).is_ok(),
+            DataType::Int32 => i32::try_from(*i).is_ok(),
+            DataType::Int16 => i16::try_from(*i).is_ok(),
+            DataType::Int8 => i8::try_from(*i).is_ok(),
             _ => false,
         },
         Value::UInt(u) => match t {
             DataType::UInt64 => true,
-            t if t.is_unsigned_integer() => ScalarValue::UInt64(Some(*u)).cast_to(t).is_ok(),
+            DataType::UInt32 => u32::try_from(*u).is_ok(),
+            DataType::UInt16 => u16::try_from(*u).is_ok(),
+            DataType::UInt8 => u8::try_from(*u).is_ok(),
             _ => false,
         },
         // A Float32 column holds Float32 values exactly.

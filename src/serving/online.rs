@@ -9,11 +9,12 @@
 //! time t and answers every window at t, into the row slots after the
 //! inputs that the outputs read (see `compile`).
 
+use datafusion::arrow::datatypes::DataType;
 use skewless_udfs::kernel::window::{TimeUnit, WindowValue};
 
 use super::compile::CompiledWindow;
-use super::expr::Node;
-use super::state::{Counts, EventValue, Limits, StateError, Stream, WindowSpec};
+use super::expr::{Kind, Node};
+use super::state::{Counts, EventKey, EventValue, Limits, StateError, Stream, WindowSpec};
 use super::value::Value;
 use crate::error::{Error, Result};
 
@@ -42,6 +43,19 @@ struct TableNodes {
     ts: Node,
     /// One per event value of the stream.
     values: Vec<Node>,
+}
+
+/// A window value's expression as a push evaluates it: the cast of an
+/// integer to Float64 that type coercion puts around an integer column is
+/// left out, since a pushed integer becomes that same f64 (`i as f64`, as
+/// Arrow casts) when it is kept.
+fn number_node(n: &Node) -> Node {
+    match &n.kind {
+        Kind::Cast { expr, .. } if n.ty == DataType::Float64 && expr.ty.is_integer() => {
+            expr.as_ref().clone()
+        }
+        _ => n.clone(),
+    }
 }
 
 struct StreamPlan {
@@ -199,7 +213,10 @@ impl Online {
                     values: Vec::new(),
                 });
                 if new_value {
-                    table.values.push(nodes.value.clone());
+                    table.values.push(match keep {
+                        Keep::Number => number_node(&nodes.value),
+                        _ => nodes.value.clone(),
+                    });
                 }
                 if let (Some((_, true)), Some(k)) = (known, &nodes.known) {
                     table.values.push(k.clone());
@@ -323,10 +340,13 @@ impl Online {
                     (_, Value::Null) => EventValue::Skip,
                     (Keep::Number, Value::Float(f)) => EventValue::number(Some(*f)),
                     (Keep::Number, Value::Int(i)) => EventValue::number(Some(*i as f64)),
+                    (Keep::Number, Value::UInt(u)) => EventValue::number(Some(*u as f64)),
                     (Keep::Time, v) => time_of(v).map_or(EventValue::Skip, EventValue::Time),
-                    (Keep::Key, Value::Int(i)) => EventValue::Key(i.to_le_bytes().into()),
-                    (Keep::Key, Value::UInt(u)) => EventValue::Key(u.to_le_bytes().into()),
-                    (Keep::Key, Value::Str(text)) => EventValue::Key(text.as_bytes().into()),
+                    (Keep::Key, Value::Int(i)) => EventValue::Key(EventKey::new(&i.to_le_bytes())),
+                    (Keep::Key, Value::UInt(u)) => EventValue::Key(EventKey::new(&u.to_le_bytes())),
+                    (Keep::Key, Value::Str(text)) => {
+                        EventValue::Key(EventKey::new(text.as_bytes()))
+                    }
                     (_, other) => {
                         return Err(self.window_error(
                             s.windows[0],
@@ -336,7 +356,7 @@ impl Online {
                 });
             }
             s.stream
-                .push(keyed.then_some(key.as_slice()), ts, values.drain(..));
+                .push_values(keyed.then_some(key.as_slice()), ts, values);
         }
         Ok(())
     }

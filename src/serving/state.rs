@@ -40,11 +40,51 @@ pub enum EventValue {
     /// A finite number (every aggregate).
     Number(Finite),
     /// The bytes of a string or integer (distinct counts).
-    Key(Box<[u8]>),
+    Key(EventKey),
     /// A time in the stream's unit: an event's arrival (knowledge time).
     Time(i64),
     /// NULL or non-finite: the event holds no value for this window.
     Skip,
+}
+
+/// The bytes of a distinct-count value: inline up to 22 bytes (most
+/// categories and every integer), so a push allocates nothing for them.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EventKey {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<[u8]>),
+}
+
+impl EventKey {
+    pub fn new(key: &[u8]) -> Self {
+        if key.len() <= 22 {
+            let mut bytes = [0u8; 22];
+            bytes[..key.len()].copy_from_slice(key);
+            EventKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            EventKey::Heap(key.into())
+        }
+    }
+}
+
+impl std::ops::Deref for EventKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            EventKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            EventKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for EventKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key({:?})", String::from_utf8_lossy(self))
+    }
 }
 
 impl EventValue {
@@ -147,8 +187,12 @@ impl std::fmt::Display for StateError {
 /// (no allocation per event but the bytes of distinct-count keys).
 #[derive(Debug)]
 struct Entity {
-    times: Vec<i64>,
-    values: Vec<EventValue>,
+    /// The raw events' times, ascending, from `head` on (those before it
+    /// are gone, let go in bulk: see [`Entity::drop_front`]).
+    all_times: Vec<i64>,
+    /// Their values, `width` per event, from `head * width` on.
+    all_values: Vec<EventValue>,
+    head: usize,
     newest: i64,
     /// Events at or before this time were forgotten because of the cap.
     forgot_through: Option<i64>,
@@ -163,12 +207,37 @@ struct Entity {
 impl Entity {
     fn new(newest: i64, windows: usize) -> Self {
         Self {
-            times: Vec::new(),
-            values: Vec::new(),
+            all_times: Vec::new(),
+            all_values: Vec::new(),
+            head: 0,
             newest,
             forgot_through: None,
             tiles: (0..windows).map(|_| BTreeMap::new()).collect(),
             raw_from: i64::MIN,
+        }
+    }
+
+    /// The times of the raw events held, ascending.
+    #[inline]
+    fn times(&self) -> &[i64] {
+        &self.all_times[self.head..]
+    }
+
+    /// The values of the raw events held, `width` per event.
+    #[inline]
+    fn values(&self, width: usize) -> &[EventValue] {
+        &self.all_values[self.head * width..]
+    }
+
+    /// Lets go of the `n` oldest raw events. They are skipped, and removed
+    /// together once they are as many as the events held (so each push
+    /// moves about one event, not every event it keeps).
+    fn drop_front(&mut self, n: usize, width: usize) {
+        self.head += n;
+        if 2 * self.head >= self.all_times.len() {
+            self.all_times.drain(..self.head);
+            self.all_values.drain(..self.head * width);
+            self.head = 0;
         }
     }
 }
@@ -199,7 +268,7 @@ pub struct Stream {
 /// (so that threads on different shards share no counter).
 #[derive(Debug, Default)]
 struct ShardState {
-    entities: HashMap<Box<[u8]>, Entity>,
+    entities: HashMap<Box<[u8]>, Entity, foldhash::fast::FixedState>,
     counts: Counts,
     /// The newest time pushed or asked for in this shard; the newest over
     /// all shards is what idleness counts from (kept per shard so that
@@ -324,18 +393,18 @@ impl Stream {
     /// Moves the raw events before `until` into tiles.
     fn tile_until(&self, e: &mut Entity, until: i64) {
         let w = self.width;
-        let n = e.times.partition_point(|t| *t < until);
+        let n = e.times().partition_point(|t| *t < until);
         let oldest = e.newest.saturating_sub(self.limits.lateness);
         let any_tiled = self.tiled.iter().any(|t| *t);
         if n > 0 {
             if any_tiled {
-                for k in 0..n {
-                    let values = &e.values[k * w..(k + 1) * w];
-                    self.fold_into(&mut e.tiles, oldest, e.times[k], values);
+                let head = e.head;
+                for k in head..head + n {
+                    let values = &e.all_values[k * w..(k + 1) * w];
+                    self.fold_into(&mut e.tiles, oldest, e.all_times[k], values);
                 }
             }
-            e.times.drain(..n);
-            e.values.drain(..n * w);
+            e.drop_front(n, w);
         }
         e.raw_from = e.raw_from.max(until);
         if !any_tiled {
@@ -364,7 +433,21 @@ impl Stream {
         ts: Option<i64>,
         values: impl IntoIterator<Item = EventValue>,
     ) {
+        let mut values: Vec<EventValue> = values.into_iter().collect();
+        self.push_values(entity, ts, &mut values);
+    }
+
+    /// [`Stream::push`] of the values in `values` (left empty): no
+    /// allocation per event.
+    pub fn push_values(
+        &self,
+        entity: Option<&[u8]>,
+        ts: Option<i64>,
+        values: &mut Vec<EventValue>,
+    ) {
+        values.resize(self.width, EventValue::Skip);
         let (Some(entity), Some(ts)) = (entity, ts) else {
+            values.clear();
             self.unkeyed.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -383,16 +466,14 @@ impl Stream {
             };
             if ts < self.horizon(e.newest) {
                 shard.counts.dropped += 1;
+                values.clear();
                 return;
             }
             if ts < e.newest {
                 shard.counts.late += 1;
             }
             let w = self.width;
-            let values = values
-                .into_iter()
-                .chain(std::iter::repeat_with(|| EventValue::Skip))
-                .take(w);
+            let values = values.drain(..);
             // Late, and older than what is held raw: straight into tiles.
             if ts < e.raw_from {
                 if ts >= self.raw_horizon(e.newest) {
@@ -405,32 +486,32 @@ impl Stream {
                 return;
             }
             // After every event at the same time: arrival order among ties.
-            let at = e.times.partition_point(|t| *t <= ts);
-            if at == e.times.len() {
-                e.times.push(ts);
-                e.values.extend(values);
+            let at = e.head + e.times().partition_point(|t| *t <= ts);
+            if at == e.all_times.len() {
+                e.all_times.push(ts);
+                e.all_values.extend(values);
             } else {
-                e.times.insert(at, ts);
+                e.all_times.insert(at, ts);
                 for (k, v) in values.enumerate() {
-                    e.values.insert(at * w + k, v);
+                    e.all_values.insert(at * w + k, v);
                 }
             }
             if ts > e.newest {
                 e.newest = ts;
                 self.tile_until(e, self.raw_horizon(ts));
             }
-            if e.times.len() > self.limits.cap {
+            if e.times().len() > self.limits.cap {
                 // The oldest raw events go to the tiles; windows without
                 // tiles that reach them refuse to answer (CapExceeded).
-                let excess = e.times.len() - self.limits.cap;
-                let last_forgotten = e.times[excess - 1];
+                let excess = e.times().len() - self.limits.cap;
+                let last_forgotten = e.times()[excess - 1];
                 e.forgot_through = Some(
                     e.forgot_through
                         .map_or(last_forgotten, |f| f.max(last_forgotten)),
                 );
                 self.tile_until(e, last_forgotten.saturating_add(1));
             }
-            shard.counts.peak = shard.counts.peak.max(e.times.len() as u64);
+            shard.counts.peak = shard.counts.peak.max(e.times().len() as u64);
             // Every so many pushes into a shard, it is swept.
             shard.counts.pushed.is_multiple_of(SWEEP_EVERY)
         };
@@ -477,7 +558,7 @@ impl Stream {
         shard.tick(t);
         let empty = Entity::new(i64::MIN, 0);
         let e = shard.entities.get(entity).unwrap_or(&empty);
-        if !e.times.is_empty() && t < e.newest.saturating_sub(self.limits.lateness) {
+        if !e.times().is_empty() && t < e.newest.saturating_sub(self.limits.lateness) {
             shard.counts.stale_requests += 1;
         }
         for (i, w) in self.windows.iter().enumerate() {
@@ -498,12 +579,12 @@ impl Stream {
                     cap: self.limits.cap,
                 });
             }
-            let first = e.times.partition_point(|ts| *ts < lo);
-            let end = e.times.partition_point(|ts| *ts < hi).max(first);
-            let width = self.width;
-            let events = e.times[first..end]
+            let (times, width) = (e.times(), self.width);
+            let first = times.partition_point(|ts| *ts < lo);
+            let end = times.partition_point(|ts| *ts < hi).max(first);
+            let events = times[first..end]
                 .iter()
-                .zip(e.values[first * width..end * width].chunks_exact(width))
+                .zip(e.values(width)[first * width..end * width].chunks_exact(width))
                 .filter(|(_, values)| match w.known {
                     Some(k) => matches!(values[k], EventValue::Time(arrived) if arrived <= t),
                     None => true,
@@ -531,12 +612,12 @@ impl Stream {
             .into_iter()
             .flat_map(|t| t.range(lo..).take_while(|(start, _)| **start < hi))
             .map(|(_, tile)| tile);
-        let first = e.times.partition_point(|ts| *ts < lo.max(e.raw_from));
-        let end = e.times.partition_point(|ts| *ts < hi).max(first);
-        let width = self.width;
-        let raw = e.times[first..end]
+        let (times, width) = (e.times(), self.width);
+        let first = times.partition_point(|ts| *ts < lo.max(e.raw_from));
+        let end = times.partition_point(|ts| *ts < hi).max(first);
+        let raw = times[first..end]
             .iter()
-            .zip(e.values[first * width..end * width].chunks_exact(width))
+            .zip(e.values(width)[first * width..end * width].chunks_exact(width))
             .filter_map(|(ts, values)| match &values[w.value] {
                 EventValue::Number(v) => Some((*ts, Item::Number(*v))),
                 EventValue::Key(k) => Some((*ts, Item::Key(k))),
@@ -603,7 +684,7 @@ impl Stream {
                     .unwrap_or_else(|e| e.into_inner())
                     .entities
                     .values()
-                    .map(|e| e.times.len())
+                    .map(|e| e.times().len())
                     .sum::<usize>()
             })
             .sum()

@@ -20,22 +20,62 @@ pub struct Vocabulary<K: Eq + Hash> {
     /// foldhash: several times faster than SipHash on short keys; lookups
     /// need no protection against adversarial collisions here.
     positions: HashMap<K, i64, foldhash::fast::RandomState>,
+    /// The positions of the keys of up to 15 bytes (most categories),
+    /// packed into a `u128` ([`ShortKey`]): found without following a
+    /// pointer to the key's bytes.
+    short: HashMap<u128, i64, foldhash::fast::FixedState>,
     size: i64,
     oov_buckets: u64,
 }
 
-impl<K: Eq + Hash> Vocabulary<K> {
+/// A key that may pack into a `u128`: strings of up to 15 bytes (with
+/// their length, so that no two pack alike).
+pub trait ShortKey {
+    fn packed(&self) -> Option<u128> {
+        None
+    }
+}
+
+impl ShortKey for str {
+    #[inline]
+    fn packed(&self) -> Option<u128> {
+        let b = self.as_bytes();
+        if b.len() >= 16 {
+            return None;
+        }
+        let mut packed = [0u8; 16];
+        packed[..b.len()].copy_from_slice(b);
+        packed[15] = b.len() as u8;
+        Some(u128::from_le_bytes(packed))
+    }
+}
+
+impl ShortKey for String {
+    #[inline]
+    fn packed(&self) -> Option<u128> {
+        self.as_str().packed()
+    }
+}
+
+impl ShortKey for i64 {}
+
+impl<K: Eq + Hash + ShortKey> Vocabulary<K> {
     /// A vocabulary of `values` in order (first → 0); a value listed twice
     /// keeps its first position.
     pub fn new(values: impl IntoIterator<Item = K>, oov_buckets: u64) -> Self {
         let mut positions = HashMap::with_hasher(foldhash::fast::RandomState::default());
+        let mut short = HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x70CA));
         let mut size = 0;
         for v in values {
+            if let Some(p) = v.packed() {
+                short.entry(p).or_insert(size);
+            }
             positions.entry(v).or_insert(size);
             size += 1;
         }
         Self {
             positions,
+            short,
             size,
             oov_buckets,
         }
@@ -55,9 +95,13 @@ impl<K: Eq + Hash> Vocabulary<K> {
     pub fn position<Q>(&self, value: &Q) -> Option<i64>
     where
         K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ShortKey + ?Sized,
     {
-        self.positions.get(value).copied()
+        match value.packed() {
+            // Every short key is in `short`.
+            Some(p) => self.short.get(&p).copied(),
+            None => self.positions.get(value).copied(),
+        }
     }
 
     pub fn oov_buckets(&self) -> u64 {
@@ -118,5 +162,26 @@ mod tests {
         let v = Vocabulary::new(["a".to_string(), "a".to_string()], 0);
         assert_eq!(v.index("a"), Some(0));
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn short_and_long_keys_alike() {
+        // Keys of 0, 14, 15, 16 and 17 bytes; lookups of each length, and
+        // of a 15-byte key that is a prefix of a longer one.
+        let keys = [
+            "",
+            "Prof-specialty",
+            "Exec-managerial",
+            "Transport-moving",
+            "Machine-op-inspct",
+        ];
+        let v = Vocabulary::new(keys.map(String::from), 0);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(v.index(k), Some(i as i64), "{k:?}");
+        }
+        assert_eq!(v.index("Machine-op-insp"), None);
+        assert_eq!(v.index("Transport-movin"), None);
+        assert_eq!(v.index("Exec-managerial "), None);
+        assert_eq!(v.index("e"), None);
     }
 }
