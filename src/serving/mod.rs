@@ -432,8 +432,8 @@ impl Evaluator {
             // Outputs that are window values as they are: no row to extend.
             if !self.windows_in_expressions {
                 let n = online.windows().len();
-                if n <= 64 {
-                    let mut windows: arrayvec::ArrayVec<Value<'_>, 64> = arrayvec::ArrayVec::new();
+                if n <= 16 {
+                    let mut windows: arrayvec::ArrayVec<Value<'_>, 16> = arrayvec::ArrayVec::new();
                     windows.extend((0..n).map(|_| Value::Null));
                     online.fill_windows(row, &mut windows)?;
                     let first = row.len();
