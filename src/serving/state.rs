@@ -381,7 +381,7 @@ impl Stream {
             }
             let tile = tiles[i]
                 .entry(floor_to(ts, hop))
-                .or_insert_with(|| WindowState::new(w.agg));
+                .or_insert_with(|| WindowState::new_tile(w.agg));
             match &values[w.value] {
                 EventValue::Number(v) => tile.add(ts, *v),
                 EventValue::Key(k) => tile.add_key(k),
@@ -632,6 +632,9 @@ impl Stream {
                     }
                     (Agg::Max, WindowState::Ordered(m)) => {
                         m.last_key_value().map(|(v, _)| (0, Item::Number(*v)))
+                    }
+                    (Agg::Min | Agg::Max, WindowState::Extreme { value, .. }) => {
+                        value.map(|v| (0, Item::Number(v)))
                     }
                     (Agg::Last, WindowState::Latest(m)) => m
                         .last_key_value()

@@ -270,6 +270,14 @@ pub enum WindowState {
     Moments(Moments),
     /// Min, max: each value with its multiplicity.
     Ordered(BTreeMap<Finite, u32>),
+    /// Min or max of values that are only ever added, never taken back
+    /// (serving's per-hop tiles, [`WindowState::new_tile`]): the extreme
+    /// so far and how many values gave it.
+    Extreme {
+        max: bool,
+        value: Option<Finite>,
+        count: u64,
+    },
     /// Last: each (time, value) with its multiplicity.
     Latest(BTreeMap<(i64, Finite), u32>),
     /// Distinct count: each value's bytes with its multiplicity.
@@ -277,6 +285,19 @@ pub enum WindowState {
 }
 
 impl WindowState {
+    /// A state that values are only added to and merged from (a tile of
+    /// serving's online state): for min and max, only the extreme is kept.
+    pub fn new_tile(agg: Agg) -> Self {
+        match agg {
+            Agg::Min | Agg::Max => WindowState::Extreme {
+                max: agg == Agg::Max,
+                value: None,
+                count: 0,
+            },
+            agg => WindowState::new(agg),
+        }
+    }
+
     pub fn new(agg: Agg) -> Self {
         match agg {
             Agg::Count => WindowState::Count(0),
@@ -303,6 +324,14 @@ impl WindowState {
             }
             WindowState::Moments(m) => m.update(Some(v.get())),
             WindowState::Ordered(map) => *map.entry(v).or_insert(0) += 1,
+            WindowState::Extreme { max, value, count } => {
+                *count += 1;
+                *value = Some(match *value {
+                    Some(old) if *max => old.max(v),
+                    Some(old) => old.min(v),
+                    None => v,
+                });
+            }
             WindowState::Latest(map) => *map.entry((ts, v)).or_insert(0) += 1,
             WindowState::Distinct(map) => {
                 *map.entry(number_key(v)).or_insert(0) += 1;
@@ -321,6 +350,10 @@ impl WindowState {
             }
             WindowState::Moments(m) => m.retract(v.get()),
             WindowState::Ordered(map) => take(map, v),
+            // Never taken back from (WindowState::new_tile).
+            WindowState::Extreme { .. } => {
+                debug_assert!(false, "a tile's extreme cannot be taken back")
+            }
             WindowState::Latest(map) => take(map, (ts, v)),
             WindowState::Distinct(_) => self.retract_key(&number_key(v)),
         }
@@ -375,6 +408,21 @@ impl WindowState {
             }
             (WindowState::Moments(a), WindowState::Moments(b)) => a.merge(b),
             (WindowState::Ordered(a), WindowState::Ordered(b)) => add_all(a, b),
+            (
+                WindowState::Extreme { max, value, count },
+                WindowState::Extreme {
+                    value: other,
+                    count: other_count,
+                    ..
+                },
+            ) => {
+                *count += other_count;
+                *value = match (*value, *other) {
+                    (Some(a), Some(b)) if *max => Some(a.max(b)),
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
             (WindowState::Latest(a), WindowState::Latest(b)) => add_all(a, b),
             (WindowState::Distinct(a), WindowState::Distinct(b)) => {
                 for (k, n) in b {
@@ -389,7 +437,9 @@ impl WindowState {
     /// The number of values held.
     pub fn len(&self) -> u64 {
         match self {
-            WindowState::Count(n) | WindowState::Sum { count: n, .. } => *n,
+            WindowState::Count(n)
+            | WindowState::Sum { count: n, .. }
+            | WindowState::Extreme { count: n, .. } => *n,
             WindowState::Moments(m) => m.count,
             WindowState::Ordered(map) => map.values().map(|&n| u64::from(n)).sum(),
             WindowState::Latest(map) => map.values().map(|&n| u64::from(n)).sum(),
@@ -399,7 +449,9 @@ impl WindowState {
 
     pub fn is_empty(&self) -> bool {
         match self {
-            WindowState::Count(n) | WindowState::Sum { count: n, .. } => *n == 0,
+            WindowState::Count(n)
+            | WindowState::Sum { count: n, .. }
+            | WindowState::Extreme { count: n, .. } => *n == 0,
             WindowState::Moments(m) => m.count == 0,
             WindowState::Ordered(map) => map.is_empty(),
             WindowState::Latest(map) => map.is_empty(),
@@ -421,6 +473,9 @@ impl WindowState {
                 WindowValue::Value(Some(mean_of(sum, *count)))
             }
             (agg, WindowState::Moments(m)) => agg.of_moments(m),
+            (Agg::Min | Agg::Max, WindowState::Extreme { value, .. }) => {
+                WindowValue::Value(value.map(Finite::get))
+            }
             (Agg::Min, WindowState::Ordered(map)) => {
                 WindowValue::Value(map.first_key_value().map(|(v, _)| v.get()))
             }
@@ -898,6 +953,34 @@ mod tests {
         assert_eq!(at(Agg::DistinctCount, 20), Count(3));
         // t = 21: [11, 21) holds −2.5 and 0.5.
         assert_eq!(at(Agg::Sum, 21), Value(Some(-2.0)));
+    }
+
+    #[test]
+    fn tiles_keep_the_extreme_of_what_they_were_given() {
+        let values = [3.5, -0.0, 7.25, 0.0, -2.0, 7.25];
+        for agg in [Agg::Min, Agg::Max] {
+            let (mut a, mut b) = (WindowState::new_tile(agg), WindowState::new_tile(agg));
+            let mut all = WindowState::new(agg);
+            assert_eq!(a.result(agg), WindowValue::Value(None));
+            for (i, v) in values.iter().enumerate() {
+                let tile = if i % 2 == 0 { &mut a } else { &mut b };
+                tile.add(i as i64, f(*v));
+                all.add(i as i64, f(*v));
+            }
+            a.merge(&b);
+            assert_eq!(a.result(agg), all.result(agg), "{agg:?}");
+            assert_eq!(a.len(), 6);
+        }
+        let mut max = WindowState::new_tile(Agg::Max);
+        max.add(0, f(-1.0));
+        assert_eq!(max.result(Agg::Max), WindowValue::Value(Some(-1.0)));
+        let mut min = WindowState::new_tile(Agg::Min);
+        min.merge(&WindowState::new_tile(Agg::Min));
+        assert!(min.is_empty());
+        min.add(0, f(-0.0));
+        min.add(1, f(4.0));
+        // -0.0 is stored as 0.0 (Finite), as in the ordered map.
+        assert_eq!(min.result(Agg::Min), WindowValue::Value(Some(0.0)));
     }
 
     #[test]
