@@ -357,6 +357,12 @@ impl Job {
         if rows == 0 {
             return Ok(futures::stream::empty().boxed());
         }
+        if u32::try_from(rows).is_err() {
+            return exec_err!(
+                "window functions: {rows} rows in one window step; at most {} are supported",
+                u32::MAX
+            );
+        }
         // One array per kept column, each concatenated and its parts let
         // go before the next (the input is held once).
         let mut columns = Vec::with_capacity(kept.len());
