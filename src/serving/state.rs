@@ -717,6 +717,16 @@ mod tests {
         WindowRule::new(length, hop, mode).unwrap()
     }
 
+    /// A window over the event's only value.
+    fn spec(agg: Agg, rule: WindowRule) -> WindowSpec {
+        WindowSpec {
+            agg,
+            rule,
+            value: 0,
+            known: None,
+        }
+    }
+
     /// A deterministic xorshift.
     struct Rng(u64);
     impl Rng {
@@ -766,14 +776,8 @@ mod tests {
             (Agg::DistinctCount, rule(40, Some(5), None)),
             (Agg::Count, rule(1, None, None)),
         ]
-        .into_iter()
-        .map(|(agg, rule)| WindowSpec {
-            agg,
-            rule,
-            value: 0,
-            known: None,
-        })
-        .collect();
+        .map(|(agg, rule)| spec(agg, rule))
+        .to_vec();
         // Arrival order: shuffled within a lateness of 25.
         let mut arrival: Vec<(i64, usize)> = (0..events.len())
             .map(|i| (events[i].1 + (rng.next() % 25) as i64, i))
@@ -805,14 +809,11 @@ mod tests {
             mine.sort();
             let rows: Vec<i64> = (newest - 25..newest + 40).collect();
             for w in &windows {
-                let batch = sweep(
-                    &w.rule,
-                    w.agg,
-                    &mine,
-                    &rows,
-                    WindowState::add,
-                    WindowState::retract,
-                );
+                let mut batch = Vec::new();
+                let (add, retract) = (WindowState::add, WindowState::retract);
+                sweep(&w.rule, w.agg, &mine, &rows, add, retract, |_, r| {
+                    batch.push(r)
+                });
                 let index = windows.iter().position(|x| x == w).unwrap();
                 for (r, expected) in rows.iter().zip(&batch) {
                     store.evaluate(Some(&[entity]), Some(*r), &mut out).unwrap();
@@ -830,12 +831,7 @@ mod tests {
     #[test]
     fn late_dropped_unkeyed_stale_and_evicted_are_counted() {
         let store = Stream::new(
-            vec![WindowSpec {
-                agg: Agg::Count,
-                rule: rule(10, None, None),
-                value: 0,
-                known: None,
-            }],
+            vec![spec(Agg::Count, rule(10, None, None))],
             Limits {
                 lateness: 5,
                 cap: 100,
@@ -873,12 +869,7 @@ mod tests {
     #[test]
     fn the_cap_refuses_windows_it_cut() {
         let store = Stream::new(
-            vec![WindowSpec {
-                agg: Agg::Sum,
-                rule: rule(100, None, None),
-                value: 0,
-                known: None,
-            }],
+            vec![spec(Agg::Sum, rule(100, None, None))],
             Limits {
                 lateness: 0,
                 cap: 3,
@@ -895,12 +886,7 @@ mod tests {
         );
         // A window that starts after what was forgotten is exact.
         let store2 = Stream::new(
-            vec![WindowSpec {
-                agg: Agg::Sum,
-                rule: rule(2, None, None),
-                value: 0,
-                known: None,
-            }],
+            vec![spec(Agg::Sum, rule(2, None, None))],
             Limits {
                 lateness: 0,
                 cap: 3,
@@ -916,17 +902,12 @@ mod tests {
     #[test]
     fn threads_push_and_ask_at_once() {
         fn shared<T: Send + Sync>(_: &T) {}
-        let spec = vec![WindowSpec {
-            agg: Agg::Mean,
-            rule: rule(50, Some(10), None),
-            value: 0,
-            known: None,
-        }];
+        let windows = vec![spec(Agg::Mean, rule(50, Some(10), None))];
         let limits = Limits {
             lateness: 0,
             cap: 1_000,
         };
-        let store = Stream::new(spec.clone(), limits);
+        let store = Stream::new(windows.clone(), limits);
         shared(&store);
         let value = |e: u64, ts: i64| Some(((e * 7919 + ts as u64 * 104_729) % 1000) as f64 / 7.0);
         std::thread::scope(|s| {
@@ -949,7 +930,7 @@ mod tests {
             }
         });
         // The same events pushed from one thread give the same answers.
-        let one = Stream::new(spec, limits);
+        let one = Stream::new(windows, limits);
         for ts in 0..2_000i64 {
             for e in 0..32u64 {
                 one.push(
@@ -1005,14 +986,8 @@ mod tests {
             (Agg::Sum, rule(100, Some(25), None)),
             (Agg::Count, rule(7, Some(7), None)),
         ]
-        .into_iter()
-        .map(|(agg, rule)| WindowSpec {
-            agg,
-            rule,
-            value: 0,
-            known: None,
-        })
-        .collect();
+        .map(|(agg, rule)| spec(agg, rule))
+        .to_vec();
         for cap in [10_000, 6] {
             let store = Stream::new(windows.clone(), Limits { lateness, cap });
             // In time order: pushes at arrival, then requests at each event's
@@ -1038,14 +1013,12 @@ mod tests {
                     .collect();
                 store.evaluate(Some(&[entity]), Some(at), &mut out).unwrap();
                 for (k, w) in windows.iter().enumerate() {
-                    let expected = sweep_known(
-                        &w.rule,
-                        w.agg,
-                        &mine,
-                        &[at],
-                        WindowState::add,
-                        WindowState::retract,
-                    )[0];
+                    let mut expected = None;
+                    let (add, retract) = (WindowState::add, WindowState::retract);
+                    sweep_known(&w.rule, w.agg, &mine, &[at], add, retract, |_, r| {
+                        expected = Some(r)
+                    });
+                    let expected = expected.unwrap();
                     let got = out[k].unwrap();
                     assert!(
                         same(&got, &expected),

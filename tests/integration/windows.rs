@@ -115,22 +115,31 @@ fn weather() -> String {
         .to_string()
 }
 
-#[test]
-fn the_flights_features_served_by_replay_equal_batch_apply() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Writes the bundled flights scheduled before `from` (a UTC date) to
+/// `d/history.parquet`, and those from it (to `until`, if given) to
+/// `d/day.ndjson` in schedule order.
+fn split_flights(d: &Path, from: &str, until: Option<&str>) {
+    let until = until.map_or(String::new(), |u| {
+        format!("AND sched_dep < TIMESTAMP '{u}T00:00:00Z'")
+    });
     ok(&run_sql(
         d,
         &format!(
-            "COPY (SELECT * FROM flights WHERE sched_dep < TIMESTAMP '2013-12-30T00:00:00Z') \
+            "COPY (SELECT * FROM flights WHERE sched_dep < TIMESTAMP '{from}T00:00:00Z') \
                TO '{0}/history.parquet'; \
-             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-30T00:00:00Z' \
-                   AND sched_dep < TIMESTAMP '2013-12-31T00:00:00Z' \
+             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '{from}T00:00:00Z' {until} \
                    ORDER BY sched_dep, carrier, flight) TO '{0}/day.ndjson';",
             d.display()
         ),
         &["--table", &format!("flights={}", flights())],
     ));
+}
+
+#[test]
+fn the_flights_features_served_by_replay_equal_batch_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    split_flights(d, "2013-12-30", Some("2013-12-31"));
     let flights_table = format!("flights={}", flights());
     let weather_table = format!("weather={}", weather());
     let transform = std::fs::read_to_string(root().join("sql/flights_features.sql")).unwrap();
@@ -355,17 +364,7 @@ fn serving_windows_says_what_is_wrong() {
 fn full_pass_functions_over_window_features_serve_the_batch_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&run_sql(
-        d,
-        &format!(
-            "COPY (SELECT * FROM flights WHERE sched_dep < TIMESTAMP '2013-12-31T00:00:00Z') \
-               TO '{0}/history.parquet'; \
-             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-31T00:00:00Z' \
-                   ORDER BY sched_dep, carrier, flight) TO '{0}/day.ndjson';",
-            d.display()
-        ),
-        &["--table", &format!("flights={}", flights())],
-    ));
+    split_flights(d, "2013-12-31", None);
     let table = format!("flights={}", flights());
     let transform = "SELECT carrier, flight, origin, sched_dep, m, z_score(m) AS m_z, \
                             min_max_scale(n) AS n_scaled \

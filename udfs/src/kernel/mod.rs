@@ -10,6 +10,7 @@ pub mod bucket;
 pub mod exact;
 pub mod farmhash;
 mod hash;
+pub mod packed;
 pub mod sample;
 pub mod scale;
 pub mod split;

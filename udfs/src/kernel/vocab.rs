@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use super::packed::PackedTable;
+
 /// A fitted vocabulary: each value's position, plus the out-of-vocabulary
 /// rule.
 ///
@@ -23,67 +25,9 @@ pub struct Vocabulary<K: Eq + Hash> {
     /// The positions of the keys of up to 15 bytes (most categories),
     /// packed into a `u128` ([`ShortKey`]): found without following a
     /// pointer to the key's bytes.
-    short: ShortTable,
+    short: PackedTable<i64>,
     size: i64,
     oov_buckets: u64,
-}
-
-/// Positions of packed keys ([`ShortKey`], never 0): an open-addressing
-/// table, at most half full, probed linearly from a multiplicative hash —
-/// a vocabulary's table is small enough to stay in cache, so a lookup is a
-/// multiply and one or two comparisons.
-#[derive(Debug, Clone, Default)]
-struct ShortTable {
-    slots: Vec<(u128, i64)>,
-    shift: u32,
-}
-
-impl ShortTable {
-    /// The table of `keys` (the first position of a key listed twice).
-    fn new(keys: &[(u128, i64)]) -> Self {
-        let size = (2 * keys.len()).next_power_of_two().max(8);
-        let mut table = Self {
-            slots: vec![(0, 0); size],
-            shift: 64 - size.trailing_zeros(),
-        };
-        for &(key, position) in keys {
-            let mask = size - 1;
-            let mut i = table.slot(key);
-            loop {
-                match table.slots[i] {
-                    (0, _) => {
-                        table.slots[i] = (key, position);
-                        break;
-                    }
-                    (k, _) if k == key => break,
-                    _ => i = (i + 1) & mask,
-                }
-            }
-        }
-        table
-    }
-
-    #[inline]
-    fn slot(&self, key: u128) -> usize {
-        let h = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
-        (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
-    }
-
-    #[inline]
-    fn get(&self, key: u128) -> Option<i64> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.slot(key);
-        loop {
-            match self.slots[i] {
-                (k, position) if k == key => return Some(position),
-                (0, _) => return None,
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
 }
 
 /// A key that may pack into a `u128`: strings of up to 15 bytes (with
@@ -97,15 +41,7 @@ pub trait ShortKey {
 impl ShortKey for str {
     #[inline]
     fn packed(&self) -> Option<u128> {
-        let b = self.as_bytes();
-        if b.len() >= 16 {
-            return None;
-        }
-        let mut packed = [0u8; 16];
-        packed[..b.len()].copy_from_slice(b);
-        // The length plus one: never 0, the table's empty slot.
-        packed[15] = b.len() as u8 + 1;
-        Some(u128::from_le_bytes(packed))
+        super::packed::pack(self.as_bytes())
     }
 }
 
@@ -123,16 +59,15 @@ impl<K: Eq + Hash + ShortKey> Vocabulary<K> {
     /// keeps its first position.
     pub fn new(values: impl IntoIterator<Item = K>, oov_buckets: u64) -> Self {
         let mut positions = HashMap::with_hasher(foldhash::fast::RandomState::default());
-        let mut short = Vec::new();
+        let mut short = PackedTable::default();
         let mut size = 0;
         for v in values {
             if let Some(p) = v.packed() {
-                short.push((p, size));
+                short.insert(p, size);
             }
             positions.entry(v).or_insert(size);
             size += 1;
         }
-        let short = ShortTable::new(&short);
         Self {
             positions,
             short,

@@ -639,27 +639,13 @@ fn take<K: Ord>(map: &mut BTreeMap<K, u32>, key: K) {
 
 /// The window results of rows over one entity's events, by a sweep: `events`
 /// are (time, value) sorted by time, `rows` the rows' times sorted
-/// ascending. Returns one result per row, in the order of `rows`.
+/// ascending. Each row's result goes to `emit` (its index in `rows`, the
+/// result), in the order of `rows`.
 ///
 /// The events a row's window holds are a contiguous run of the sorted events
 /// ([`WindowRule::bounds`] are non-decreasing in t), so each event is added
 /// once and taken back once.
 pub fn sweep<V: Copy>(
-    rule: &WindowRule,
-    agg: Agg,
-    events: &[(i64, V)],
-    rows: &[i64],
-    add: impl Fn(&mut WindowState, i64, V),
-    retract: impl Fn(&mut WindowState, i64, V),
-) -> Vec<WindowValue> {
-    let mut out = Vec::with_capacity(rows.len());
-    sweep_each(rule, agg, events, rows, add, retract, |_, r| out.push(r));
-    out
-}
-
-/// [`sweep`], handing each row's result to `emit` (its index in `rows`,
-/// the result) instead of collecting them.
-pub fn sweep_each<V: Copy>(
     rule: &WindowRule,
     agg: Agg,
     events: &[(i64, V)],
@@ -684,7 +670,7 @@ pub fn sweep_each<V: Copy>(
     }
 }
 
-/// [`sweep_each`] for `window_min` and `window_max` over finite values: the
+/// [`sweep`] for `window_min` and `window_max` over finite values: the
 /// same results (the least or greatest value in each row's window, by
 /// [`Finite`]'s order), from a queue of the values that can still be the
 /// extreme (each later than every value kept behind it and more extreme),
@@ -732,23 +718,8 @@ pub fn sweep_extreme(
 /// [`sweep`] with knowledge time: an event counts for a row at `t` only if
 /// it had arrived by then (`arrival ≤ t`) as well as falling in the row's
 /// window. `events` are (time, arrival, value) in any order; `rows` the
-/// rows' times sorted ascending.
+/// rows' times sorted ascending; results go to `emit` as in [`sweep`].
 pub fn sweep_known<V: Copy>(
-    rule: &WindowRule,
-    agg: Agg,
-    events: &[(i64, i64, V)],
-    rows: &[i64],
-    add: impl Fn(&mut WindowState, i64, V),
-    retract: impl Fn(&mut WindowState, i64, V),
-) -> Vec<WindowValue> {
-    let mut out = Vec::with_capacity(rows.len());
-    sweep_known_each(rule, agg, events, rows, add, retract, |_, r| out.push(r));
-    out
-}
-
-/// [`sweep_known`], handing each row's result to `emit` (its index in
-/// `rows`, the result).
-pub fn sweep_known_each<V: Copy>(
     rule: &WindowRule,
     agg: Agg,
     events: &[(i64, i64, V)],
@@ -815,14 +786,23 @@ mod tests {
         rows: &[i64],
     ) -> Vec<WindowValue> {
         let events: Vec<(i64, Finite)> = events.iter().map(|&(t, v)| (t, f(v))).collect();
-        sweep(
-            rule,
-            agg,
-            &events,
-            rows,
-            WindowState::add,
-            WindowState::retract,
-        )
+        let (add, retract) = (WindowState::add, WindowState::retract);
+        let mut out = Vec::new();
+        sweep(rule, agg, &events, rows, add, retract, |_, r| out.push(r));
+        out
+    }
+
+    /// [`sweep_extreme`] over (time, finite f64) events.
+    fn sweep_extreme_f(
+        rule: &WindowRule,
+        agg: Agg,
+        events: &[(i64, f64)],
+        rows: &[i64],
+    ) -> Vec<WindowValue> {
+        let events: Vec<(i64, Finite)> = events.iter().map(|&(t, v)| (t, f(v))).collect();
+        let mut out = Vec::new();
+        sweep_extreme(rule, agg, &events, rows, |_, r| out.push(r));
+        out
     }
 
     /// [`sweep_known`] over (time, arrival, finite f64) events.
@@ -834,14 +814,10 @@ mod tests {
     ) -> Vec<WindowValue> {
         let events: Vec<(i64, i64, Finite)> =
             events.iter().map(|&(t, a, v)| (t, a, f(v))).collect();
-        sweep_known(
-            rule,
-            agg,
-            &events,
-            rows,
-            WindowState::add,
-            WindowState::retract,
-        )
+        let (add, retract) = (WindowState::add, WindowState::retract);
+        let mut out = Vec::new();
+        sweep_known(rule, agg, &events, rows, add, retract, |_, r| out.push(r));
+        out
     }
 
     /// The window of each row, from scratch: the reference for the sweep.
@@ -1027,6 +1003,10 @@ mod tests {
         ] {
             for agg in Agg::ALL {
                 let swept = sweep_f(&rule, agg, &events, &rows);
+                // Min and max by the queue: the same values.
+                if matches!(agg, Agg::Min | Agg::Max) {
+                    assert_eq!(sweep_extreme_f(&rule, agg, &events, &rows), swept);
+                }
                 for (i, &r) in rows.iter().enumerate() {
                     let expected = scratch(&rule, agg, &events, r);
                     let same = match (swept[i], expected) {

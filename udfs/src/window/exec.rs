@@ -9,7 +9,8 @@
 //! window step whose calls are all skewless's by [`EntityWindowExec`], which
 //!
 //! 1. reads its input (one partition, in order), giving each row the id of
-//!    its entity (a hash map over the key's bytes) and keeping the columns;
+//!    its entity (keys under 16 bytes in a [`crate::kernel::packed`] table,
+//!    others in a hash map over their bytes) and keeping the columns;
 //!    a `PARTITION BY` column that no call reads is not kept but rebuilt at
 //!    output from each entity's key (one value per entity);
 //! 2. groups the rows by entity (a counting sort);
@@ -37,7 +38,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{concat, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -57,6 +58,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 
 use super::{CallInputs, EntityScratch, Times, WindowAggregate, user_args, window_rule};
+use crate::kernel::packed::{PackedTable, pack, prefetch};
 use crate::kernel::window::{Agg, WindowRule, WindowValue};
 
 /// Replaces window steps whose calls are all skewless window functions by
@@ -429,6 +431,7 @@ impl Job {
             rebuilt: self.rebuilt,
             firsts,
             no_window: std::mem::take(&mut keys.no_window),
+            touched: Touched::of(&inputs),
             inputs,
             by_time,
             groups,
@@ -465,7 +468,7 @@ struct Keys {
     converter: Option<RowConverter>,
     ids: HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
     /// Ids of keys of up to 15 bytes, packed with their length.
-    short: ShortKeys,
+    short: PackedTable<u32>,
     /// The entity of NULL keys (of one column keyed by its bytes).
     null_id: Option<u32>,
     /// Per entity: whether a key column is NULL (no window at all).
@@ -490,7 +493,7 @@ impl Keys {
             exprs: exprs.to_vec(),
             converter,
             ids: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x5EED)),
-            short: ShortKeys::default(),
+            short: PackedTable::default(),
             null_id: None,
             no_window: Vec::new(),
             firsts: vec![Vec::new(); exprs.len()],
@@ -576,17 +579,10 @@ impl Keys {
             if let Some(Some(p)) = packed.get(i + AHEAD) {
                 self.short.prefetch(*p);
             }
-            let id = match (packed[i], key(i)) {
-                (_, None) => match self.null_id {
-                    Some(id) => id,
-                    None => {
-                        let id = self.new_id(true)?;
-                        self.null_id = Some(id);
-                        new_rows.push(i as u32);
-                        id
-                    }
-                },
-                (Some(p), _) => match self.short.get(p) {
+            // A packed key is looked up as it is: the row's bytes are read
+            // again only for NULL and long keys.
+            let id = match packed[i] {
+                Some(p) => match self.short.get(p) {
                     Some(id) => id,
                     None => {
                         let id = self.new_id(false)?;
@@ -595,14 +591,25 @@ impl Keys {
                         id
                     }
                 },
-                (None, Some(k)) => match self.ids.get(k) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.new_id(false)?;
-                        self.ids.insert(k.into(), id);
-                        new_rows.push(i as u32);
-                        id
-                    }
+                None => match key(i) {
+                    None => match self.null_id {
+                        Some(id) => id,
+                        None => {
+                            let id = self.new_id(true)?;
+                            self.null_id = Some(id);
+                            new_rows.push(i as u32);
+                            id
+                        }
+                    },
+                    Some(k) => match self.ids.get(k) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.new_id(false)?;
+                            self.ids.insert(k.into(), id);
+                            new_rows.push(i as u32);
+                            id
+                        }
+                    },
                 },
             };
             out.push(id);
@@ -639,7 +646,7 @@ impl Keys {
     /// Per key expression, its value for each entity id.
     fn firsts(&mut self) -> Result<Vec<ArrayRef>> {
         self.ids = HashMap::default();
-        self.short = ShortKeys::default();
+        self.short = PackedTable::default();
         std::mem::take(&mut self.firsts)
             .into_iter()
             .map(|parts| {
@@ -648,90 +655,6 @@ impl Keys {
                 )?)
             })
             .collect()
-    }
-}
-
-/// A key of up to 15 bytes packed with its length into a `u128` that is
-/// never 0 (the length plus one in the last byte).
-fn pack(k: &[u8]) -> Option<u128> {
-    if k.len() >= 16 {
-        return None;
-    }
-    let mut packed = [0u8; 16];
-    packed[..k.len()].copy_from_slice(k);
-    packed[15] = k.len() as u8 + 1;
-    Some(u128::from_le_bytes(packed))
-}
-
-/// Ids of keys of up to 15 bytes, packed with their length into a `u128`
-/// that is never 0: an open-addressing table of (key, id) slots probed
-/// linearly, so that a lookup mostly reads one cache line (a general hash
-/// map reads its control bytes, then the slot).
-#[derive(Default)]
-struct ShortKeys {
-    slots: Vec<([u64; 2], u32)>,
-    len: usize,
-}
-
-impl ShortKeys {
-    #[inline]
-    fn slot(&self, key: u128) -> usize {
-        use std::hash::BuildHasher;
-        let h = foldhash::fast::FixedState::with_seed(0x5EED).hash_one(key);
-        (h as usize) & (self.slots.len() - 1)
-    }
-
-    /// Asks the CPU to fetch `key`'s slot.
-    #[inline]
-    fn prefetch(&self, key: u128) {
-        if !self.slots.is_empty() {
-            super::prefetch(&self.slots[self.slot(key)]);
-        }
-    }
-
-    #[inline]
-    fn get(&self, key: u128) -> Option<u32> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let parts = [key as u64, (key >> 64) as u64];
-        let mask = self.slots.len() - 1;
-        let mut i = self.slot(key);
-        loop {
-            let (k, id) = &self.slots[i];
-            if *k == parts {
-                return Some(*id);
-            }
-            if *k == [0, 0] {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    /// Adds a key [`ShortKeys::get`] did not find.
-    fn insert(&mut self, key: u128, id: u32) {
-        // At most half full.
-        if 2 * (self.len + 1) > self.slots.len() {
-            let size = (2 * self.slots.len()).max(1024);
-            let old = std::mem::replace(&mut self.slots, vec![([0, 0], 0); size]);
-            for (k, id) in old {
-                if k != [0, 0] {
-                    self.place(u128::from(k[0]) | (u128::from(k[1]) << 64), id);
-                }
-            }
-        }
-        self.place(key, id);
-        self.len += 1;
-    }
-
-    fn place(&mut self, key: u128, id: u32) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.slot(key);
-        while self.slots[i].0 != [0, 0] {
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = ([key as u64, (key >> 64) as u64], id);
     }
 }
 
@@ -803,6 +726,47 @@ impl Results {
     }
 }
 
+/// A column evaluation reads row by row, scattered (an entity's rows are
+/// all over the input): fetched an entity ahead.
+enum Touched {
+    Times(ScalarBuffer<i64>),
+    Numbers(ScalarBuffer<f64>),
+}
+
+impl Touched {
+    /// The times and Float64 values of the calls, each column once.
+    fn of(inputs: &[CallInputs]) -> Vec<Touched> {
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut add = |t: Touched| {
+            if !touched.iter().any(|u| u.address() == t.address()) {
+                touched.push(t);
+            }
+        };
+        for call in inputs {
+            add(Touched::Times(call.ts.values.clone()));
+            if let Some(v) = call.value.as_primitive_opt::<Float64Type>() {
+                add(Touched::Numbers(v.values().clone()));
+            }
+        }
+        touched
+    }
+
+    fn address(&self) -> (usize, usize) {
+        match self {
+            Touched::Times(v) => (v.as_ptr() as usize, v.len()),
+            Touched::Numbers(v) => (v.as_ptr() as usize, v.len()),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, row: usize) {
+        match self {
+            Touched::Times(v) => v.get(row).map(prefetch),
+            Touched::Numbers(v) => v.get(row).map(prefetch),
+        };
+    }
+}
+
 /// Rows per output batch; entities are evaluated in runs of whole entities
 /// of at most as many rows (or one larger entity).
 const BATCH_ROWS: usize = 8192;
@@ -826,6 +790,8 @@ struct Output {
     /// Calls over the same time column (they share the entity's sort).
     by_time: Vec<Vec<usize>>,
     groups: Groups,
+    /// The columns evaluation reads by row, each once.
+    touched: Vec<Touched>,
 }
 
 /// Runs a worker thread may have evaluated ahead of the reader.
@@ -939,8 +905,8 @@ impl Output {
             // times and values are fetched while this one is evaluated.
             if e + 1 < to {
                 for &r in &rows[hi..start[e + 2] - base] {
-                    for call in &self.inputs {
-                        call.prefetch(r as usize);
+                    for column in &self.touched {
+                        column.prefetch(r as usize);
                     }
                 }
             }

@@ -47,8 +47,7 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::kernel::stats::Finite;
 use crate::kernel::window::{
-    Agg, TimeUnit, WindowRule, WindowState, WindowValue, sweep_each, sweep_extreme,
-    sweep_known_each,
+    Agg, TimeUnit, WindowRule, WindowState, WindowValue, sweep, sweep_extreme, sweep_known,
 };
 
 pub mod exec;
@@ -625,19 +624,6 @@ pub(crate) struct CallInputs {
 }
 
 impl CallInputs {
-    /// Asks the CPU to fetch row `i`'s time and value.
-    #[inline]
-    pub(crate) fn prefetch(&self, i: usize) {
-        if let Some(t) = self.ts.values.get(i) {
-            prefetch(t);
-        }
-        if let Some(v) = self.value.as_primitive_opt::<Float64Type>()
-            && let Some(x) = v.values().get(i)
-        {
-            prefetch(x);
-        }
-    }
-
     /// The results of one entity's rows: `sorted` holds (time, row) of its
     /// rows with a time, ascending by time, and `scratch` was
     /// [reset](EntityScratch::reset) to it; `emit` gets (k, the result of
@@ -661,7 +647,7 @@ impl CallInputs {
                     // Distinct counts key numbers by their bits inside the
                     // state.
                     let (add, retract) = (WindowState::add, WindowState::retract);
-                    sweep_each(rule, agg, events, times, add, retract, emit);
+                    sweep(rule, agg, events, times, add, retract, emit);
                 }
             }
             DataType::Float64 => {
@@ -699,8 +685,8 @@ impl CallInputs {
     }
 
     /// Sweeps the entity's events with a value (and, with knowledge time,
-    /// an arrival): [`sweep_each`] over them in time order, or
-    /// [`sweep_known_each`].
+    /// an arrival): [`sweep`] over them in time order, or
+    /// [`sweep_known`].
     fn drive<V: Copy>(
         &self,
         sorted: &[(i64, u32)],
@@ -717,7 +703,7 @@ impl CallInputs {
                     .iter()
                     .filter_map(|&(t, i)| Some((t, value_of(i as usize)?)))
                     .collect();
-                sweep_each(rule, agg, &events, rows, add, retract, emit);
+                sweep(rule, agg, &events, rows, add, retract, emit);
             }
             Some(arrival) => {
                 // An event with no arrival time was never known: in no window.
@@ -727,7 +713,7 @@ impl CallInputs {
                         Some((t, arrival.get(i as usize)?, value_of(i as usize)?))
                     })
                     .collect();
-                sweep_known_each(rule, agg, &events, rows, add, retract, emit);
+                sweep_known(rule, agg, &events, rows, add, retract, emit);
             }
         }
     }
@@ -749,21 +735,6 @@ impl CallInputs {
             emit,
         );
     }
-}
-
-/// Asks the CPU to bring `value` into its cache (a hint, for reads about to
-/// come; nothing on architectures other than x86-64).
-#[inline]
-pub(crate) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch only hints the cache, and `value` is a reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 /// Buffers for one entity's rows, shared by the calls over them and
