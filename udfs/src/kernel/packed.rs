@@ -9,15 +9,46 @@
 /// `key` (under 16 bytes) packed with its length plus one in the last
 /// byte, so that no two keys pack alike and none packs to 0 (the table's
 /// empty slot); `None` for longer keys.
+///
+/// The bytes are read as two overlapping fixed-size loads per half rather
+/// than copied by length (a call to `memcpy`, a fifth of a vocabulary
+/// lookup): the result is the key's bytes in order, zeros after them.
 #[inline]
 pub fn pack(key: &[u8]) -> Option<u128> {
-    if key.len() >= 16 {
+    let n = key.len();
+    if n >= 16 {
         return None;
     }
-    let mut packed = [0u8; 16];
-    packed[..key.len()].copy_from_slice(key);
-    packed[15] = key.len() as u8 + 1;
-    Some(u128::from_le_bytes(packed))
+    let (lo, hi) = if n >= 8 {
+        let lo = u64::from_le_bytes(key[..8].try_into().unwrap());
+        // Bytes 8..n: the top n - 8 bytes of the 8 ending at n.
+        let tail = u64::from_le_bytes(key[n - 8..].try_into().unwrap());
+        let hi = if n == 8 { 0 } else { tail >> (8 * (16 - n)) };
+        (lo, hi)
+    } else {
+        (short(key), 0)
+    };
+    Some(u128::from(lo) | (u128::from(hi | ((n as u64 + 1) << 56)) << 64))
+}
+
+/// The bytes of `key` (under 8 bytes) as a little-endian integer: two
+/// loads that overlap, OR-ed (the shared bytes are equal).
+#[inline]
+fn short(key: &[u8]) -> u64 {
+    let n = key.len();
+    if n >= 4 {
+        let a = u32::from_le_bytes(key[..4].try_into().unwrap());
+        let b = u32::from_le_bytes(key[n - 4..].try_into().unwrap());
+        u64::from(a) | (u64::from(b) << (8 * (n - 4)))
+    } else if n >= 2 {
+        let a = u16::from_le_bytes(key[..2].try_into().unwrap());
+        let b = u16::from_le_bytes(key[n - 2..].try_into().unwrap());
+        u64::from(a) | (u64::from(b) << (8 * (n - 2)))
+    } else if n == 1 {
+        u64::from(key[0])
+    } else {
+        0
+    }
 }
 
 /// Values by packed key: an open-addressing table, at most half full,
@@ -95,10 +126,12 @@ impl<V: Copy + Default> PackedTable<V> {
     }
 }
 
+#[inline]
 fn halves(key: u128) -> [u64; 2] {
     [key as u64, (key >> 64) as u64]
 }
 
+#[inline]
 fn whole(halves: [u64; 2]) -> u128 {
     u128::from(halves[0]) | (u128::from(halves[1]) << 64)
 }
@@ -121,6 +154,33 @@ pub fn prefetch<T>(value: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packed_key_is_its_bytes_then_zeros_then_its_length() {
+        let bytes: Vec<u8> = (1..=16).map(|i| i * 15).collect();
+        for n in 0..16 {
+            let mut expected = [0u8; 16];
+            expected[..n].copy_from_slice(&bytes[..n]);
+            expected[15] = n as u8 + 1;
+            assert_eq!(
+                pack(&bytes[..n]),
+                Some(u128::from_le_bytes(expected)),
+                "length {n}"
+            );
+        }
+        // Bytes of 0 and 0xFF inside and at the ends.
+        for key in [
+            &b"\0"[..],
+            b"\xff\0\xff",
+            b"\0\0\0\0\0\0\0\xff\xff",
+            b"ab\0",
+        ] {
+            let mut expected = [0u8; 16];
+            expected[..key.len()].copy_from_slice(key);
+            expected[15] = key.len() as u8 + 1;
+            assert_eq!(pack(key), Some(u128::from_le_bytes(expected)));
+        }
+    }
 
     #[test]
     fn keys_of_every_short_length_stay_apart() {

@@ -557,69 +557,75 @@ thread_local! {
 
 /// [`aggregate`] for `window_distinct_count`: the number of distinct values
 /// (numbers by their normalised bits, as [`number_key`], keys by bytes).
-/// Values go into a small open-addressing table by a hash of their bytes
-/// (on the stack up to 16 of them), equal hashes compared by bytes, so a
-/// collision never merges two values.
+/// Each value is hashed; the first 16 distinct ones are kept in a list on
+/// the stack and found by comparing hashes (no table to clear per window),
+/// more go into an open-addressing table. Equal hashes are compared by
+/// value, so a collision never merges two values.
 pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowValue {
     use std::hash::BuildHasher;
-    const INLINE: usize = 32;
+    const LISTED: usize = 16;
     let hasher = foldhash::fast::FixedState::with_seed(0x0D15_71C7);
     let same = |a: Item<'_>, b: Item<'_>| match (a, b) {
         (Item::Number(x), Item::Number(y)) => x == y,
         (Item::Key(x), Item::Key(y)) => x == y,
         _ => false,
     };
-    let mut inline: [Option<(u64, Item<'a>)>; INLINE] = [None; INLINE];
-    // Only as much of the stack table as the events can fill half of.
-    let small = events
-        .size_hint()
-        .1
-        .map_or(INLINE, |n| (2 * n).next_power_of_two().clamp(8, INLINE));
-    let mut heap: Vec<Option<(u64, Item<'a>)>> = Vec::new();
+    let mut listed: arrayvec::ArrayVec<(u64, Item<'a>), LISTED> = arrayvec::ArrayVec::new();
+    let mut table: Vec<Option<(u64, Item<'a>)>> = Vec::new();
     let mut distinct = 0usize;
     for item in events {
         let h = match item {
             Item::Number(v) => hasher.hash_one(v.get().to_bits()),
             Item::Key(k) => hasher.hash_one(k),
         };
-        // At most half full: grow into a table of twice the size.
-        let capacity = if heap.is_empty() { small } else { heap.len() };
-        if 2 * (distinct + 1) > capacity {
-            let mut bigger = vec![None; capacity * 2];
-            let old: &[Option<(u64, Item<'a>)>] = if heap.is_empty() {
-                &inline[..small]
-            } else {
-                &heap
-            };
-            for (g, it) in old.iter().flatten() {
-                let mut at = (*g as usize) & (bigger.len() - 1);
-                while bigger[at].is_some() {
-                    at = (at + 1) & (bigger.len() - 1);
-                }
-                bigger[at] = Some((*g, *it));
+        if table.is_empty() {
+            if listed.iter().any(|&(g, seen)| g == h && same(seen, item)) {
+                continue;
             }
-            heap = bigger;
+            if listed.try_push((h, item)).is_ok() {
+                distinct += 1;
+                continue;
+            }
+            // The 17th distinct value: the listed ones move to a table.
+            table = vec![None; 4 * LISTED];
+            for &(g, it) in &listed {
+                insert_distinct(&mut table, g, it, same);
+            }
         }
-        let table: &mut [Option<(u64, Item<'a>)>] = if heap.is_empty() {
-            &mut inline[..small]
-        } else {
-            &mut heap
-        };
-        let mask = table.len() - 1;
-        let mut at = (h as usize) & mask;
-        loop {
-            match table[at] {
-                None => {
-                    table[at] = Some((h, item));
-                    distinct += 1;
-                    break;
-                }
-                Some((g, seen)) if g == h && same(seen, item) => break,
-                Some(_) => at = (at + 1) & mask,
+        if 2 * (distinct + 1) > table.len() {
+            let size = 2 * table.len();
+            let old = std::mem::replace(&mut table, vec![None; size]);
+            for (g, it) in old.into_iter().flatten() {
+                insert_distinct(&mut table, g, it, same);
             }
+        }
+        if insert_distinct(&mut table, h, item, same) {
+            distinct += 1;
         }
     }
     WindowValue::Count(distinct as i64)
+}
+
+/// Puts `item` (hash `h`) in an open-addressing table (a power of two in
+/// size, never full) unless it holds it: whether it was new.
+fn insert_distinct<'a>(
+    table: &mut [Option<(u64, Item<'a>)>],
+    h: u64,
+    item: Item<'a>,
+    same: impl Fn(Item<'_>, Item<'_>) -> bool,
+) -> bool {
+    let mask = table.len() - 1;
+    let mut at = (h as usize) & mask;
+    loop {
+        match table[at] {
+            None => {
+                table[at] = Some((h, item));
+                return true;
+            }
+            Some((g, seen)) if g == h && same(seen, item) => return false,
+            Some(_) => at = (at + 1) & mask,
+        }
+    }
 }
 
 /// The distinct-count key of a finite number.
@@ -1023,6 +1029,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn distinct_values_past_the_listed_sixteen() {
+        // 40 keys over 25 distinct strings, then 0.0, -0.0 (one number),
+        // 1.5 twice and the 8 bytes of 1.5 as a key (a key, not a number).
+        let words: Vec<String> = (0..40).map(|i| format!("k{}", i % 25)).collect();
+        let bits = 1.5f64.to_bits().to_le_bytes();
+        let items = words
+            .iter()
+            .map(|w| Item::Key(w.as_bytes()))
+            .chain([f(0.0), f(-0.0), f(1.5), f(1.5)].map(Item::Number))
+            .chain([Item::Key(&bits[..])]);
+        assert_eq!(aggregate_distinct(items), WindowValue::Count(25 + 2 + 1));
+        // Under sixteen: the list alone.
+        let few = ["a", "b", "a", "c", "b"].map(|w| Item::Key(w.as_bytes()));
+        assert_eq!(aggregate_distinct(few.into_iter()), WindowValue::Count(3));
+        assert_eq!(
+            aggregate_distinct(std::iter::empty()),
+            WindowValue::Count(0)
+        );
+        // Exactly sixteen, then a seventeenth that repeats one of them and
+        // one that does not.
+        let sixteen: Vec<String> = (0..16).map(|i| format!("w{i}")).collect();
+        let items = sixteen
+            .iter()
+            .chain([&sixteen[3], &"w16".to_string()])
+            .map(|w| w.clone().into_bytes())
+            .collect::<Vec<_>>();
+        let n = aggregate_distinct(items.iter().map(|w| Item::Key(w)));
+        assert_eq!(n, WindowValue::Count(17));
     }
 
     #[test]
