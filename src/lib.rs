@@ -22,6 +22,7 @@ pub mod location;
 pub mod output;
 pub mod progress;
 pub mod script;
+pub mod server;
 pub mod serving;
 pub mod session;
 pub mod write;

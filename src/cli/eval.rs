@@ -84,33 +84,15 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
             }
         };
         lines += 1;
-        let mut line_bytes = line_bytes;
-        if lines == 1 {
-            line_bytes = line_bytes
-                .strip_prefix(b"\xEF\xBB\xBF")
-                .unwrap_or(line_bytes);
-        }
-        let line = std::str::from_utf8(line_bytes)
-            .map(|l| l.trim_end_matches(['\n', '\r']))
-            .map_err(|e| Error::Data(format!("not UTF-8 text: {e}")));
-        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
-            continue;
-        }
         evaluated += 1;
-        text.clear();
-        match line.and_then(|l| evaluator.eval_line_pushing(l, args.push_requests)) {
-            Ok(Some(features)) => text.push_str(&features),
-            // An event: pushed, nothing to answer.
-            Ok(None) => {
+        match evaluator.answer_line(lines, line_bytes, args.push_requests, &mut text) {
+            // Blank, or an event: pushed, nothing to answer.
+            None => {
                 evaluated -= 1;
                 continue;
             }
-            Err(e) => {
-                failed += 1;
-                text.push_str("{\"error\":");
-                write_json_string(&mut text, &format!("line {lines}: {e}"));
-                text.push('}');
-            }
+            Some(true) => failed += 1,
+            Some(false) => {}
         }
         text.push('\n');
         if !write_line(&mut out, &text).map_err(stdout_error)? {

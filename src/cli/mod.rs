@@ -20,6 +20,7 @@ mod apply;
 mod eval;
 mod fit;
 pub mod repl;
+mod serve;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -63,6 +64,10 @@ pub enum Command {
     /// stdin, into one JSON line of features per input line on stdout.
     #[command(after_help = EVAL_HELP)]
     Eval(EvalArgs),
+    /// Serve fitted artifacts over HTTP: TensorFlow Serving / KServe v1
+    /// REST, the Open Inference Protocol (v2), NDJSON, health and metrics.
+    #[command(after_help = serve::SERVE_HELP)]
+    Serve(serve::ServeArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
 }
@@ -329,6 +334,10 @@ pub fn main(args: Args) -> Result<()> {
         // Serving needs no async runtime.
         return eval::eval_command(eval);
     }
+    if let Command::Serve(serve) = args.command {
+        // The server builds its own runtime and handles its own signals.
+        return serve::serve_command(serve);
+    }
     let runtime = runtime(None)?;
     // SIGTERM (and SIGINT, but in the REPL, which cancels the running
     // statement instead) stops the command: its unfinished outputs are
@@ -345,6 +354,7 @@ pub fn main(args: Args) -> Result<()> {
                 Command::Fit(fit) => fit::fit_command(fit).await,
                 Command::Apply(apply) => apply::apply_command(apply).await,
                 Command::Eval(eval) => eval::eval_command(&eval),
+                Command::Serve(_) => unreachable!("served above"),
                 Command::Repl(repl) => {
                     let ctx = session_with_tables(&repl.tables).await?;
                     let options = exec::Options {

@@ -492,6 +492,56 @@ impl Evaluator {
         self.row_from(|c| object.get(c))
     }
 
+    /// The typed row of a request whose fields `field` gives by input name
+    /// (a column of a columnar request, a tensor of a v2 request): the same
+    /// checks and conversions as [`Evaluator::row_from_json`].
+    pub fn row_from_fields<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
+        self.row_from(field)
+    }
+
+    /// One line of `skewless eval`'s protocol, numbered `number` (from 1),
+    /// answered into `text` (cleared first) as `eval` prints it, without
+    /// the newline: the features, or `{"error": "line N: …"}`. `None` for a
+    /// line with nothing to answer (blank, or an event pushed); otherwise
+    /// whether it failed. A byte-order mark before the first line is
+    /// skipped.
+    pub fn answer_line(
+        &self,
+        number: usize,
+        line: &[u8],
+        push_requests: bool,
+        text: &mut String,
+    ) -> Option<bool> {
+        text.clear();
+        let line = if number == 1 {
+            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+        } else {
+            line
+        };
+        let line = std::str::from_utf8(line)
+            .map(|l| l.trim_end_matches(['\n', '\r']))
+            .map_err(|e| Error::Data(format!("not UTF-8 text: {e}")));
+        if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
+            return None;
+        }
+        match line.and_then(|l| self.eval_line_pushing(l, push_requests)) {
+            Ok(Some(features)) => {
+                text.push_str(&features);
+                Some(false)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                text.push_str("{\"error\":");
+                write_json_string(text, &format!("line {number}: {e}"));
+                text.push('}');
+                Some(true)
+            }
+        }
+    }
+
     /// The typed row of the fields a request carries, by input slot.
     fn row_from<'a>(
         &self,

@@ -14,6 +14,7 @@ mod repl;
 mod replay;
 mod robust;
 mod s3;
+mod server;
 mod serving;
 mod slt;
 mod splits;

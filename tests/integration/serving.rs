@@ -20,7 +20,7 @@ use skewless::serving::{Evaluator, Value};
 
 use crate::common::{adult, ok, root, skewless, stderr, user_error};
 
-fn read_parquet(path: &Path) -> RecordBatch {
+pub(crate) fn read_parquet(path: &Path) -> RecordBatch {
     let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
     let schema = Arc::clone(builder.schema());
     let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
@@ -34,7 +34,7 @@ fn write_parquet(path: &Path, batch: &RecordBatch) {
 }
 
 /// The rows of a batch as JSON lines (NULLs left out, as a client would).
-fn write_ndjson(path: &Path, batch: &RecordBatch) {
+pub(crate) fn write_ndjson(path: &Path, batch: &RecordBatch) {
     let mut w = datafusion::arrow::json::LineDelimitedWriter::new(File::create(path).unwrap());
     w.write(batch).unwrap();
     w.finish().unwrap();

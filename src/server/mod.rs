@@ -1,0 +1,590 @@
+//! `skewless serve`: the fitted transform over HTTP.
+//!
+//! hyper 1 (HTTP/1.1) on a tokio runtime. A connection is accepted while
+//! fewer than `max_connections` are open (beyond, it gets a 503 and is
+//! closed); its headers must arrive within `header_read_timeout` and a
+//! request's body within `body_read_timeout`. A request is refused with 503
+//! when `max_in_flight` are being answered, and with 413 when its body is
+//! larger than `max_body_bytes` (from Content-Length before reading, or
+//! while reading). Handlers run on the runtime's threads; a panic in one
+//! becomes a 500 and the server goes on. SIGTERM (or SIGINT) turns
+//! readiness to 503, stops accepting, lets connections finish what they
+//! are answering, and exits within `drain_timeout`; a second signal exits
+//! at once. SIGHUP reloads every model (see [`models::Model::reload`]).
+//!
+//! Routes: [`routes`]; limits are documented in `docs/server.md`.
+
+pub mod json;
+pub mod metrics;
+pub mod models;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::artifact::SigningKey;
+use crate::error::{Error, Result};
+use metrics::Metrics;
+use models::Model;
+use routes::{Action, Route};
+
+/// The server's limits; each refused request is counted by reason.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_rows: usize,
+    pub max_json_depth: usize,
+    pub max_string_bytes: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 << 20,
+            max_rows: 10_000,
+            max_json_depth: 32,
+            max_string_bytes: 64 << 10,
+            max_header_bytes: 16 << 10,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_in_flight: 256,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What `serve` was asked to do.
+pub struct Config {
+    pub bind: SocketAddr,
+    pub threads: Option<usize>,
+    pub limits: Limits,
+    /// The bearer token every request but the health probes must carry.
+    pub token: Option<Vec<u8>>,
+    pub verify_key: Option<SigningKey>,
+    /// `[NAME=]ARTIFACT`, one per model.
+    pub models: Vec<String>,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub models: Vec<Model>,
+    pub limits: Limits,
+    pub token: Option<Vec<u8>>,
+    pub metrics: Metrics,
+    /// Set once shutdown begins: readiness answers 503.
+    pub draining: AtomicBool,
+    verify_key: Option<SigningKey>,
+}
+
+/// A response: status, body, content type and extra headers.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    content_type: &'static str,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            body,
+            content_type: "application/json",
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ndjson(body: String) -> Self {
+        Self {
+            content_type: "application/x-ndjson",
+            ..Self::json(StatusCode::OK, body)
+        }
+    }
+
+    /// `{"error": message}`.
+    pub fn error(status: StatusCode, message: &str) -> Self {
+        let mut body = String::from("{\"error\":");
+        crate::serving::write_json_string(&mut body, message);
+        body.push('}');
+        Self::json(status, body)
+    }
+
+    fn with(mut self, name: &'static str, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers
+                .push((header::HeaderName::from_static(name), v));
+        }
+        self
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut r = Response::new(Full::new(Bytes::from(self.body)));
+        *r.status_mut() = self.status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        for (k, v) in self.headers {
+            r.headers_mut().insert(k, v);
+        }
+        r
+    }
+}
+
+/// Loads every model (failing on the first that does not load), binds, and
+/// serves until a shutdown signal. Prints one line when listening.
+pub fn run(config: Config) -> Result<()> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.enable_all().build().map_err(|e| Error::Io {
+        path: "<tokio runtime>".into(),
+        source: e,
+    })?;
+    if config.models.is_empty() {
+        return Err(Error::Usage(
+            "serve: give at least one model, as [NAME=]ARTIFACT".into(),
+        ));
+    }
+    let metrics = Metrics::default();
+    let mut models: Vec<Model> = Vec::new();
+    for spec in &config.models {
+        let model = models::load_model(spec, config.verify_key.as_ref())?;
+        if models.iter().any(|m| m.name == model.name) {
+            return Err(Error::Usage(format!(
+                "serve: two models named '{}'; name them apart as NAME=ARTIFACT",
+                model.name
+            )));
+        }
+        let v = model.current();
+        metrics.loaded(&model.name, v.number, v.load_time);
+        models.push(model);
+    }
+    let shared = Arc::new(Shared {
+        models,
+        limits: config.limits,
+        token: config.token,
+        metrics,
+        draining: AtomicBool::new(false),
+        verify_key: config.verify_key,
+    });
+    runtime.block_on(serve(shared, config.bind))
+}
+
+async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
+    let listener = TcpListener::bind(bind).await.map_err(|e| Error::Io {
+        path: format!("--bind {bind}"),
+        source: e,
+    })?;
+    let local = listener.local_addr().map_err(|e| Error::Io {
+        path: format!("--bind {bind}"),
+        source: e,
+    })?;
+    {
+        let names: Vec<String> = shared
+            .models
+            .iter()
+            .map(|m| {
+                let v = m.current();
+                format!("{} (version {}, {})", m.name, v.number, v.file.display())
+            })
+            .collect();
+        eprintln!(
+            "skewless serve: listening on http://{local}; models: {}",
+            names.join(", ")
+        );
+    }
+    use tokio::signal::unix::{SignalKind, signal};
+    let io = |e| Error::Io {
+        path: "<signal handler>".into(),
+        source: e,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(io)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let connections = Arc::new(tokio::sync::Semaphore::new(shared.limits.max_connections));
+    let tracker = drain::Tracker::default();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    shared.metrics.reject("connections");
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
+                let shared = Arc::clone(&shared);
+                let stop = stop_rx.clone();
+                let guard = tracker.enter();
+                tokio::spawn(async move {
+                    connection(shared, stream, stop).await;
+                    drop(permit);
+                    drop(guard);
+                });
+            }
+            _ = hup.recv() => {
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || reload_all(&shared));
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    // Drain: readiness says 503, no new connection is accepted, open ones
+    // finish the request they are answering and close.
+    shared.draining.store(true, Ordering::SeqCst);
+    drop(listener);
+    let _ = stop_tx.send(true);
+    eprintln!(
+        "skewless serve: draining {} connections (at most {:?}; a second signal exits now)",
+        tracker.count(),
+        shared.limits.drain_timeout
+    );
+    tokio::select! {
+        _ = tracker.idle() => {}
+        _ = tokio::time::sleep(shared.limits.drain_timeout) => {
+            eprintln!("skewless serve: drain timeout; closing {} connections", tracker.count());
+        }
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Reloads every model from its source (SIGHUP), off the request path.
+fn reload_all(shared: &Shared) {
+    for m in &shared.models {
+        match m.reload(shared.verify_key.as_ref()) {
+            Ok(v) => {
+                shared.metrics.reloaded(&m.name, true);
+                shared.metrics.loaded(&m.name, v.number, v.load_time);
+                eprintln!(
+                    "skewless serve: model '{}' reloaded: version {} ({})",
+                    m.name,
+                    v.number,
+                    v.file.display()
+                );
+            }
+            Err(e) => {
+                shared.metrics.reloaded(&m.name, false);
+                eprintln!(
+                    "skewless serve: model '{}' failed to reload, version {} stays: {e}",
+                    m.name,
+                    m.current().number
+                );
+            }
+        }
+    }
+}
+
+/// A connection over the limit: a 503 and close, without reading it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = "{\"error\":\"too many connections (--max-connections)\"}";
+    let text = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(text.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let service_shared = Arc::clone(&shared);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&service_shared);
+        async move { Ok::<_, std::convert::Infallible>(answer(&shared, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_read_timeout)
+        .max_buf_size(shared.limits.max_header_bytes.max(8192))
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let stopping = tokio::select! {
+        _ = conn.as_mut() => false,
+        stopped = stop.wait_for(|s| *s) => stopped.is_ok(),
+    };
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.as_mut().await;
+    }
+    shared.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// One request: limits, route, handler (panics caught), metrics.
+async fn answer(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let path = req.uri().path().to_string();
+    let route = routes::route(&path);
+    let label = route.label();
+    let reply = if route.is_probe() {
+        probe(shared, &route)
+    } else if let Some(refused) = authorize(shared, &req) {
+        shared.metrics.reject("unauthorized");
+        refused
+    } else if req.method() != route.method() && route != Route::NotFound {
+        Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{path} takes {}, not {}", route.method(), req.method()),
+        )
+        .with("allow", route.method().as_str())
+    } else {
+        let in_flight = shared.metrics.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let reply = if in_flight > shared.limits.max_in_flight as u64 {
+            shared.metrics.reject("in_flight");
+            Reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "the server is answering {} requests, its limit (--max-in-flight): retry",
+                    shared.limits.max_in_flight
+                ),
+            )
+            .with("retry-after", "1")
+        } else {
+            let handled = std::panic::AssertUnwindSafe(handle(shared, route.clone(), req))
+                .catch_unwind()
+                .await;
+            handled.unwrap_or_else(|_| {
+                Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (a bug in skewless; the server goes on): please report it",
+                )
+            })
+        };
+        shared.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
+        reply
+    };
+    shared
+        .metrics
+        .request(label, reply.status.as_u16(), started.elapsed());
+    reply.into_response()
+}
+
+fn probe(shared: &Shared, route: &Route<'_>) -> Reply {
+    match route {
+        Route::Ready if shared.draining.load(Ordering::SeqCst) => {
+            Reply::json(StatusCode::SERVICE_UNAVAILABLE, "{\"ready\":false}".into())
+        }
+        Route::Ready => Reply::json(StatusCode::OK, "{\"ready\":true}".into()),
+        _ => Reply::json(StatusCode::OK, "{\"live\":true}".into()),
+    }
+}
+
+/// None when the request may go on; a 401 otherwise.
+fn authorize(shared: &Shared, req: &Request<Incoming>) -> Option<Reply> {
+    use subtle::ConstantTimeEq;
+    let token = shared.token.as_ref()?;
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    match given {
+        Some(g) if bool::from(g.ct_eq(token)) => None,
+        _ => Some(
+            Reply::error(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token is required (Authorization: Bearer …)",
+            )
+            .with("www-authenticate", "Bearer"),
+        ),
+    }
+}
+
+async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Reply {
+    let (name, version, action) = match route {
+        Route::Metrics => {
+            return Reply {
+                content_type: "text/plain; version=0.0.4",
+                ..Reply::json(StatusCode::OK, shared.metrics.render())
+            };
+        }
+        Route::ServerMetadata => {
+            return Reply::json(
+                StatusCode::OK,
+                format!(
+                    "{{\"name\":\"skewless\",\"version\":\"{}\",\"extensions\":[]}}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            );
+        }
+        Route::NotFound => {
+            let names: Vec<&str> = shared.models.iter().map(|m| m.name.as_str()).collect();
+            return Reply::error(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "no route {} {}; models: {} (see docs/server.md for the routes)",
+                    req.method(),
+                    req.uri().path(),
+                    names.join(", ")
+                ),
+            );
+        }
+        Route::Model {
+            name,
+            version,
+            action,
+        } => (name, version, action),
+        Route::Live | Route::Ready => unreachable!("probes are answered before"),
+    };
+    let (model, v) = match routes::find(shared, name, version) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let tag = |r: Reply| {
+        r.with("x-skewless-model-version", &v.number.to_string())
+            .with("x-skewless-artifact-checksum", &v.checksum)
+    };
+    let body = match action {
+        Action::V1Status => return tag(routes::v1_status(model, &v)),
+        Action::V1Metadata => return tag(routes::v1_metadata(model, &v)),
+        Action::V2Metadata => return tag(routes::v2_metadata(model, &v)),
+        Action::V2Ready => return tag(routes::v2_ready(model)),
+        Action::V1Predict | Action::Eval | Action::V2Infer => match read_body(shared, req).await {
+            Ok(body) => body,
+            Err(reply) => return tag(reply),
+        },
+    };
+    let counted = match action {
+        Action::V1Predict => routes::v1_predict(shared, &v, &body),
+        Action::Eval => routes::eval_lines(shared, &v, &body),
+        _ => routes::v2_infer(shared, model, &v, &body),
+    };
+    shared
+        .metrics
+        .rows(&model.name, v.number, counted.rows, counted.errors);
+    tag(counted.reply)
+}
+
+/// The whole body, within the size limit and the body-read timeout.
+async fn read_body(shared: &Shared, req: Request<Incoming>) -> std::result::Result<Bytes, Reply> {
+    let limit = shared.limits.max_body_bytes;
+    let too_large = |n: &dyn std::fmt::Display| {
+        shared.metrics.reject("body_size");
+        Reply::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is {n} bytes, more than the limit of {limit} (--max-body-bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return Err(too_large(&n));
+    }
+    let mut body = req.into_body();
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                Reply::error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large(&format!("over {}", buf.len() + data.len())));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(shared.limits.body_read_timeout, read).await {
+        Ok(Ok(())) => Ok(Bytes::from(buf)),
+        Ok(Err(reply)) => Err(reply),
+        Err(_) => {
+            shared.metrics.reject("body_timeout");
+            Err(Reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {:?} (--body-read-timeout)",
+                    shared.limits.body_read_timeout
+                ),
+            )
+            .with("connection", "close"))
+        }
+    }
+}
+
+/// Counting live connections, and waiting for none.
+mod drain {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default, Clone)]
+    pub struct Tracker {
+        inner: Arc<(AtomicUsize, tokio::sync::Notify)>,
+    }
+
+    pub struct Guard(Tracker);
+
+    impl Tracker {
+        pub fn enter(&self) -> Guard {
+            self.inner.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.clone())
+        }
+
+        pub fn count(&self) -> usize {
+            self.inner.0.load(Ordering::SeqCst)
+        }
+
+        /// Returns once no guard is alive.
+        pub async fn idle(&self) {
+            loop {
+                let notified = self.inner.1.notified();
+                if self.count() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if self.0.inner.0.fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.0.inner.1.notify_waiters();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("models", &self.models.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}

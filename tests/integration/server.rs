@@ -1,0 +1,773 @@
+//! `skewless serve`: the real binary on a loopback port, spoken to over
+//! real sockets with a raw HTTP/1.1 client (so that malformed and slow
+//! requests can be sent as they are). Each server is bounded: it is killed
+//! when its test ends, and every socket read has a timeout.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+use crate::common::{adult, eval_with_input, ok, root, skewless};
+use crate::serving::{read_parquet, write_ndjson};
+
+/// The census transform, fitted once for every test here.
+fn census() -> &'static Path {
+    static ARTIFACT: OnceLock<PathBuf> = OnceLock::new();
+    ARTIFACT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-census");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("census.json");
+        ok(&skewless()
+            .arg("fit")
+            .arg(root().join("sql/census_wide_deep.sql"))
+            .args(["--table", &format!("census={}", adult())])
+            .args(["--label", "label", "--overwrite", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap());
+        out
+    })
+}
+
+/// The first `n` rows of the census test set as JSON lines.
+fn test_rows(n: usize) -> String {
+    static ROWS: OnceLock<String> = OnceLock::new();
+    let all = ROWS.get_or_init(|| {
+        let batch = read_parquet(&root().join("examples/data/adult/adult_test.parquet"));
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-test-rows.ndjson");
+        write_ndjson(&path, &batch.slice(0, 400));
+        std::fs::read_to_string(&path).unwrap()
+    });
+    all.lines().take(n).map(|l| format!("{l}\n")).collect()
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: std::sync::Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `skewless serve ARGS… --bind 127.0.0.1:0` and waits for it to
+    /// listen (it prints the address it bound).
+    fn start(args: &[&str]) -> Server {
+        let mut child = skewless()
+            .arg("serve")
+            .args(args)
+            .args(["--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = std::sync::Arc::clone(&log);
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split(';').next().unwrap().to_string();
+                        let _ = tx.send(addr);
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Server { child, addr, log }
+    }
+
+    /// Sends raw bytes on a new connection; the response (the server
+    /// closes after it: requests say `Connection: close`).
+    fn raw(&self, bytes: &[u8]) -> Response {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Response::parse(&out)
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[&str], body: &[u8]) -> Response {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        self.raw(&bytes)
+    }
+
+    fn post(&self, path: &str, body: &str) -> Response {
+        self.request("POST", path, &[], body.as_bytes())
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn parse(bytes: &[u8]) -> Response {
+        let text = String::from_utf8_lossy(bytes);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The `error` of a JSON error body, asserting the status.
+    #[track_caller]
+    fn error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "{self:?}");
+        self.json()["error"].as_str().unwrap().to_string()
+    }
+}
+
+/// Equal as `eval` wrote them: numbers by their bits, the rest by value.
+fn same(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64().map(f64::to_bits) == y.as_f64().map(f64::to_bits),
+        },
+        _ => a == b,
+    }
+}
+
+#[test]
+fn every_request_form_answers_what_eval_answers() {
+    let artifact = census();
+    let rows = test_rows(300);
+    let lines: Vec<&str> = rows.lines().collect();
+    let expected = ok(&eval_with_input(artifact, &[], &rows));
+    let expected: Vec<&str> = expected.lines().collect();
+    assert_eq!(expected.len(), 300);
+    let parsed: Vec<serde_json::Map<String, Json>> = expected
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let server = Server::start(&[artifact.to_str().unwrap()]);
+
+    // v1 rows: byte for byte the lines of eval, in batches of 1 and 299.
+    for (from, to) in [(0, 1), (1, 300)] {
+        let body = format!("{{\"instances\":[{}]}}", lines[from..to].join(","));
+        let r = server.post("/v1/models/census:predict", &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body,
+            format!("{{\"predictions\":[{}]}}", expected[from..to].join(","))
+        );
+        assert_eq!(r.header("x-skewless-model-version"), Some("1"));
+        let checksum = r.header("x-skewless-artifact-checksum").unwrap();
+        assert!(checksum.starts_with("sha256:") && checksum.len() == 7 + 64);
+    }
+    // The same under the version's own path.
+    let r = server.post(
+        "/v1/models/census/versions/1:predict",
+        &format!("{{\"instances\":[{}]}}", lines[0]),
+    );
+    assert_eq!(r.body, format!("{{\"predictions\":[{}]}}", expected[0]));
+
+    // v1 columns: one array per input column, as the rows hold them (a
+    // row without a field gives null, as an absent field reads).
+    let objects: Vec<serde_json::Map<String, Json>> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut names: Vec<&String> = objects.iter().flat_map(|o| o.keys()).collect();
+    names.sort();
+    names.dedup();
+    let columns: serde_json::Map<String, Json> = names
+        .iter()
+        .map(|n| {
+            let values = objects
+                .iter()
+                .map(|o| o.get(*n).cloned().unwrap_or(Json::Null))
+                .collect();
+            (n.to_string(), Json::Array(values))
+        })
+        .collect();
+    let body = serde_json::json!({ "inputs": columns }).to_string();
+    let r = server.post("/v1/models/census:predict", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let outputs = r.json()["outputs"].as_object().unwrap().clone();
+    assert_eq!(
+        outputs.keys().collect::<Vec<_>>(),
+        parsed[0].keys().collect::<Vec<_>>()
+    );
+    for (name, values) in &outputs {
+        let values = values.as_array().unwrap();
+        assert_eq!(values.len(), 300);
+        for (i, v) in values.iter().enumerate() {
+            assert!(
+                same(v, &parsed[i][name]),
+                "{name} row {i}: {v} vs {}",
+                parsed[i][name]
+            );
+        }
+    }
+
+    // v2: one tensor per input column (strings as BYTES, integers INT64).
+    // (Only the columns the model reads: v2 refuses a tensor it has no
+    // input for.)
+    let read: Vec<String> = server.get("/v2/models/census").json()["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    let inputs: Vec<Json> = columns
+        .iter()
+        .filter(|(name, _)| read.contains(name))
+        .map(|(name, data)| {
+            let datatype = if data.as_array().unwrap().iter().any(Json::is_string) {
+                "BYTES"
+            } else {
+                "INT64"
+            };
+            serde_json::json!({"name": name, "shape": [300], "datatype": datatype, "data": data})
+        })
+        .collect();
+    let body = serde_json::json!({"id": "q1", "inputs": inputs}).to_string();
+    let r = server.post("/v2/models/census/infer", &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = r.json();
+    assert_eq!(answer["model_name"], "census");
+    assert_eq!(answer["model_version"], "1");
+    assert_eq!(answer["id"], "q1");
+    let tensors = answer["outputs"].as_array().unwrap();
+    assert_eq!(tensors.len(), 15);
+    for t in tensors {
+        let name = t["name"].as_str().unwrap();
+        assert_eq!(t["shape"], serde_json::json!([300]));
+        let float = name.ends_with("_z") || name.ends_with("_scaled");
+        assert_eq!(t["datatype"], if float { "FP64" } else { "INT64" });
+        for (i, v) in t["data"].as_array().unwrap().iter().enumerate() {
+            assert!(same(v, &parsed[i][name]), "{name} row {i}");
+        }
+    }
+    // Asking for some outputs gives those, in the order asked.
+    let body = serde_json::json!({
+        "inputs": inputs, "outputs": [{"name": "age_z"}, {"name": "gender_id"}]
+    })
+    .to_string();
+    let r = server.post("/v2/models/census/infer", &body);
+    let names: Vec<String> = r.json()["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["age_z", "gender_id"]);
+
+    // NDJSON: exactly eval's output, error lines and all.
+    let text = format!("{}\n{{\"age\": \"old\"}}\nnot json\n", rows.trim_end());
+    let expected_lines = crate::common::stdout(&eval_with_input(artifact, &[], &text));
+    let r = server.post("/v1/models/census:eval", &text);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(r.body, expected_lines);
+    assert!(r.body.contains("{\"error\":\"line 302: "), "{}", r.body);
+
+    // Metadata: the read inputs with types, the outputs; no SQL, no vocabulary.
+    let meta = server.get("/v1/models/census/metadata");
+    assert_eq!(meta.status, 200);
+    let m = meta.json();
+    assert_eq!(m["model_spec"]["name"], "census");
+    let inputs = m["metadata"]["inputs"].as_array().unwrap();
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i["name"] == "age" && i["type"] == "Int64")
+    );
+    assert!(
+        !inputs.iter().any(|i| i["name"] == "income_bracket"),
+        "the label's input is not read"
+    );
+    assert_eq!(m["metadata"]["outputs"].as_array().unwrap().len(), 15);
+    assert!(!meta.body.contains("SELECT") && !meta.body.contains("Bachelors"));
+    let status = server.get("/v1/models/census").json();
+    assert_eq!(status["model_version_status"][0]["state"], "AVAILABLE");
+    let v2 = server.get("/v2/models/census").json();
+    assert_eq!(v2["versions"], serde_json::json!(["1"]));
+    assert_eq!(v2["inputs"].as_array().unwrap().len(), inputs.len());
+    assert_eq!(server.get("/v2/models/census/ready").json()["ready"], true);
+    assert_eq!(server.get("/v2/health/live").status, 200);
+    assert_eq!(server.get("/v2/health/ready").status, 200);
+    assert_eq!(server.get("/v2").json()["name"], "skewless");
+
+    // The metrics count what was asked: rows per model and the routes.
+    let metrics = server.get("/metrics").body;
+    // 1 + 299 + 1 rows, 300 columnar, 300 + 300 v2, 300 + 2 lines.
+    assert!(
+        metrics.contains("skewless_model_rows_total{model=\"census\",version=\"1\"} 1503\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("skewless_model_row_errors_total{model=\"census\",version=\"1\"} 2\n")
+    );
+    assert!(
+        metrics.contains("skewless_http_requests_total{route=\"v1_predict\",code=\"200\"} 4\n")
+    );
+    assert!(metrics.contains("skewless_http_requests_total{route=\"v2_infer\",code=\"200\"} 2\n"));
+    assert!(
+        metrics.contains("skewless_http_request_duration_seconds_count{route=\"v1_predict\"} 4\n")
+    );
+}
+
+#[test]
+fn each_error_has_its_status_and_names_the_culprit() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let artifact = census();
+    let server = Server::start(&[
+        &format!("adult={}", artifact.display()),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--max-body-bytes",
+        "4000",
+        "--max-rows",
+        "3",
+        "--max-json-depth",
+        "4",
+        "--max-string-bytes",
+        "40",
+        "--max-header-bytes",
+        "8192",
+        "--body-read-timeout",
+        "1",
+    ]);
+    let auth = "authorization: Bearer s3cret";
+    let post = |path: &str, body: &str| server.request("POST", path, &[auth], body.as_bytes());
+    let row = test_rows(1);
+    let row = row.trim();
+
+    // 401 without the token or with another; probes need none.
+    let r = server.post(
+        "/v1/models/adult:predict",
+        &format!("{{\"instances\":[{row}]}}"),
+    );
+    assert!(r.error(401).contains("bearer token"));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = server.request(
+        "POST",
+        "/v1/models/adult:predict",
+        &["authorization: Bearer s3cre"],
+        b"{}",
+    );
+    r.error(401);
+    assert_eq!(server.get("/v2/health/ready").status, 200);
+    let r = post(
+        "/v1/models/adult:predict",
+        &format!("{{\"instances\":[{row}]}}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // 400: not JSON; not rows; a row of the wrong type, named.
+    assert!(
+        post("/v1/models/adult:predict", "{\"instances\": [")
+            .error(400)
+            .contains("not JSON")
+    );
+    assert!(
+        post("/v1/models/adult:predict", "[1]")
+            .error(400)
+            .contains("JSON object")
+    );
+    let e = post(
+        "/v1/models/adult:predict",
+        &format!("{{\"instances\":[{row}, {{\"age\": \"old\"}}]}}"),
+    )
+    .error(400);
+    assert!(
+        e.starts_with("instances[1]: ") && e.contains("'age'"),
+        "{e}"
+    );
+    let e = post("/v1/models/adult:predict", "{\"instances\":[{}, 7]}").error(400);
+    assert_eq!(e, "instances[1]: expected a JSON object of input columns");
+    let e = post(
+        "/v1/models/adult:predict",
+        "{\"inputs\":{\"age\":[1,2],\"gender\":[\"Male\"]}}",
+    )
+    .error(400);
+    assert!(
+        e.contains("inputs.gender: 1 values, but inputs.age has 2"),
+        "{e}"
+    );
+    let e = post(
+        "/v2/models/adult/infer",
+        "{\"inputs\":[{\"name\":\"age\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"x\"]}]}",
+    )
+    .error(400);
+    assert!(
+        e.contains("inputs[0]: tensor 'age' is BYTES; column 'age' is Int64"),
+        "{e}"
+    );
+    let e = post(
+        "/v2/models/adult/infer",
+        "{\"inputs\":[{\"name\":\"salary\",\"shape\":[1],\"datatype\":\"INT64\",\"data\":[1]}]}",
+    )
+    .error(400);
+    assert!(
+        e.contains("'salary' is not an input of model 'adult'"),
+        "{e}"
+    );
+
+    // 400: one row past the limit, in each form.
+    let e = post("/v1/models/adult:predict", "{\"instances\":[{},{},{},{}]}").error(400);
+    assert!(e.contains("4 rows, more than the limit of 3"), "{e}");
+    // Three rows pass (every input is nullable: empty rows are rows).
+    assert_eq!(
+        post("/v1/models/adult:predict", "{\"instances\":[{},{},{}]}").status,
+        200
+    );
+    let e = post(
+        "/v1/models/adult:predict",
+        "{\"inputs\":{\"age\":[1,2,3,4]}}",
+    )
+    .error(400);
+    assert!(e.contains("4 rows"), "{e}");
+    let e = post("/v1/models/adult:eval", "{}\n{}\n{}\n{}\n").error(400);
+    assert!(e.contains("lines: 4 rows"), "{e}");
+    // Nesting: 4 levels pass the scan, 5 do not.
+    let r = post(
+        "/v1/models/adult:predict",
+        "{\"instances\":[{\"age\":[1]}]}",
+    );
+    assert!(r.error(400).starts_with("instances[0]: "), "{r:?}");
+    let e = post(
+        "/v1/models/adult:predict",
+        "{\"instances\":[{\"age\":[[[1]]]}]}",
+    )
+    .error(400);
+    assert!(e.contains("nested deeper than the limit of 4"), "{e}");
+    // Strings: 40 bytes pass, 41 do not.
+    let r = post(
+        "/v1/models/adult:predict",
+        &format!("{{\"instances\":[{{\"gender\":\"{}\"}}]}}", "x".repeat(40)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = post(
+        "/v1/models/adult:predict",
+        &format!("{{\"instances\":[{{\"gender\":\"{}\"}}]}}", "x".repeat(41)),
+    )
+    .error(400);
+    assert!(e.contains("a string of 41 bytes"), "{e}");
+
+    // 404 naming the models; a version that is not served; 405 with Allow.
+    let e = post("/v1/models/census:predict", "{}").error(404);
+    assert_eq!(e, "model 'census' is not served; models: adult");
+    let e = post("/v1/models/adult/versions/2:predict", "{}").error(404);
+    assert_eq!(e, "model 'adult' serves version 1, not 2");
+    assert!(
+        server
+            .request("GET", "/nothing", &[auth], b"")
+            .error(404)
+            .contains("models: adult")
+    );
+    let r = server.request("GET", "/v1/models/adult:predict", &[auth], b"");
+    r.error(405);
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    // 413 from Content-Length, before the body is sent.
+    let r = server.raw(
+        format!(
+            "POST /v1/models/adult:predict HTTP/1.1\r\nhost: t\r\n{auth}\r\n\
+             content-length: 4001\r\nconnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(
+        r.error(413)
+            .contains("4001 bytes, more than the limit of 4000")
+    );
+    // 413 while reading a chunked body that grows past the limit; 4000 pass.
+    let chunked = |n: usize| {
+        let frame = "{\"instances\":[],\"pad\":\"\"}".len();
+        let body = format!("{{\"instances\":[],\"pad\":\"{}\"}}", " ".repeat(n - frame));
+        assert_eq!(body.len(), n);
+        let mut raw = format!(
+            "POST /v1/models/adult:predict HTTP/1.1\r\nhost: t\r\n{auth}\r\n\
+             transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+        for chunk in body.as_bytes().chunks(1000) {
+            raw.push_str(&format!(
+                "{:x}\r\n{}\r\n",
+                chunk.len(),
+                std::str::from_utf8(chunk).unwrap()
+            ));
+        }
+        raw.push_str("0\r\n\r\n");
+        raw
+    };
+    // (Strings over 40 bytes fail the shape check, after the size passes.)
+    assert!(
+        server
+            .raw(chunked(4000).as_bytes())
+            .error(400)
+            .contains("a string of")
+    );
+    assert!(
+        server
+            .raw(chunked(4001).as_bytes())
+            .error(413)
+            .contains("more than the limit of 4000")
+    );
+
+    // 431: a head over the header limit.
+    let r = server.raw(
+        format!(
+            "GET /v2/health/live HTTP/1.1\r\nhost: t\r\nx-pad: {}\r\nconnection: close\r\n\r\n",
+            "p".repeat(9000)
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 431, "{r:?}");
+
+    // 408: a body that stops arriving.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        format!(
+            "POST /v1/models/adult:predict HTTP/1.1\r\nhost: t\r\n{auth}\r\n\
+             content-length: 100\r\n\r\n{{\"instances\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = Response::parse(&out);
+    assert!(r.error(408).contains("did not arrive within 1s"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let metrics = server.request("GET", "/metrics", &[auth], b"").body;
+    assert!(
+        metrics.contains("skewless_http_rejections_total{reason=\"unauthorized\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("skewless_http_rejections_total{reason=\"body_size\"} 2\n"));
+    assert!(metrics.contains("skewless_http_rejections_total{reason=\"body_timeout\"} 1\n"));
+}
+
+#[test]
+fn a_slow_client_is_cut_off_while_others_are_served() {
+    let server = Server::start(&[census().to_str().unwrap(), "--header-read-timeout", "1"]);
+    // Slowloris: a request head sent a few bytes at a time, never finished.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    slow.write_all(b"POST /v1/models/census:predict HTTP/1.1\r\n")
+        .unwrap();
+    let row = test_rows(1);
+    let body = format!("{{\"instances\":[{}]}}", row.trim());
+    let mut answered = 0;
+    let mut closed = None;
+    for i in 0..30 {
+        // Others are answered meanwhile.
+        let r = server.post("/v1/models/census:predict", &body);
+        assert_eq!(r.status, 200);
+        answered += 1;
+        if slow
+            .write_all(format!("x-slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+        {
+            closed = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The server closed the slow connection (reading gives its end).
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let elapsed = closed.unwrap_or(started.elapsed());
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "cut off after {elapsed:?}"
+    );
+    assert!(answered >= 5, "{answered} requests answered meanwhile");
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("listening on"), "{log}");
+}
+
+#[test]
+fn sighup_serves_the_newest_version_and_a_bad_one_keeps_the_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("census");
+    std::fs::create_dir_all(models.join("1")).unwrap();
+    std::fs::copy(census(), models.join("1/census.json")).unwrap();
+    let server = Server::start(&[models.to_str().unwrap()]);
+    let row = test_rows(1);
+    let body = format!("{{\"instances\":[{}]}}", row.trim());
+    let r = server.post("/v1/models/census:predict", &body);
+    assert_eq!(r.header("x-skewless-model-version"), Some("1"));
+
+    // Version 2: another transform (one feature).
+    let v2 = dir.path().join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    let artifact = crate::common::fit(
+        &v2,
+        "SELECT z_score(age) AS age_z FROM census",
+        &format!("census={}", adult()),
+        &[],
+    );
+    std::fs::create_dir_all(models.join("2")).unwrap();
+    std::fs::copy(&artifact, models.join("2/census.json")).unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = server.post("/v1/models/census:predict", &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.header("x-skewless-model-version") == Some("2") || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(r.header("x-skewless-model-version"), Some("2"));
+    let expected = ok(&eval_with_input(&artifact, &[], &row));
+    assert_eq!(r.body, format!("{{\"predictions\":[{}]}}", expected.trim()));
+
+    // Version 3 does not load: 2 stays, and the failure is counted.
+    std::fs::create_dir_all(models.join("3")).unwrap();
+    std::fs::write(models.join("3/census.json"), "{not an artifact").unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.get("/metrics").body.contains("result=\"error\"} 1") {
+        assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = server.post("/v1/models/census:predict", &body);
+    assert_eq!(r.header("x-skewless-model-version"), Some("2"));
+    let metrics = server.get("/metrics").body;
+    assert!(metrics.contains("skewless_model_reloads_total{model=\"census\",result=\"ok\"} 1\n"));
+}
+
+#[test]
+fn startup_fails_with_exit_1_naming_the_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let out = skewless()
+        .args(["serve", bad.to_str().unwrap(), "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let e = crate::common::user_error(&out);
+    assert!(e.contains("broken.json"), "{e}");
+    let out = skewless()
+        .args(["serve", census().to_str().unwrap(), "--bind", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(crate::common::user_error(&out).contains("add --public"));
+}
+
+#[test]
+fn sigterm_drains_and_exits() {
+    let mut server = Server::start(&[census().to_str().unwrap(), "--drain-timeout", "3"]);
+    // An idle keep-alive connection does not hold the shutdown up.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /v2/health/ready HTTP/1.1\r\nhost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log.lock().unwrap().contains("draining") {
+        assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
