@@ -771,3 +771,71 @@ fn sigterm_drains_and_exits() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn requests_over_the_in_flight_limit_are_shed_with_503() {
+    let server = Server::start(&[
+        census().to_str().unwrap(),
+        "--max-in-flight",
+        "1",
+        "--max-connections",
+        "3",
+        "--body-read-timeout",
+        "5",
+    ]);
+    // A request whose body is slow to come holds the one in-flight slot.
+    let mut holder = TcpStream::connect(server.addr).unwrap();
+    holder
+        .write_all(b"POST /v1/models/census:eval HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n\r\n{")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let r = server.post("/v1/models/census:predict", "{\"instances\":[]}");
+        if r.status == 503 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(shed.error(503).contains("--max-in-flight"), "{shed:?}");
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    // Probes are answered all the same.
+    assert_eq!(server.get("/v2/health/live").status, 200);
+    // Connections past the limit: answered 503 and closed. (The holder is
+    // one; two more idle ones fill the limit of 3.)
+    let _a = TcpStream::connect(server.addr).unwrap();
+    let _b = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = server.get("/v2/health/live");
+    assert!(r.error(503).contains("--max-connections"), "{r:?}");
+    // The held request finishes; the slot frees.
+    holder.write_all(b"}\n").unwrap();
+    holder
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    holder.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop((_a, _b, holder));
+    // Until the server has seen them close, connections may still be
+    // refused: count those, the metrics must say as many.
+    let mut refused = 1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.post("/v1/models/census:predict", "{\"instances\":[]}");
+        if r.status == 200 {
+            assert_eq!(r.body, "{\"predictions\":[]}");
+            break;
+        }
+        assert!(r.error(503).contains("--max-connections"), "{r:?}");
+        refused += 1;
+        assert!(Instant::now() < deadline, "{r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = server.get("/metrics").body;
+    assert!(
+        metrics.contains(&format!(
+            "skewless_http_rejections_total{{reason=\"connections\"}} {refused}\n"
+        )),
+        "{metrics}"
+    );
+}
