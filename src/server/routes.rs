@@ -178,8 +178,7 @@ fn read_inputs(e: &Evaluator) -> impl Iterator<Item = &crate::serving::InputColu
         .map(|(_, c)| c)
 }
 
-pub fn v1_status(model: &Model, v: &Version) -> Reply {
-    let _ = model;
+pub fn v1_status(v: &Version) -> Reply {
     Reply::json(
         StatusCode::OK,
         format!(
@@ -563,15 +562,12 @@ pub fn v2_infer(shared: &Shared, model: &Model, v: &Version, body: &[u8]) -> Cou
         }
         Some(_) => return bad("outputs: expected a JSON array of {\"name\": …}"),
     };
+    let by_name: std::collections::HashMap<&str, &Tensor<'_>> =
+        tensors.iter().map(|(name, t)| (*name, t)).collect();
     let mut data: Vec<String> = wanted.iter().map(|_| String::from("[")).collect();
     let mut out = Vec::with_capacity(all.len());
     for i in 0..n {
-        let row = e.row_from_fields(|name| {
-            tensors
-                .iter()
-                .find(|(t, _)| *t == name)
-                .map(|(_, t)| t.data[i])
-        });
+        let row = e.row_from_fields(|name| by_name.get(name).map(|t| t.data[i]));
         if let Err(err) = row.and_then(|typed| e.eval(&typed, &mut out)) {
             return Counted {
                 errors: 1,

@@ -788,20 +788,44 @@ fn requests_over_the_in_flight_limit_are_shed_with_503() {
     holder
         .write_all(b"POST /v1/models/census:eval HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n\r\n{")
         .unwrap();
+    // Once the server has it in flight (metrics answer over the limit),
+    // the next request is shed.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let shed = loop {
-        let r = server.post("/v1/models/census:predict", "{\"instances\":[]}");
-        if r.status == 503 || Instant::now() > deadline {
-            break r;
-        }
+    while !server
+        .get("/metrics")
+        .body
+        .contains("skewless_http_requests_in_flight 1\n")
+    {
+        assert!(Instant::now() < deadline, "the held request never came in");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+    let shed = server.post("/v1/models/census:predict", "{\"instances\":[]}");
     assert!(shed.error(503).contains("--max-in-flight"), "{shed:?}");
     assert_eq!(shed.header("retry-after"), Some("1"));
-    // Probes are answered all the same.
+    // Probes and metrics are answered all the same.
     assert_eq!(server.get("/v2/health/live").status, 200);
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .body
+            .contains("skewless_http_requests_in_flight 1\n"),
+        "{}",
+        metrics.body
+    );
     // Connections past the limit: answered 503 and closed. (The holder is
-    // one; two more idle ones fill the limit of 3.)
+    // one; two more idle ones fill the limit of 3.) First, wait until the
+    // server has seen the earlier requests' connections close: only the
+    // holder and the connection asking are open.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .get("/metrics")
+        .body
+        .contains("skewless_http_connections_open 2\n")
+    {
+        assert!(Instant::now() < deadline, "connections never closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _a = TcpStream::connect(server.addr).unwrap();
     let _b = TcpStream::connect(server.addr).unwrap();
     std::thread::sleep(Duration::from_millis(200));
