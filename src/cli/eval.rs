@@ -115,7 +115,7 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
 
 /// `--lateness`: a duration (`10m`, `2h`, `1d`, `500ms`, `30s`, `0`), or a
 /// plain number (units of an integer time column).
-fn parse_lateness(text: &str) -> Result<crate::serving::Lateness> {
+pub(super) fn parse_lateness(text: &str) -> Result<crate::serving::Lateness> {
     use crate::serving::Lateness;
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -148,13 +148,27 @@ fn parse_lateness(text: &str) -> Result<crate::serving::Lateness> {
 /// `--events`: replays event logs into the online state, in time order
 /// (merged across tables).
 fn replay(evaluator: &Evaluator, events: &[String]) -> Result<()> {
+    let started = std::time::Instant::now();
+    let pushed = replay_events(evaluator, events)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skewless eval: replayed {pushed} events from {} in {:.2} s",
+        events.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Replays event logs (`[TABLE=]LOCATION`, as `--events` takes them) into
+/// the online state, in time order across tables; returns the number of
+/// events pushed. Runs its own query runtime: call it outside one.
+pub(crate) fn replay_events(evaluator: &Evaluator, events: &[String]) -> Result<usize> {
     if !evaluator.has_windows() {
         return Err(Error::Usage(format!(
             "--events {}: the transform has no window functions, so it keeps no events",
             events.join(" ")
         )));
     }
-    let started = std::time::Instant::now();
     let runtime = super::runtime(Some(2))?;
     let tables = evaluator.event_tables();
     let mut logs: Vec<(String, String)> = Vec::new();
@@ -190,16 +204,7 @@ fn replay(evaluator: &Evaluator, events: &[String]) -> Result<()> {
             .map_err(|e| Error::Data(format!("--events: {e}")))
     })?;
     runtime.shutdown_background();
-    let _ = writeln!(
-        std::io::stderr(),
-        "skewless eval: replayed {pushed} events from {} in {:.2} s",
-        logs.iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(pushed)
 }
 
 /// One table's rows in time order, being merged with the others'.

@@ -22,6 +22,8 @@ mod fit;
 pub mod repl;
 mod serve;
 
+pub(crate) use eval::replay_events;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success

@@ -11,6 +11,7 @@ pub(super) const SERVE_HELP: &str = "\
 Routes (see docs/server.md):
   POST /v1/models/NAME[/versions/N]:predict   {\"instances\": [row, …]} or {\"inputs\": {column: [values]}}
   POST /v1/models/NAME:eval                   JSON lines in, `skewless eval`'s lines out
+  POST /v1/models/NAME:events                 window features: {\"instances\": [event, …]} or NDJSON events
   GET  /v1/models/NAME[/metadata]             status; inputs and outputs with types
   POST /v2/models/NAME/infer                  Open Inference Protocol: one tensor per input column
   GET  /v2/models/NAME[/ready], /v2/health/live, /v2/health/ready, /metrics
@@ -91,6 +92,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
 
+    /// Window features: replay this event log into a model's online state
+    /// at start (as `eval --events`; ignored when --state reads a
+    /// snapshot). MODEL= names the model when several have windows.
+    #[arg(long, value_name = "[MODEL=][TABLE=]LOCATION")]
+    pub events: Vec<String>,
+
+    /// Window features: a snapshot of a model's online state, read at
+    /// start when the file exists and written (atomically) at shutdown, so
+    /// a restart loses no event. MODEL= as for --events.
+    #[arg(long, value_name = "[MODEL=]FILE")]
+    pub state: Vec<String>,
+
+    /// Window features: how late an event may come behind its entity's
+    /// newest event and still count (10m, 2h, 500ms; a plain number for an
+    /// integer time column), as for `eval --lateness`.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub lateness: String,
+
+    /// Window features: the most events one entity keeps per stream.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_events_per_entity: usize,
+
     /// Seconds shutdown waits for connections to finish.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().drain_timeout.as_secs_f64())]
     pub drain_timeout: f64,
@@ -156,5 +179,11 @@ pub(super) fn serve_command(args: ServeArgs) -> Result<()> {
         token,
         verify_key,
         models: args.models,
+        online: crate::serving::OnlineLimits {
+            lateness: super::eval::parse_lateness(&args.lateness)?,
+            max_events_per_entity: args.max_events_per_entity,
+        },
+        events: args.events,
+        state: args.state,
     })
 }

@@ -232,6 +232,78 @@ impl Metrics {
     }
 }
 
+/// The window state of each model's version being served: one series per
+/// (model, version, stream), the stream numbered in the order of
+/// `eval --explain`.
+pub fn render_windows(out: &mut String, models: &[(&str, u64, Vec<crate::serving::StreamReport>)]) {
+    if models.iter().all(|(_, _, streams)| streams.is_empty()) {
+        return;
+    }
+    type Pick = fn(&crate::serving::StreamReport) -> u64;
+    let series: [(&str, &str, &str, Pick); 8] = [
+        (
+            "skewless_window_events_total",
+            "counter",
+            "Events pushed into the window state (NULL entity or time included).",
+            |s| s.counts.pushed,
+        ),
+        (
+            "skewless_window_late_events_total",
+            "counter",
+            "Events older than their entity's newest, accepted within the lateness.",
+            |s| s.counts.late,
+        ),
+        (
+            "skewless_window_dropped_events_total",
+            "counter",
+            "Events too old for any window that can still be asked for.",
+            |s| s.counts.dropped,
+        ),
+        (
+            "skewless_window_unkeyed_events_total",
+            "counter",
+            "Events with a NULL entity or time (in no window).",
+            |s| s.counts.unkeyed,
+        ),
+        (
+            "skewless_window_stale_requests_total",
+            "counter",
+            "Requests older than their entity's newest event minus the lateness.",
+            |s| s.counts.stale_requests,
+        ),
+        (
+            "skewless_window_evicted_entities_total",
+            "counter",
+            "Entities removed after being idle longer than any window reaches.",
+            |s| s.counts.evicted,
+        ),
+        (
+            "skewless_window_entities",
+            "gauge",
+            "Entities held in the window state.",
+            |s| s.entities as u64,
+        ),
+        (
+            "skewless_window_events_held",
+            "gauge",
+            "Events held one by one in the window state.",
+            |s| s.events_held as u64,
+        ),
+    ];
+    for (name, kind, help, pick) in series {
+        family(out, name, kind, help);
+        for (model, version, streams) in models {
+            for (i, s) in streams.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{model=\"{model}\",version=\"{version}\",stream=\"{i}\"}} {}",
+                    pick(s)
+                );
+            }
+        }
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

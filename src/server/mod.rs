@@ -81,6 +81,12 @@ pub struct Config {
     pub verify_key: Option<SigningKey>,
     /// `[NAME=]ARTIFACT`, one per model.
     pub models: Vec<String>,
+    /// The limits of window state (lateness, per-entity cap).
+    pub online: crate::serving::OnlineLimits,
+    /// `--events [MODEL=][TABLE=]LOCATION`.
+    pub events: Vec<String>,
+    /// `--state [MODEL=]FILE`.
+    pub state: Vec<String>,
 }
 
 /// What every connection shares.
@@ -167,8 +173,12 @@ pub fn run(config: Config) -> Result<()> {
     }
     let metrics = Metrics::default();
     let mut models: Vec<Model> = Vec::new();
+    let windows = models::WindowOptions {
+        limits: config.online,
+        ..Default::default()
+    };
     for spec in &config.models {
-        let model = models::load_model(spec, config.verify_key.as_ref())?;
+        let model = models::load_model(spec, config.verify_key.as_ref(), windows.clone())?;
         if models.iter().any(|m| m.name == model.name) {
             return Err(Error::Usage(format!(
                 "serve: two models named '{}'; name them apart as NAME=ARTIFACT",
@@ -179,6 +189,23 @@ pub fn run(config: Config) -> Result<()> {
         metrics.loaded(&model.name, v.number, v.load_time);
         models.push(model);
     }
+    for (m, spec) in assign(&models, "events", &config.events)? {
+        models[m].windows.events.push(spec);
+    }
+    for (m, file) in assign(&models, "state", &config.state)? {
+        if models[m].windows.state.is_some() {
+            return Err(Error::Usage(format!(
+                "--state: two files for model '{}'",
+                models[m].name
+            )));
+        }
+        models[m].windows.state = Some(file.into());
+    }
+    for m in &models {
+        if let Some(what) = models::bootstrap(m)? {
+            eprintln!("skewless serve: model '{}': {what}", m.name);
+        }
+    }
     let shared = Arc::new(Shared {
         models,
         limits: config.limits,
@@ -188,6 +215,48 @@ pub fn run(config: Config) -> Result<()> {
         verify_key: config.verify_key,
     });
     runtime.block_on(serve(shared, config.bind))
+}
+
+/// The model each `--FLAG [MODEL=]VALUE` is for: the one named, or the
+/// one model with window functions.
+fn assign(models: &[Model], flag: &str, specs: &[String]) -> Result<Vec<(usize, String)>> {
+    let windowed: Vec<usize> = (0..models.len())
+        .filter(|&i| models[i].current().evaluator.has_windows())
+        .collect();
+    let mut out = Vec::new();
+    for spec in specs {
+        let named = spec
+            .split_once('=')
+            .and_then(|(name, rest)| Some((models.iter().position(|m| m.name == name)?, rest)));
+        let (m, value) = match (named, windowed.as_slice()) {
+            (Some((m, rest)), _) => (m, rest.to_string()),
+            (None, [one]) => (*one, spec.clone()),
+            (None, []) => {
+                return Err(Error::Usage(format!(
+                    "--{flag} {spec}: no model has window functions, so none keeps events"
+                )));
+            }
+            (None, several) => {
+                return Err(Error::Usage(format!(
+                    "--{flag} {spec}: several models have window functions ({}): give it as \
+                     MODEL={spec}",
+                    several
+                        .iter()
+                        .map(|&i| models[i].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        if !windowed.contains(&m) {
+            return Err(Error::Usage(format!(
+                "--{flag} {spec}: model '{}' has no window functions, so it keeps no events",
+                models[m].name
+            )));
+        }
+        out.push((m, value));
+    }
+    Ok(out)
 }
 
 async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
@@ -266,24 +335,53 @@ async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
         _ = tokio::time::sleep(shared.limits.drain_timeout) => {
             eprintln!("skewless serve: drain timeout; closing {} connections", tracker.count());
         }
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = term.recv() => return Ok(()),
+        _ = int.recv() => return Ok(()),
     }
-    Ok(())
+    // Window state to its --state file, once no request runs.
+    let saving = Arc::clone(&shared);
+    let saved = tokio::task::spawn_blocking(move || {
+        let mut failed = None;
+        for m in &saving.models {
+            match m.save_state() {
+                None => {}
+                Some(Ok(what)) => {
+                    eprintln!("skewless serve: model '{}': window state, {what}", m.name)
+                }
+                Some(Err(e)) => {
+                    eprintln!(
+                        "skewless serve: model '{}': window state not saved: {e}",
+                        m.name
+                    );
+                    failed = Some(e);
+                }
+            }
+        }
+        failed
+    });
+    tokio::select! {
+        done = saved => match done {
+            Ok(Some(e)) => Err(e),
+            _ => Ok(()),
+        },
+        _ = term.recv() => Ok(()),
+        _ = int.recv() => Ok(()),
+    }
 }
 
 /// Reloads every model from its source (SIGHUP), off the request path.
 fn reload_all(shared: &Shared) {
     for m in &shared.models {
         match m.reload(shared.verify_key.as_ref()) {
-            Ok(v) => {
+            Ok((v, note)) => {
                 shared.metrics.reloaded(&m.name, true);
                 shared.metrics.loaded(&m.name, v.number, v.load_time);
                 eprintln!(
-                    "skewless serve: model '{}' reloaded: version {} ({})",
+                    "skewless serve: model '{}' reloaded: version {} ({}){}",
                     m.name,
                     v.number,
-                    v.file.display()
+                    v.file.display(),
+                    note.map(|n| format!("; {n}")).unwrap_or_default()
                 );
             }
             Err(e) => {
@@ -425,9 +523,16 @@ fn authorize(shared: &Shared, req: &Request<Incoming>) -> Option<Reply> {
 async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Reply {
     let (name, version, action) = match route {
         Route::Metrics => {
+            let mut text = shared.metrics.render();
+            let versions: Vec<_> = shared.models.iter().map(|m| (m, m.current())).collect();
+            let windows: Vec<_> = versions
+                .iter()
+                .map(|(m, v)| (m.name.as_str(), v.number, v.evaluator.state_report()))
+                .collect();
+            metrics::render_windows(&mut text, &windows);
             return Reply {
                 content_type: "text/plain; version=0.0.4",
-                ..Reply::json(StatusCode::OK, shared.metrics.render())
+                ..Reply::json(StatusCode::OK, text)
             };
         }
         Route::ServerMetadata => {
@@ -462,29 +567,43 @@ async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Re
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    let tag = |r: Reply| {
+    let tag = |r: Reply, v: &models::Version| {
         r.with("x-skewless-model-version", &v.number.to_string())
             .with("x-skewless-artifact-checksum", &v.checksum)
     };
     let body = match action {
-        Action::V1Status => return tag(routes::v1_status(&v)),
-        Action::V1Metadata => return tag(routes::v1_metadata(model, &v)),
-        Action::V2Metadata => return tag(routes::v2_metadata(model, &v)),
-        Action::V2Ready => return tag(routes::v2_ready(model)),
-        Action::V1Predict | Action::Eval | Action::V2Infer => match read_body(shared, req).await {
-            Ok(body) => body,
-            Err(reply) => return tag(reply),
-        },
+        Action::V1Status => return tag(routes::v1_status(&v), &v),
+        Action::V1Metadata => return tag(routes::v1_metadata(model, &v), &v),
+        Action::V2Metadata => return tag(routes::v2_metadata(model, &v), &v),
+        Action::V2Ready => return tag(routes::v2_ready(model), &v),
+        Action::V1Predict | Action::Eval | Action::Events | Action::V2Infer => {
+            match read_body(shared, req).await {
+                Ok(body) => body,
+                Err(reply) => return tag(reply, &v),
+            }
+        }
     };
-    let counted = match action {
-        Action::V1Predict => routes::v1_predict(shared, &v, &body),
-        Action::Eval => routes::eval_lines(shared, &v, &body),
-        _ => routes::v2_infer(shared, model, &v, &body),
+    let (counted, v) = match action {
+        Action::V1Predict => (routes::v1_predict(shared, &v, &body), v),
+        // Pushes land in the version being served once the body is in
+        // (a reload carrying the state over waits for them).
+        Action::Eval | Action::Events if v.evaluator.has_windows() => {
+            let _pushing = model.pushing.read().unwrap_or_else(|e| e.into_inner());
+            let now = model.current();
+            let counted = match action {
+                Action::Eval => routes::eval_lines(shared, &now, &body),
+                _ => routes::push_events(shared, &now, &body),
+            };
+            (counted, now)
+        }
+        Action::Eval => (routes::eval_lines(shared, &v, &body), v),
+        Action::Events => (routes::push_events(shared, &v, &body), v),
+        _ => (routes::v2_infer(shared, model, &v, &body), v),
     };
     shared
         .metrics
         .rows(&model.name, v.number, counted.rows, counted.errors);
-    tag(counted.reply)
+    tag(counted.reply, &v)
 }
 
 /// The whole body, within the size limit and the body-read timeout.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::artifact::{Artifact, SigningKey};
 use crate::error::{Error, Result};
-use crate::serving::Evaluator;
+use crate::serving::{Evaluator, OnlineLimits};
 
 /// One loaded version of a model.
 pub struct Version {
@@ -22,6 +22,17 @@ pub struct Version {
     pub load_time: Duration,
 }
 
+/// How a model with window functions keeps its online state.
+#[derive(Debug, Clone, Default)]
+pub struct WindowOptions {
+    pub limits: OnlineLimits,
+    /// Event logs that start the state (`eval --events`' `[TABLE=]LOCATION`).
+    pub events: Vec<String>,
+    /// The snapshot read at start (when it exists; the event logs are then
+    /// not replayed) and written at shutdown.
+    pub state: Option<PathBuf>,
+}
+
 /// A served model: its source and the version being served (swapped whole
 /// on reload; a request holds the `Arc` of the version it started on).
 pub struct Model {
@@ -29,6 +40,11 @@ pub struct Model {
     /// What `serve` was given: an artifact file or a directory of versions.
     pub source: PathBuf,
     current: RwLock<Arc<Version>>,
+    pub windows: WindowOptions,
+    /// Held shared by every push of events, and exclusively while a reload
+    /// carries the window state over to the new version or the state is
+    /// saved: no event lands in a version being left.
+    pub pushing: RwLock<()>,
 }
 
 impl Model {
@@ -38,16 +54,122 @@ impl Model {
     }
 
     /// Loads the newest version from the source again and swaps it in;
-    /// on failure the version being served stays.
-    pub fn reload(&self, key: Option<&SigningKey>) -> Result<Arc<Version>> {
-        let version = Arc::new(load_version(&self.name, &self.source, key)?);
+    /// on failure the version being served stays. A transform with window
+    /// functions takes the old version's state when its windows and limits
+    /// are the same (pushes wait meanwhile); otherwise its state starts
+    /// again from the event logs, which the returned note says.
+    pub fn reload(&self, key: Option<&SigningKey>) -> Result<(Arc<Version>, Option<String>)> {
+        let version = load_version(&self.name, &self.source, key, &self.windows.limits)?;
+        if !version.evaluator.has_windows() {
+            let version = Arc::new(version);
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
+            return Ok((version, None));
+        }
+        let pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
+        let old = self.current();
+        let carried = old
+            .evaluator
+            .save_state()
+            .and_then(|bytes| version.evaluator.load_state(&bytes));
+        let (version, note) = match carried {
+            Ok(()) => (version, "window state carried over".to_string()),
+            Err(why) => {
+                // Compiled again (the failed load may have left part of a
+                // state), then started from the logs, without holding pushes.
+                drop(pause);
+                let fresh = load_version(&self.name, &self.source, key, &self.windows.limits)?;
+                let replayed = replay(&self.name, &fresh.evaluator, &self.windows.events)?;
+                let note = format!(
+                    "window state started again ({replayed}), since the old one could not be \
+                     carried over: {why}"
+                );
+                let _pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
+                let version = Arc::new(fresh);
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
+                return Ok((version, Some(note)));
+            }
+        };
+        let version = Arc::new(version);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
-        Ok(version)
+        drop(pause);
+        Ok((version, Some(note)))
+    }
+
+    /// Writes the window state to the `--state` file (atomically), pushes
+    /// held meanwhile; `None` when there is nothing to write.
+    pub fn save_state(&self) -> Option<Result<String>> {
+        let path = self.windows.state.as_ref()?;
+        let _pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
+        let v = self.current();
+        if !v.evaluator.has_windows() {
+            return None;
+        }
+        Some(v.evaluator.save_state().and_then(|bytes| {
+            crate::write::write_file(path, &bytes, true)?;
+            Ok(format!("{} bytes to {}", bytes.len(), path.display()))
+        }))
     }
 }
 
-/// Parses `[NAME=]ARTIFACT` and loads it.
-pub fn load_model(spec: &str, key: Option<&SigningKey>) -> Result<Model> {
+/// Starts the window state of a freshly loaded version from the event logs
+/// (in a thread of its own: the replay runs its own query runtime); says
+/// what it did.
+fn replay(name: &str, evaluator: &Evaluator, events: &[String]) -> Result<String> {
+    if events.is_empty() {
+        return Ok("empty: no --events".to_string());
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| crate::cli::replay_events(evaluator, events))
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the event replay panicked".into())))
+    })
+    .map(|pushed| format!("{pushed} events from {}", events.join(", ")))
+    .map_err(|e| Error::Data(format!("model '{name}': --events: {e}")))
+}
+
+/// Starts a loaded model's window state: from the `--state` file when it
+/// exists, else from the event logs. Says what it did (None: no windows).
+pub fn bootstrap(model: &Model) -> Result<Option<String>> {
+    let v = model.current();
+    if !v.evaluator.has_windows() {
+        return Ok(None);
+    }
+    if let Some(path) = &model.windows.state
+        && path.exists()
+    {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        v.evaluator.load_state(&bytes).map_err(|e| {
+            Error::Data(format!(
+                "model '{}': --state {}: {e} (move the file away to start from --events)",
+                model.name,
+                path.display()
+            ))
+        })?;
+        let held: usize = v
+            .evaluator
+            .state_report()
+            .iter()
+            .map(|s| s.events_held)
+            .sum();
+        let ignored = match model.windows.events.is_empty() {
+            true => String::new(),
+            false => "; --events not replayed".to_string(),
+        };
+        return Ok(Some(format!(
+            "window state read from {} ({held} events held{ignored})",
+            path.display()
+        )));
+    }
+    replay(&model.name, &v.evaluator, &model.windows.events)
+        .map(|what| Some(format!("window state: {what}")))
+}
+
+/// Parses `[NAME=]ARTIFACT` and loads it (its window state is started by
+/// [`bootstrap`]).
+pub fn load_model(spec: &str, key: Option<&SigningKey>, windows: WindowOptions) -> Result<Model> {
     let (name, source) = match spec.split_once('=') {
         Some((name, path)) if valid_name(name) => (name.to_string(), PathBuf::from(path)),
         Some((name, _)) if !Path::new(spec).exists() => {
@@ -71,11 +193,13 @@ pub fn load_model(spec: &str, key: Option<&SigningKey>) -> Result<Model> {
             (name, path)
         }
     };
-    let version = load_version(&name, &source, key)?;
+    let version = load_version(&name, &source, key, &windows.limits)?;
     Ok(Model {
         name,
         source,
         current: RwLock::new(Arc::new(version)),
+        windows,
+        pushing: RwLock::new(()),
     })
 }
 
@@ -144,12 +268,21 @@ pub fn newest(source: &Path) -> Result<(PathBuf, u64)> {
     }
 }
 
-fn load_version(name: &str, source: &Path, key: Option<&SigningKey>) -> Result<Version> {
+fn load_version(
+    name: &str,
+    source: &Path,
+    key: Option<&SigningKey>,
+    limits: &OnlineLimits,
+) -> Result<Version> {
     let started = Instant::now();
     let (file, number) = newest(source)?;
     let artifact = Artifact::load(&file, key)
         .map_err(|e| Error::Data(format!("model '{name}' ({}): {e}", file.display())))?;
     let evaluator = Evaluator::compile(&artifact)
+        .and_then(|e| match e.has_windows() {
+            true => e.with_limits(*limits).map(Evaluator::with_clock),
+            false => Ok(e),
+        })
         .map_err(|e| Error::Data(format!("model '{name}' ({}): {e}", file.display())))?;
     Ok(Version {
         number,

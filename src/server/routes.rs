@@ -35,6 +35,8 @@ pub enum Action {
     V1Predict,
     /// The native endpoint: NDJSON in, `skewless eval`'s lines out.
     Eval,
+    /// Events pushed into a model's window state.
+    Events,
     V2Metadata,
     V2Ready,
     V2Infer,
@@ -54,6 +56,7 @@ impl Route<'_> {
                 Action::V1Metadata => "v1_metadata",
                 Action::V1Predict => "v1_predict",
                 Action::Eval => "eval",
+                Action::Events => "v1_events",
                 Action::V2Metadata => "v2_metadata",
                 Action::V2Ready => "v2_ready",
                 Action::V2Infer => "v2_infer",
@@ -65,7 +68,7 @@ impl Route<'_> {
     pub fn method(&self) -> Method {
         match self {
             Route::Model {
-                action: Action::V1Predict | Action::Eval | Action::V2Infer,
+                action: Action::V1Predict | Action::Eval | Action::Events | Action::V2Infer,
                 ..
             } => Method::POST,
             _ => Method::GET,
@@ -106,6 +109,7 @@ fn v1<'a>(rest: &[&'a str]) -> Option<Route<'a>> {
             match last.split_once(':') {
                 Some((l, "predict")) => (l, Action::V1Predict),
                 Some((l, "eval")) => (l, Action::Eval),
+                Some((l, "events")) => (l, Action::Events),
                 Some(_) => return None,
                 None => (last, Action::V1Status),
             }
@@ -448,6 +452,108 @@ pub fn eval_lines(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
         reply: Reply::ndjson(text),
         rows,
         errors,
+    }
+}
+
+/// `:events`: events pushed into the window state of a model's version,
+/// as `{"instances": [event, …]}` (with `"table"` for a transform over
+/// several tables) or as NDJSON, one event object per line. Every event is
+/// read and checked before any is pushed: a bad one pushes none.
+pub fn push_events(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
+    let e = &v.evaluator;
+    if !e.has_windows() {
+        return bad("the model has no window functions, so it keeps no events");
+    }
+    if let Err(err) = check_shape(
+        body,
+        shared.limits.max_json_depth,
+        shared.limits.max_string_bytes,
+    ) {
+        return bad(&format!("the body is {err}"));
+    }
+    // The rows form, or NDJSON (a single line is one event).
+    let parsed: Vec<(String, Json)>;
+    let mut table = e.request_table().to_string();
+    let events: Vec<(String, &Json)> = match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(mut doc)) if doc.contains_key("instances") => {
+            match doc.remove("table") {
+                None => {}
+                Some(Json::String(t)) => table = t,
+                Some(_) => return bad("table: expected the name of a table of the transform"),
+            }
+            let Some(Json::Array(rows)) = doc.remove("instances") else {
+                return bad("instances: expected a JSON array of events");
+            };
+            if rows.len() > shared.limits.max_rows {
+                return too_many("instances", rows.len(), shared.limits.max_rows);
+            }
+            parsed = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (format!("instances[{i}]"), r))
+                .collect();
+            parsed.iter().map(|(w, r)| (w.clone(), r)).collect()
+        }
+        _ => {
+            let mut lines = Vec::new();
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if lines.len() == shared.limits.max_rows {
+                    return too_many("lines", lines.len() + 1, shared.limits.max_rows);
+                }
+                match serde_json::from_slice::<Json>(line) {
+                    Ok(j) => lines.push((format!("line {}", i + 1), j)),
+                    Err(err) => {
+                        return Counted {
+                            errors: 1,
+                            ..bad(&format!("line {}: not JSON: {err}", i + 1))
+                        };
+                    }
+                }
+            }
+            parsed = lines;
+            parsed.iter().map(|(w, r)| (w.clone(), r)).collect()
+        }
+    };
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, (what, event)) in events.iter().enumerate() {
+        let row = match event {
+            Json::Object(fields) => e.event_from_fields(&table, |name| fields.get(name)),
+            _ => Err(crate::error::Error::Data(
+                "expected a JSON object of the event's columns".into(),
+            )),
+        };
+        match row {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                return Counted {
+                    errors: 1,
+                    rows: i as u64 + 1,
+                    ..bad(&format!(
+                        "{what}: {err} (no event of this request was pushed)"
+                    ))
+                };
+            }
+        }
+    }
+    for (i, row) in rows.iter().enumerate() {
+        if let Err(err) = e.push_to(&table, row) {
+            return Counted {
+                errors: 1,
+                rows: i as u64 + 1,
+                ..bad(&format!(
+                    "{}: {err} (the {i} events before it were pushed)",
+                    events[i].0
+                ))
+            };
+        }
+    }
+    Counted {
+        reply: Reply::json(StatusCode::OK, format!("{{\"pushed\":{}}}", rows.len())),
+        rows: rows.len() as u64,
+        errors: 0,
     }
 }
 

@@ -51,6 +51,11 @@ use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 use compile::CompiledOutput;
 
+/// The first bytes of a saved window state ([`Evaluator::save_state`]).
+const STATE_MAGIC: &[u8] = b"skewless-state\n\0";
+/// The layout of a saved window state; a change of layout bumps it.
+const STATE_FORMAT: u32 = 1;
+
 /// An output feature: its name and Arrow type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputColumn {
@@ -84,6 +89,10 @@ pub struct Evaluator {
     windows_in_expressions: bool,
     /// The index of the request table in `tables`.
     request: usize,
+    /// With [`Evaluator::with_clock`]: by table, the time inputs of its
+    /// window streams (timestamps and dates) that take the current time
+    /// when a request or an event leaves them out or NULL.
+    clock: Vec<Vec<usize>>,
 }
 
 /// A table whose rows are events: its columns and which an event must give.
@@ -251,7 +260,26 @@ impl Evaluator {
             request,
             windows_in_expressions,
             request_and_event_required,
+            clock: Vec::new(),
         })
+    }
+
+    /// The evaluator, with its window streams' time inputs (timestamps and
+    /// dates, of requests and events) defaulting to the current time when
+    /// left out or NULL: a live server's requests and events happen now.
+    /// (Integer times have no clock: they stay as given.)
+    pub fn with_clock(mut self) -> Self {
+        self.clock = (0..self.tables.len())
+            .map(|t| {
+                let inputs = &self.tables[t].inputs;
+                self.online
+                    .iter()
+                    .flat_map(|o| o.time_slots(t))
+                    .filter(|&i| value::is_time(&inputs[i].data_type))
+                    .collect()
+            })
+            .collect();
+        self
     }
 
     /// The evaluator with other limits for its window state (lateness, the
@@ -336,6 +364,20 @@ impl Evaluator {
         self.push_row(self.table_index(table)?, row)
     }
 
+    /// The typed event row of table `table` from the fields an event
+    /// carries (by column name), for [`Evaluator::push_to`]: the columns an
+    /// event must give, NULL elsewhere.
+    pub fn event_from_fields<'a>(
+        &self,
+        table: &str,
+        field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
+        let t = self.table_index(table)?;
+        let columns = &self.tables[t];
+        let clock = self.clock.get(t).map_or(&[][..], Vec::as_slice);
+        row_of(&columns.inputs, &columns.required, clock, field)
+    }
+
     /// The columns of table `table`, in the order of a typed event row.
     pub fn table_inputs(&self, table: &str) -> Result<&[InputColumn]> {
         Ok(&self.tables[self.table_index(table)?].inputs)
@@ -348,6 +390,89 @@ impl Evaluator {
         let table = &self.tables[t];
         check_row_of(&table.inputs, row, &table.required)?;
         online.push(t, row)
+    }
+
+    /// The window state as bytes that [`Evaluator::load_state`] reads back
+    /// (`serve --state`): every entity's events and per-hop tiles, the
+    /// counts, and what the state belongs to (the windows, their
+    /// expressions and limits), checked by a SHA-256 at the end. The same
+    /// state gives the same bytes. Pushes that run meanwhile land in the
+    /// snapshot or not, entity by entity; stop them first for one instant.
+    pub fn save_state(&self) -> Result<Vec<u8>> {
+        use sha2::Digest;
+        use skewless_udfs::kernel::bytes::Put;
+        let online = self.online.as_ref().ok_or_else(|| {
+            Error::Usage("the transform has no window functions, so it keeps no state".into())
+        })?;
+        let mut out = Vec::new();
+        out.extend_from_slice(STATE_MAGIC);
+        out.put_u32(STATE_FORMAT);
+        out.put_bytes(online.fingerprint().as_bytes());
+        online.snapshot(&mut out);
+        let digest = sha2::Sha256::digest(&out);
+        out.extend_from_slice(&digest);
+        Ok(out)
+    }
+
+    /// Reads a state [`Evaluator::save_state`] wrote into this evaluator's
+    /// window state, which must be empty (nothing pushed yet). Refused,
+    /// naming why, if the bytes are damaged or were saved by a transform
+    /// with other windows or limits. After an error the state may hold
+    /// part of the bytes: drop the evaluator.
+    pub fn load_state(&self, bytes: &[u8]) -> Result<()> {
+        use sha2::Digest;
+        let online = self.online.as_ref().ok_or_else(|| {
+            Error::Usage("the transform has no window functions, so it keeps no state".into())
+        })?;
+        if online
+            .report()
+            .iter()
+            .any(|s| s.entities > 0 || s.counts.pushed > 0)
+        {
+            return Err(Error::Internal(
+                "a state is loaded only into an evaluator that holds none".into(),
+            ));
+        }
+        let damaged = |what: &str| Error::Data(format!("not a skewless window state: {what}"));
+        if bytes.len() < STATE_MAGIC.len() + 4 + 32 || !bytes.starts_with(STATE_MAGIC) {
+            return Err(damaged("it does not start as one"));
+        }
+        let (body, digest) = bytes.split_at(bytes.len() - 32);
+        if sha2::Sha256::digest(body).as_slice() != digest {
+            return Err(damaged(
+                "its checksum does not match (truncated or damaged)",
+            ));
+        }
+        let mut r = skewless_udfs::kernel::bytes::Reader::new(&body[STATE_MAGIC.len()..]);
+        let format = r.u32().ok_or_else(|| damaged("no format number"))?;
+        if format != STATE_FORMAT {
+            return Err(Error::Data(format!(
+                "the window state has format {format}; this skewless reads format {STATE_FORMAT}"
+            )));
+        }
+        let saved = r
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| damaged("no description of its windows"))?;
+        let ours = online.fingerprint();
+        if saved != ours {
+            let (a, b) = saved
+                .lines()
+                .zip(ours.lines())
+                .find(|(a, b)| a != b)
+                .unwrap_or((saved, &ours));
+            return Err(Error::Data(format!(
+                "the window state was saved for other windows or limits than this transform's \
+                 (saved: {:?}; here: {:?})",
+                a.trim(),
+                b.trim()
+            )));
+        }
+        online.restore(&mut r).map_err(Error::Data)?;
+        if r.remaining() != 0 {
+            return Err(damaged("bytes after its end"));
+        }
+        Ok(())
     }
 
     /// What the window state holds and has counted, one report per stream
@@ -557,7 +682,8 @@ impl Evaluator {
         mask: &[bool],
         field: impl Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
-        row_of(&self.inputs, mask, field)
+        let clock = self.clock.get(self.request).map_or(&[][..], Vec::as_slice);
+        row_of(&self.inputs, mask, clock, field)
     }
 
     /// Reads one JSON object of text into the values of the inputs a served
@@ -656,8 +782,11 @@ impl Evaluator {
                     None => self.request,
                 };
                 let columns = &self.tables[t];
-                let row = row_of(&columns.inputs, &columns.required, |name| fields.get(name))
-                    .map_err(event)?;
+                let clock = self.clock.get(t).map_or(&[][..], Vec::as_slice);
+                let row = row_of(&columns.inputs, &columns.required, clock, |name| {
+                    fields.get(name)
+                })
+                .map_err(event)?;
                 self.push_row(t, &row).map_err(event)?;
                 Ok(None)
             }
@@ -787,6 +916,7 @@ fn batch_columns_of<'b>(
 fn row_of<'a>(
     columns: &[InputColumn],
     mask: &[bool],
+    clock: &[usize],
     field: impl Fn(&str) -> Option<&'a serde_json::Value>,
 ) -> Result<Vec<Value<'a>>> {
     let mut row = Vec::with_capacity(columns.len());
@@ -796,6 +926,9 @@ fn row_of<'a>(
             continue;
         }
         let v = match field(&c.name) {
+            None | Some(serde_json::Value::Null) if clock.contains(&i) => {
+                Value::Int(now_in(&c.data_type))
+            }
             None if c.nullable => Value::Null,
             None => {
                 return Err(Error::Data(format!(
@@ -808,6 +941,22 @@ fn row_of<'a>(
         row.push(v);
     }
     Ok(row)
+}
+
+/// The current time as a value of time type `t` (in its unit; whole days
+/// for Date32).
+fn now_in(t: &DataType) -> i64 {
+    use datafusion::arrow::datatypes::TimeUnit as U;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    match t {
+        DataType::Timestamp(U::Second, _) => nanos.div_euclid(1_000_000_000),
+        DataType::Timestamp(U::Millisecond, _) | DataType::Date64 => nanos.div_euclid(1_000_000),
+        DataType::Timestamp(U::Microsecond, _) => nanos.div_euclid(1_000),
+        DataType::Date32 => nanos.div_euclid(86_400 * 1_000_000_000),
+        _ => nanos,
+    }
 }
 
 /// Checks a typed row of `columns`: its length, and each value `mask` needs.

@@ -428,6 +428,57 @@ impl Online {
         text
     }
 
+    /// What a saved state must match to be read back: every stream's
+    /// windows, expressions and limits, as text.
+    pub(crate) fn fingerprint(&self) -> String {
+        let mut text = self.explain();
+        for s in &self.streams {
+            text.push_str(&format!(
+                "stream of windows {:?}, values {:?}, limits {:?}\n",
+                s.windows,
+                s.values,
+                s.stream.limits()
+            ));
+            for t in s.tables.iter().flatten() {
+                let entity: Vec<String> = t.entity.iter().map(ToString::to_string).collect();
+                let values: Vec<String> = t.values.iter().map(ToString::to_string).collect();
+                text.push_str(&format!(
+                    "  entity ({}) ts {} values ({})\n",
+                    entity.join(", "),
+                    t.ts,
+                    values.join(", ")
+                ));
+            }
+        }
+        text
+    }
+
+    /// Appends every stream's state ([`Stream::snapshot`]).
+    pub(crate) fn snapshot(&self, out: &mut Vec<u8>) {
+        use skewless_udfs::kernel::bytes::Put;
+        out.put_u64(self.streams.len() as u64);
+        for s in &self.streams {
+            s.stream.snapshot(out);
+        }
+    }
+
+    /// Reads back what [`Online::snapshot`] wrote into these (empty) streams.
+    pub(crate) fn restore(
+        &self,
+        r: &mut skewless_udfs::kernel::bytes::Reader<'_>,
+    ) -> std::result::Result<(), String> {
+        if r.u64() != Some(self.streams.len() as u64) {
+            return Err(format!(
+                "the state is damaged or holds another number of streams than the transform's {}",
+                self.streams.len()
+            ));
+        }
+        for s in &self.streams {
+            s.stream.restore(r)?;
+        }
+        Ok(())
+    }
+
     /// What the streams hold and have counted, for a report.
     pub(crate) fn report(&self) -> Vec<StreamReport> {
         self.streams

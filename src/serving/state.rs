@@ -29,6 +29,7 @@ use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use skewless_udfs::kernel::bytes::{Put, Reader};
 use skewless_udfs::kernel::stats::Finite;
 use skewless_udfs::kernel::window::{
     Agg, Item, Mode, WindowRule, WindowState, WindowValue, aggregate, aggregate_distinct, floor_to,
@@ -323,6 +324,10 @@ impl Stream {
 
     pub fn windows(&self) -> &[WindowSpec] {
         &self.windows
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     fn shard_of(&self, entity: &[u8]) -> usize {
@@ -699,12 +704,185 @@ impl Stream {
         std::mem::size_of::<i64>() + self.width * std::mem::size_of::<EventValue>()
     }
 
+    /// Appends everything the stream holds and has counted, in the binary
+    /// form [`Stream::restore`] reads: shard by shard, entities in key
+    /// order (the same state gives the same bytes). Each shard is read
+    /// under its lock; a caller that wants one instant stops pushes first.
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.windows.len() as u64);
+        out.put_u64(self.width as u64);
+        out.put_u64(self.shards.len() as u64);
+        out.put_u64(self.unkeyed.load(Ordering::Relaxed));
+        for shard in self.shards.iter() {
+            let shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let c = &shard.counts;
+            for n in [
+                c.pushed,
+                c.late,
+                c.dropped,
+                c.unkeyed,
+                c.stale_requests,
+                c.evicted,
+                c.peak,
+            ] {
+                out.put_u64(n);
+            }
+            put_option(out, shard.clock);
+            let mut keys: Vec<&Box<[u8]>> = shard.entities.keys().collect();
+            keys.sort_unstable();
+            out.put_u64(keys.len() as u64);
+            for key in keys {
+                out.put_bytes(key);
+                let e = &shard.entities[key];
+                out.put_i64(e.newest);
+                put_option(out, e.forgot_through);
+                out.put_i64(e.raw_from);
+                out.put_u64(e.times().len() as u64);
+                for (k, t) in e.times().iter().enumerate() {
+                    out.put_i64(*t);
+                    for v in &e.values(self.width)[k * self.width..(k + 1) * self.width] {
+                        match v {
+                            EventValue::Skip => out.put_u8(0),
+                            EventValue::Number(f) => {
+                                out.put_u8(1);
+                                out.put_f64(f.get());
+                            }
+                            EventValue::Key(key) => {
+                                out.put_u8(2);
+                                out.put_bytes(key);
+                            }
+                            EventValue::Time(t) => {
+                                out.put_u8(3);
+                                out.put_i64(*t);
+                            }
+                        }
+                    }
+                }
+                for tiles in &e.tiles {
+                    out.put_u64(tiles.len() as u64);
+                    for (start, state) in tiles {
+                        out.put_i64(*start);
+                        state.encode(out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads back what [`Stream::snapshot`] wrote into this stream, which
+    /// must be empty and have the same windows (the caller checks that
+    /// the transform is the same). On an error the stream may hold part of
+    /// the state: the caller drops it.
+    pub fn restore(&self, r: &mut Reader<'_>) -> std::result::Result<(), String> {
+        let bad = |what: &str| format!("the state is damaged or not this transform's ({what})");
+        let windows = r.u64().ok_or_else(|| bad("windows"))?;
+        let width = r.u64().ok_or_else(|| bad("width"))?;
+        if windows != self.windows.len() as u64 || width != self.width as u64 {
+            return Err(format!(
+                "the state holds {windows} windows over {width} values; this stream has {} over {}",
+                self.windows.len(),
+                self.width
+            ));
+        }
+        let shards = r.u64().ok_or_else(|| bad("shards"))?;
+        if shards != self.shards.len() as u64 {
+            return Err(bad("shard count"));
+        }
+        self.unkeyed
+            .store(r.u64().ok_or_else(|| bad("counts"))?, Ordering::Relaxed);
+        for (index, shard) in self.shards.iter().enumerate() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let mut n = [0u64; 7];
+            for x in &mut n {
+                *x = r.u64().ok_or_else(|| bad("counts"))?;
+            }
+            shard.counts = Counts {
+                pushed: n[0],
+                late: n[1],
+                dropped: n[2],
+                unkeyed: n[3],
+                stale_requests: n[4],
+                evicted: n[5],
+                peak: n[6],
+            };
+            shard.clock = get_option(r).ok_or_else(|| bad("clock"))?;
+            let entities = r.count(8).ok_or_else(|| bad("entities"))?;
+            for _ in 0..entities {
+                let key: Box<[u8]> = r.bytes().ok_or_else(|| bad("entity key"))?.into();
+                let newest = r.i64().ok_or_else(|| bad("entity"))?;
+                let mut e = Entity::new(newest, self.windows.len());
+                e.forgot_through = get_option(r).ok_or_else(|| bad("entity"))?;
+                e.raw_from = r.i64().ok_or_else(|| bad("entity"))?;
+                let events = r.count(8).ok_or_else(|| bad("events"))?;
+                e.all_times.reserve(events);
+                e.all_values.reserve(events * self.width);
+                for _ in 0..events {
+                    let t = r.i64().ok_or_else(|| bad("event"))?;
+                    if e.all_times.last().is_some_and(|last| *last > t) || t > newest {
+                        return Err(bad("events out of order"));
+                    }
+                    e.all_times.push(t);
+                    for _ in 0..self.width {
+                        let v = match r.u8() {
+                            Some(0) => EventValue::Skip,
+                            Some(1) => r
+                                .f64()
+                                .and_then(Finite::new)
+                                .map(EventValue::Number)
+                                .ok_or_else(|| bad("event value"))?,
+                            Some(2) => EventValue::Key(EventKey::new(
+                                r.bytes().ok_or_else(|| bad("event value"))?,
+                            )),
+                            Some(3) => EventValue::Time(r.i64().ok_or_else(|| bad("event value"))?),
+                            _ => return Err(bad("event value")),
+                        };
+                        e.all_values.push(v);
+                    }
+                }
+                for tiles in &mut e.tiles {
+                    let n = r.count(9).ok_or_else(|| bad("tiles"))?;
+                    for _ in 0..n {
+                        let start = r.i64().ok_or_else(|| bad("tile"))?;
+                        let state = WindowState::decode(r).ok_or_else(|| bad("tile"))?;
+                        tiles.insert(start, state);
+                    }
+                }
+                if self.shard_of(&key) != index {
+                    return Err(bad("entity in another shard"));
+                }
+                if shard.entities.insert(key, e).is_some() {
+                    return Err(bad("an entity twice"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The number of entities held.
     pub fn entities(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).entities.len())
             .sum()
+    }
+}
+
+fn put_option(out: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(t) => {
+            out.put_u8(1);
+            out.put_i64(t);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+/// An option [`put_option`] wrote (the outer None: not one).
+fn get_option(r: &mut Reader<'_>) -> Option<Option<i64>> {
+    match r.u8()? {
+        0 => Some(None),
+        1 => r.i64().map(Some),
+        _ => None,
     }
 }
 
@@ -826,6 +1004,106 @@ mod tests {
             }
         }
         assert_eq!(store.counts().stale_requests, 0);
+    }
+
+    #[test]
+    fn a_restored_snapshot_goes_on_as_the_stream_it_was_taken_from() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let windows = vec![
+            spec(Agg::Sum, rule(30, None, None)),
+            spec(Agg::Mean, rule(40, Some(10), None)),
+            spec(Agg::Max, rule(60, Some(20), Some("hopping"))),
+            WindowSpec {
+                agg: Agg::DistinctCount,
+                rule: rule(50, Some(5), None),
+                value: 1,
+                known: None,
+            },
+            WindowSpec {
+                agg: Agg::Count,
+                rule: rule(25, None, None),
+                value: 0,
+                known: Some(2),
+            },
+            spec(Agg::Last, rule(15, None, None)),
+        ];
+        let limits = Limits {
+            lateness: 12,
+            cap: 40,
+        };
+        let mut events = Vec::new();
+        let mut t = -100i64;
+        for _ in 0..2000 {
+            t += (rng.next() % 3) as i64;
+            let entity = [(rng.next() % 7) as u8];
+            let ts = t - (rng.next() % 15) as i64;
+            let v = match rng.next() % 9 {
+                0 => EventValue::Skip,
+                _ => EventValue::number(Some((rng.next() % 1000) as f64 * 0.1 - 50.0)),
+            };
+            let key = EventValue::Key(EventKey::new(format!("k{}", rng.next() % 9).as_bytes()));
+            let arrival = EventValue::Time(ts + (rng.next() % 6) as i64);
+            events.push((entity, ts, vec![v, key, arrival]));
+        }
+        let first = Stream::new(windows.clone(), limits);
+        let (before, after) = events.split_at(1200);
+        for (e, ts, v) in before {
+            first.push(Some(e), Some(*ts), v.clone());
+        }
+        first.push(None, Some(0), vec![EventValue::Skip]);
+        let mut bytes = Vec::new();
+        first.snapshot(&mut bytes);
+        let second = Stream::new(windows.clone(), limits);
+        let mut r = Reader::new(&bytes);
+        second.restore(&mut r).unwrap();
+        assert_eq!(r.remaining(), 0);
+        let mut again = Vec::new();
+        second.snapshot(&mut again);
+        assert_eq!(
+            again, bytes,
+            "a restored stream snapshots to the same bytes"
+        );
+        assert_eq!(second.counts(), first.counts());
+        assert!(first.tiles_held() > 0 && first.counts().late > 0);
+        for (e, ts, v) in after {
+            first.push(Some(e), Some(*ts), v.clone());
+            second.push(Some(e), Some(*ts), v.clone());
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut answered = 0;
+        for entity in 0..7u8 {
+            for at in t - 12..t + 70 {
+                let x = first.evaluate(Some(&[entity]), Some(at), &mut a);
+                let y = second.evaluate(Some(&[entity]), Some(at), &mut b);
+                assert_eq!(x, y);
+                if x.is_ok() {
+                    answered += 1;
+                    assert!(a.iter().zip(&b).all(|(p, q)| match (p, q) {
+                        (Some(p), Some(q)) => same(p, q),
+                        _ => p == q,
+                    }));
+                }
+            }
+        }
+        assert!(answered > 0);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        first.snapshot(&mut x);
+        second.snapshot(&mut y);
+        assert_eq!(x, y);
+        // Damaged or foreign bytes are refused, never a panic.
+        for cut in (0..bytes.len()).step_by(61) {
+            let fresh = Stream::new(windows.clone(), limits);
+            assert!(
+                fresh.restore(&mut Reader::new(&bytes[..cut])).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let other = Stream::new(windows[..2].to_vec(), limits);
+        let e = other.restore(&mut Reader::new(&bytes)).unwrap_err();
+        assert!(
+            e.contains("holds 6 windows over 3 values; this stream has 2 over 1"),
+            "{e}"
+        );
     }
 
     #[test]

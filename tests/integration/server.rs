@@ -56,7 +56,13 @@ impl Server {
     /// Starts `skewless serve ARGS… --bind 127.0.0.1:0` and waits for it to
     /// listen (it prints the address it bound).
     fn start(args: &[&str]) -> Server {
+        Self::start_in(Path::new("."), args)
+    }
+
+    /// [`Server::start`] with `dir` as the working directory.
+    fn start_in(dir: &Path, args: &[&str]) -> Server {
         let mut child = skewless()
+            .current_dir(dir)
             .arg("serve")
             .args(args)
             .args(["--bind", "127.0.0.1:0"])
@@ -862,4 +868,212 @@ fn requests_over_the_in_flight_limit_are_shed_with_503() {
         )),
         "{metrics}"
     );
+}
+
+impl Server {
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    fn stop(&mut self) {
+        self.signal("TERM");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status:?}: {}", self.log.lock().unwrap());
+    }
+}
+
+/// Window features over HTTP: the state started from an event log, events
+/// pushed by `:events` and by `:eval`'s event lines, saved at SIGTERM and
+/// read back at the next start, every answer equal to `eval`'s on the same
+/// sequence of requests and events.
+#[test]
+fn window_features_serve_what_eval_serves_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flights = root().join("examples/data/nycflights13/flights.parquet");
+    let table = format!("flights={}", flights.display());
+    ok(&crate::common::run_sql(
+        d,
+        &format!(
+            "COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-25T00:00:00Z' \
+                   AND sched_dep < TIMESTAMP '2013-12-31T00:00:00Z') TO '{0}/history.parquet'; \
+             COPY (SELECT * FROM flights WHERE sched_dep >= TIMESTAMP '2013-12-31T00:00:00Z' \
+                   ORDER BY sched_dep, carrier, flight) TO '{0}/day.ndjson';",
+            d.display()
+        ),
+        &["--table", &table],
+    ));
+    let artifact = crate::common::fit(
+        d,
+        "SELECT tailnum, sched_dep, flight, carrier, \
+           window_mean(dep_delay, sched_dep, INTERVAL '24 hours') OVER w AS mean_delay_24h, \
+           window_count(dep_delay, sched_dep, INTERVAL '1 hour', INTERVAL '5 minutes') OVER w \
+             AS flights_1h, \
+           window_distinct_count(dest, sched_dep, INTERVAL '7 days') OVER w AS destinations_7d, \
+           window_max(dep_delay, sched_dep, INTERVAL '1 day', INTERVAL '1 day', 'hopping') \
+             OVER w AS max_prev_day \
+         FROM flights WINDOW w AS (PARTITION BY tailnum ORDER BY sched_dep)",
+        &table,
+        &[],
+    );
+    let day = std::fs::read_to_string(d.join("day.ndjson")).unwrap();
+    let lines: Vec<&str> = day.lines().collect();
+    assert_eq!(lines.len(), 932);
+    // eval: each flight answered, then pushed (its own row is not in its
+    // windows; the next flights of its aircraft see it).
+    let out = skewless()
+        .arg("eval")
+        .arg(&artifact)
+        .args(["--events", "history.parquet", "--push-requests"])
+        .args(["--input", "day.ndjson"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let expected = ok(&out);
+    let expected: Vec<Json> = expected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(expected.len(), 932);
+    let equal = |got: &Json, want: &Json| {
+        let (Json::Object(g), Json::Object(w)) = (got, want) else {
+            return false;
+        };
+        g.len() == w.len() && g.iter().all(|(k, v)| w.get(k).is_some_and(|x| same(v, x)))
+    };
+    let state = d.join("state.bin");
+    let model = format!("w={}", artifact.display());
+    let args = [
+        model.as_str(),
+        "--events",
+        "history.parquet",
+        "--state",
+        state.to_str().unwrap(),
+        "--drain-timeout",
+        "5",
+    ];
+    let start = || Server::start_in(d, &args);
+    // First half: :predict, then the flight pushed by :events (NDJSON).
+    let mut server = start();
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .contains("window state: 5216 events from history.parquet"),
+        "{}",
+        server.log.lock().unwrap()
+    );
+    for (i, line) in lines[..466].iter().enumerate() {
+        let r = server.post(
+            "/v1/models/w:predict",
+            &format!("{{\"instances\":[{line}]}}"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            equal(&r.json()["predictions"][0], &expected[i]),
+            "flight {i}: {}",
+            r.body
+        );
+        let r = server.post("/v1/models/w:events", &format!("{line}\n"));
+        assert_eq!((r.status, r.body.as_str()), (200, "{\"pushed\":1}"));
+    }
+    // A bad event among good ones pushes none of them, and names itself.
+    let e = server
+        .post(
+            "/v1/models/w:events",
+            &format!(
+                "{{\"instances\":[{},{{\"sched_dep\":\"noon\"}}]}}",
+                lines[466]
+            ),
+        )
+        .error(400);
+    assert!(
+        e.starts_with("instances[1]: ") && e.contains("sched_dep"),
+        "{e}"
+    );
+    assert!(e.contains("no event of this request was pushed"), "{e}");
+    server.stop();
+    assert!(state.exists());
+    let saved = std::fs::read(&state).unwrap();
+
+    // Second half, after a restart from the saved state: each flight sent
+    // to :eval as eval's protocol has it, a request line then an event.
+    let mut server = start();
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("window state read from"), "{log}");
+    assert!(log.contains("--events not replayed"), "{log}");
+    for (i, line) in lines.iter().enumerate().skip(466) {
+        if i == 700 {
+            // A reload of the same transform carries the state over.
+            server.signal("HUP");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !server
+                .log
+                .lock()
+                .unwrap()
+                .contains("window state carried over")
+            {
+                assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let r = server.post(
+            "/v1/models/w:eval",
+            &format!("{line}\n{{\"event\":{line}}}\n"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got: Json = serde_json::from_str(r.body.trim_end()).unwrap();
+        assert!(equal(&got, &expected[i]), "flight {i}: {}", r.body);
+    }
+    // DuckDB 2.0.1 over the same files: 5,216 flights from 25 to 30
+    // December (5 without a tail number) and 932 on 31 December (12).
+    let metrics = server.get("/metrics").body;
+    for series in [
+        "skewless_window_events_total{model=\"w\",version=\"1\",stream=\"0\"} 6148\n",
+        "skewless_window_unkeyed_events_total{model=\"w\",version=\"1\",stream=\"0\"} 17\n",
+        "skewless_window_dropped_events_total{model=\"w\",version=\"1\",stream=\"0\"} 0\n",
+    ] {
+        assert!(metrics.contains(series), "{series}{metrics}");
+    }
+    // Without a time, a request and an event happen now (the server's
+    // clock): an aircraft never seen before, one event, then a request.
+    let r = server.post(
+        "/v1/models/w:events",
+        "{\"instances\":[{\"tailnum\":\"CLOCK1\",\"dep_delay\":5.5,\"dest\":\"BOS\"}]}",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::sleep(Duration::from_millis(5));
+    let r = server.post(
+        "/v1/models/w:predict",
+        "{\"instances\":[{\"tailnum\":\"CLOCK1\"}]}",
+    );
+    let p = &r.json()["predictions"][0];
+    assert_eq!(
+        (
+            &p["mean_delay_24h"],
+            &p["flights_1h"],
+            &p["destinations_7d"]
+        ),
+        (&Json::from(5.5), &Json::from(1), &Json::from(1)),
+        "{}",
+        r.body
+    );
+    let year: i32 = p["sched_dep"].as_str().unwrap()[..4].parse().unwrap();
+    assert!(year >= 2026, "{p}");
+    server.stop();
+    // The state went on from where it was saved: larger now.
+    assert!(std::fs::read(&state).unwrap().len() > saved.len());
+
+    // A model without windows takes no events.
+    let census = Server::start(&[census().to_str().unwrap()]);
+    let e = census.post("/v1/models/census:events", "{}").error(400);
+    assert!(e.contains("no window functions"), "{e}");
 }

@@ -87,6 +87,20 @@ impl ExactSum {
         s
     }
 
+    /// A sum holding exactly `partials` as [`ExactSum::partials`] gave
+    /// them (so a state read back is the state written, partial for
+    /// partial). Partials that are not finite and in increasing magnitude
+    /// are added one by one instead: the same total either way.
+    pub fn from_exact_partials(partials: Vec<f64>) -> Self {
+        let ordered = partials.iter().all(|p| p.is_finite())
+            && partials.windows(2).all(|w| w[0].abs() < w[1].abs());
+        if ordered {
+            Self { partials }
+        } else {
+            Self::from_partials(partials)
+        }
+    }
+
     /// The exact sum rounded to the nearest `f64` (ties to even).
     pub fn value(&self) -> f64 {
         let p = &self.partials;

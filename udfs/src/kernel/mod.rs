@@ -7,6 +7,7 @@
 //! identical bit for bit.
 
 pub mod bucket;
+pub mod bytes;
 pub mod exact;
 pub mod farmhash;
 mod hash;
