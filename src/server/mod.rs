@@ -409,11 +409,10 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn connection(
-    shared: Arc<Shared>,
-    stream: tokio::net::TcpStream,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+async fn connection<S>(shared: Arc<Shared>, stream: S, mut stop: tokio::sync::watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let service_shared = Arc::clone(&shared);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -708,5 +707,73 @@ impl std::fmt::Debug for Shared {
             .field("models", &self.models.len())
             .field("limits", &self.limits)
             .finish()
+    }
+}
+
+/// The whole request path (HTTP parsing, limits, routes, handlers) over an
+/// in-memory connection, for the fuzz test and the `cargo fuzz` target
+/// (`fuzz/`): bytes in, the bytes the server answers out.
+#[doc(hidden)]
+pub mod harness {
+    use super::*;
+
+    pub struct Harness {
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Harness {
+        /// A server of `models` (`[NAME=]ARTIFACT`) with `limits`, not bound
+        /// to any address.
+        pub fn new(models: &[&str], limits: Limits, token: Option<&[u8]>) -> Result<Self> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Io {
+                    path: "<tokio runtime>".into(),
+                    source: e,
+                })?;
+            let mut loaded = Vec::new();
+            for spec in models {
+                loaded.push(models::load_model(spec, None, Default::default())?);
+            }
+            let shared = Arc::new(Shared {
+                models: loaded,
+                limits,
+                token: token.map(<[u8]>::to_vec),
+                metrics: Metrics::default(),
+                draining: AtomicBool::new(false),
+                verify_key: None,
+            });
+            Ok(Self { shared, runtime })
+        }
+
+        /// Sends `input` on a fresh connection, closes the sending side,
+        /// and returns everything the server wrote until it closed (or 10
+        /// seconds passed).
+        pub fn exchange(&self, input: &[u8]) -> Vec<u8> {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let shared = Arc::clone(&self.shared);
+            self.runtime.block_on(async move {
+                let (client, server) = tokio::io::duplex(1 << 16);
+                let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(connection(shared, server, stop_rx));
+                let (mut from_server, mut to_server) = tokio::io::split(client);
+                let mut out = Vec::new();
+                // Written and read at once: a server that stops reading
+                // (a 413) does not hold the writer forever.
+                let talk = async {
+                    let send = async {
+                        let _ = to_server.write_all(input).await;
+                        let _ = to_server.shutdown().await;
+                    };
+                    let receive = from_server.read_to_end(&mut out);
+                    let _ = tokio::join!(send, receive);
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(10), talk).await;
+                task.abort();
+                out
+            })
+        }
     }
 }

@@ -1077,3 +1077,508 @@ fn window_features_serve_what_eval_serves_across_a_restart() {
     let e = census.post("/v1/models/census:events", "{}").error(400);
     assert!(e.contains("no window functions"), "{e}");
 }
+
+/// A keep-alive HTTP/1.1 client: requests one after another on one
+/// connection, each response read to its Content-Length.
+struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The response, or the I/O error (a connection the server closed).
+    fn post(&mut self, path: &str, body: &str) -> std::io::Result<Response> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        self.stream.write_all(head.as_bytes())?;
+        self.stream.write_all(body.as_bytes())?;
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> std::io::Result<Response> {
+        let mut chunk = [0u8; 16384];
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if self.buf.len() >= end + 4 + length {
+                    let rest = self.buf.split_off(end + 4 + length);
+                    let response = Response::parse(&self.buf);
+                    self.buf = rest;
+                    return Ok(response);
+                }
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("closed after {} bytes of a response", self.buf.len()),
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Reload under load: clients send requests without pause while two
+/// versions are swapped in. Every response is a 200, and equal to what
+/// `eval` answers for the version its header names.
+#[test]
+fn reloads_under_load_drop_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("census");
+    std::fs::create_dir_all(models.join("1")).unwrap();
+    std::fs::copy(census(), models.join("1/census.json")).unwrap();
+    let v2 = dir.path().join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    let other = crate::common::fit(
+        &v2,
+        "SELECT z_score(age) AS age_z, quantile_bucket(hours_per_week, 4) AS hours_q FROM census",
+        &format!("census={}", adult()),
+        &[],
+    );
+    let rows = test_rows(50);
+    let lines: Vec<String> = rows.lines().map(str::to_string).collect();
+    let expected_of = |artifact: &Path| -> Vec<String> {
+        ok(&eval_with_input(artifact, &[], &rows))
+            .lines()
+            .map(|l| format!("{{\"predictions\":[{l}]}}"))
+            .collect()
+    };
+    // Versions 1 and 3 are the census transform, 2 the other one.
+    let census_answers = expected_of(census());
+    let other_answers = expected_of(&other);
+    let server = Server::start(&[models.to_str().unwrap()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, lines) = (std::sync::Arc::clone(&stop), lines.clone());
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut seen = Vec::new();
+                let mut i = c;
+                let started = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    let row = i % lines.len();
+                    let body = format!("{{\"instances\":[{}]}}", lines[row]);
+                    let r = client.post("/v1/models/census:predict", &body).unwrap();
+                    seen.push((row, r));
+                    i += 4;
+                }
+                seen
+            })
+        })
+        .collect();
+    let wait_for = |version: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server
+            .get("/v1/models/census")
+            .body
+            .contains(&format!("\"version\":\"{version}\""))
+        {
+            assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::create_dir_all(models.join("2")).unwrap();
+    std::fs::copy(&other, models.join("2/census.json")).unwrap();
+    server.signal("HUP");
+    wait_for("2");
+    std::fs::create_dir_all(models.join("3")).unwrap();
+    std::fs::copy(census(), models.join("3/census.json")).unwrap();
+    server.signal("HUP");
+    wait_for("3");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut by_version = [0usize; 4];
+    for client in clients {
+        for (row, r) in client.join().unwrap() {
+            assert_eq!(r.status, 200, "{}", r.body);
+            let version: usize = r
+                .header("x-skewless-model-version")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let expected = match version {
+                1 | 3 => &census_answers[row],
+                2 => &other_answers[row],
+                v => panic!("version {v}"),
+            };
+            assert_eq!(&r.body, expected, "version {version}, row {row}");
+            by_version[version] += 1;
+        }
+    }
+    // Every version answered some of them.
+    assert!(by_version[1..].iter().all(|&n| n > 0), "{by_version:?}");
+}
+
+/// SIGTERM under load: a request whose body is still arriving when the
+/// signal comes is answered; clients on keep-alive connections get only
+/// whole 200s, then a closed connection; the process exits 0.
+#[test]
+fn sigterm_under_load_answers_every_request_begun() {
+    let mut server = Server::start(&[census().to_str().unwrap(), "--drain-timeout", "10"]);
+    let rows = test_rows(20);
+    let lines: Vec<String> = rows.lines().map(str::to_string).collect();
+    let expected: Vec<String> = ok(&eval_with_input(census(), &[], &rows))
+        .lines()
+        .map(|l| format!("{{\"predictions\":[{l}]}}"))
+        .collect();
+    // A request begun: its head and half its body are in when SIGTERM comes.
+    let body = format!("{{\"instances\":[{}]}}", lines[0]);
+    let mut slow = Client::connect(server.addr);
+    let head = format!(
+        "POST /v1/models/census:predict HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.stream.write_all(head.as_bytes()).unwrap();
+    slow.stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .unwrap();
+    let clients: Vec<_> = (0..3)
+        .map(|c| {
+            let lines = lines.clone();
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                let mut answered = Vec::new();
+                let started = Instant::now();
+                for i in (c..).step_by(3) {
+                    assert!(started.elapsed() < Duration::from_secs(30));
+                    let row = i % lines.len();
+                    let body = format!("{{\"instances\":[{}]}}", lines[row]);
+                    match client.post("/v1/models/census:predict", &body) {
+                        Ok(r) => answered.push((row, r)),
+                        // Closed by the drain, between two responses.
+                        Err(e) => return (answered, e.to_string()),
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    slow.stream
+        .write_all(&body.as_bytes()[body.len() / 2..])
+        .unwrap();
+    let r = slow.read_response().unwrap();
+    assert_eq!((r.status, &r.body), (200, &expected[0]));
+    let mut total = 0;
+    for client in clients {
+        let (answered, end) = client.join().unwrap();
+        assert!(
+            end.contains("closed after 0 bytes")
+                || end.contains("reset")
+                || end.contains("Broken pipe"),
+            "{end}"
+        );
+        for (row, r) in answered {
+            assert_eq!((r.status, &r.body), (200, &expected[row]));
+            total += 1;
+        }
+    }
+    assert!(total > 10, "{total}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// A seeded, bounded fuzz test of the whole request path, in memory (the
+/// same code as a socket: hyper's HTTP/1.1, the limits, the routes, the
+/// handlers): valid requests of every kind, mutated. Every answer is a
+/// well-formed response with an expected status, never a 500 (a caught
+/// panic); every error response made by skewless has a JSON error body.
+/// (`fuzz/` has the same path as a `cargo fuzz` target for long runs.)
+#[test]
+fn fuzzed_requests_get_well_formed_answers() {
+    use skewless::server::{Limits, harness::Harness};
+    let dir = tempfile::tempdir().unwrap();
+    // A model with window functions too (integer times), for `:events`.
+    let windows = crate::common::fit(
+        dir.path(),
+        "SELECT workclass, fnlwgt, \
+           window_mean(hours_per_week, fnlwgt, 1000) OVER (PARTITION BY workclass) AS m, \
+           window_distinct_count(education, fnlwgt, 5000, 1000) OVER (PARTITION BY workclass) AS d \
+         FROM census",
+        &format!("census={}", adult()),
+        &[],
+    );
+    let limits = Limits {
+        max_body_bytes: 64 << 10,
+        max_rows: 50,
+        max_json_depth: 16,
+        max_string_bytes: 1024,
+        ..Limits::default()
+    };
+    let census_spec = census().display().to_string();
+    let windows_spec = format!("w={}", windows.display());
+    let harness = Harness::new(&[&census_spec, &windows_spec], limits, None).unwrap();
+    let rows = test_rows(3);
+    let row: Vec<&str> = rows.lines().collect();
+    let request = |method: &str, path: &str, body: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: f\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let corpus: Vec<String> = vec![
+        request(
+            "POST",
+            "/v1/models/census:predict",
+            &format!("{{\"instances\":[{},{}]}}", row[0], row[1]),
+        ),
+        request(
+            "POST",
+            "/v1/models/census:predict",
+            "{\"inputs\":{\"age\":[39,50],\"workclass\":[\"State-gov\",null]}}",
+        ),
+        request(
+            "POST",
+            "/v2/models/census/infer",
+            "{\"id\":\"x\",\"inputs\":[{\"name\":\"age\",\"datatype\":\"INT64\",\"shape\":[2],\"data\":[39,50]},\
+             {\"name\":\"education\",\"datatype\":\"BYTES\",\"shape\":[2,1],\"data\":[\"Bachelors\",\"HS-grad\"]}],\
+             \"outputs\":[{\"name\":\"age_bucket\"}]}",
+        ),
+        request(
+            "POST",
+            "/v1/models/census:eval",
+            &format!("{}\n\n{}\n", row[0], row[2]),
+        ),
+        request(
+            "POST",
+            "/v1/models/w:events",
+            "{\"instances\":[{\"workclass\":\"Private\",\"fnlwgt\":10,\"hours_per_week\":40,\"education\":\"HS-grad\"}]}",
+        ),
+        request(
+            "POST",
+            "/v1/models/w:events",
+            "{\"workclass\":\"Private\",\"fnlwgt\":20,\"hours_per_week\":45.5,\"education\":\"Masters\"}\n",
+        ),
+        request(
+            "POST",
+            "/v1/models/w:predict",
+            "{\"instances\":[{\"workclass\":\"Private\",\"fnlwgt\":900}]}",
+        ),
+        request(
+            "POST",
+            "/v1/models/w:eval",
+            "{\"event\":{\"workclass\":\"Private\",\"fnlwgt\":30,\"hours_per_week\":1}}\n{\"workclass\":\"Private\",\"fnlwgt\":31}\n",
+        ),
+        request("GET", "/v1/models/census/metadata", ""),
+        request("GET", "/v2/models/w", ""),
+        request("GET", "/v1/models/census/versions/1", ""),
+        request("GET", "/metrics", ""),
+        request("GET", "/v2/health/ready", ""),
+        format!(
+            "POST /v1/models/census:predict HTTP/1.1\r\nhost: f\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\n{{\"ins\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+            format!("tances\":[{}]}}", row[0]).len(),
+            format!("tances\":[{}]}}", row[0])
+        ),
+        format!(
+            "{}{}",
+            request("GET", "/v2/health/live", "")
+                .replace("\r\n\r\n", "\r\nconnection: keep-alive\r\n\r\n"),
+            request(
+                "POST",
+                "/v1/models/census:predict",
+                &format!("{{\"instances\":[{}]}}", row[1])
+            )
+        ),
+    ];
+    let tokens: [&[u8]; 22] = [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b",",
+        b":",
+        b"null",
+        b"\\u0000",
+        b"\\ud800",
+        b"99999999999999999999999",
+        b"-1e400",
+        b"\"NaN\"",
+        b"1.5",
+        b"\r\n",
+        b"\r\n\r\n",
+        b"\xff\xfe",
+        b"content-length: 7\r\n",
+        b"transfer-encoding: chunked\r\n",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        b"/v1/models/w:events",
+        b"\x00",
+    ];
+    let mut rng = 0x5DEECE66Du64 ^ 0x2545F4914F6CDD1D;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut statuses = std::collections::BTreeMap::new();
+    let started = Instant::now();
+    let cases = 20_000;
+    for case in 0..cases {
+        let base = corpus[(next() % corpus.len() as u64) as usize].as_bytes();
+        let mut input = base.to_vec();
+        // Mostly in the body (what handlers read), sometimes in the head.
+        let body_start = input
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |p| p + 4);
+        for _ in 0..1 + next() % 3 {
+            let from = if next() % 4 == 0 {
+                0
+            } else {
+                body_start.min(input.len())
+            };
+            let at = from + (next() % ((input.len() - from) as u64 + 1)) as usize;
+            match next() % 7 {
+                0 if !input.is_empty() => {
+                    let i = at.min(input.len() - 1);
+                    input[i] = next() as u8;
+                }
+                1 => {
+                    let t = tokens[(next() % tokens.len() as u64) as usize];
+                    input.splice(at..at, t.iter().copied());
+                }
+                2 => {
+                    let end = (at + (next() % 16) as usize).min(input.len());
+                    input.drain(at..end);
+                }
+                3 => input.truncate(at),
+                4 => {
+                    let end = (at + (next() % 64) as usize).min(input.len());
+                    let copy = input[at..end].to_vec();
+                    input.splice(at..at, copy);
+                }
+                5 => {
+                    // A content-length that lies.
+                    let text = String::from_utf8_lossy(&input).to_string();
+                    if let Some(i) = text.find("content-length: ") {
+                        let digits = text[i + 16..].find("\r\n").unwrap_or(0);
+                        let lie = match next() % 4 {
+                            0 => (70_000 + next() % 1_000_000).to_string(),
+                            _ => (next() % 300).to_string(),
+                        };
+                        input.splice(i + 16..i + 16 + digits, lie.bytes());
+                    }
+                }
+                _ => {
+                    // Deep nesting in the body.
+                    let depth = 1 + (next() % 40) as usize;
+                    let nest = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+                    input.splice(at..at, nest.bytes());
+                }
+            }
+        }
+        let out = harness.exchange(&input);
+        let context = || {
+            format!(
+                "case {case}\ninput: {:?}\noutput: {:?}",
+                String::from_utf8_lossy(&input),
+                String::from_utf8_lossy(&out)
+            )
+        };
+        // Every response in the output, one after another.
+        let mut rest: &[u8] = &out;
+        while !rest.is_empty() {
+            let end = rest
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .unwrap_or_else(|| panic!("a response without its head's end: {}", context()));
+            let head =
+                std::str::from_utf8(&rest[..end]).unwrap_or_else(|_| panic!("{}", context()));
+            let status: u16 = head
+                .strip_prefix("HTTP/1.1 ")
+                .and_then(|h| h.get(..3))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("not a status line: {}", context()));
+            assert!(
+                [200, 400, 401, 404, 405, 408, 413, 431, 503, 505].contains(&status),
+                "status {status}: {}",
+                context()
+            );
+            let lower = head.to_ascii_lowercase();
+            let length: usize = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            let body = rest
+                .get(end + 4..end + 4 + length)
+                .unwrap_or_else(|| panic!("a body shorter than its content-length: {}", context()));
+            if status >= 400 {
+                if body.is_empty() {
+                    // hyper's own answer to a request it cannot parse.
+                    assert!([400, 431, 505].contains(&status), "{}", context());
+                } else {
+                    let json: Json = serde_json::from_slice(body)
+                        .unwrap_or_else(|e| panic!("{e}: {}", context()));
+                    assert!(json["error"].is_string(), "{}", context());
+                }
+            } else if lower.contains("application/json") {
+                serde_json::from_slice::<Json>(body)
+                    .unwrap_or_else(|e| panic!("{e}: {}", context()));
+            }
+            let kind = if body.is_empty() { "empty" } else { "skewless" };
+            *statuses.entry((status, kind)).or_insert(0usize) += 1;
+            rest = &rest[end + 4 + length..];
+        }
+    }
+    // The mutations reach both the handlers and the limits.
+    for status in [
+        (200, "skewless"),
+        (400, "skewless"),
+        (413, "skewless"),
+        (400, "empty"),
+    ] {
+        assert!(
+            statuses.get(&status).is_some_and(|&n| n > 20),
+            "{statuses:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+    eprintln!(
+        "{cases} fuzzed requests in {:?}: {statuses:?}",
+        started.elapsed()
+    );
+}
