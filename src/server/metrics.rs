@@ -304,6 +304,39 @@ pub fn render_windows(out: &mut String, models: &[(&str, u64, Vec<crate::serving
     }
 }
 
+/// The skew counts of each model's version being served: what its
+/// evaluator saw outside the training data's reach, by kind and column.
+pub fn render_skew(out: &mut String, models: &[(&str, u64, Vec<crate::serving::SkewCount>)]) {
+    if models.iter().all(|(_, _, counts)| counts.is_empty()) {
+        return;
+    }
+    family(
+        out,
+        "skewless_model_skew_total",
+        "counter",
+        "Values the evaluator saw outside what training fitted: kind null or non_finite (an \
+         input), unseen (by a vocabulary), out_of_range (of a min-max scaler's fitted min and max).",
+    );
+    let label = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    for (model, version, counts) in models {
+        for c in counts {
+            let _ = writeln!(
+                out,
+                "skewless_model_skew_total{{model=\"{model}\",version=\"{version}\",kind=\"{}\",\
+                 column=\"{}\",output=\"{}\"}} {}",
+                c.kind,
+                label(&c.column),
+                label(&c.output),
+                c.count
+            );
+        }
+    }
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }

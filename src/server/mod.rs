@@ -529,6 +529,11 @@ async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Re
                 .map(|(m, v)| (m.name.as_str(), v.number, v.evaluator.state_report()))
                 .collect();
             metrics::render_windows(&mut text, &windows);
+            let skew: Vec<_> = versions
+                .iter()
+                .map(|(m, v)| (m.name.as_str(), v.number, v.evaluator.skew_counts()))
+                .collect();
+            metrics::render_skew(&mut text, &skew);
             return Reply {
                 content_type: "text/plain; version=0.0.4",
                 ..Reply::json(StatusCode::OK, text)

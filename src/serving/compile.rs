@@ -673,7 +673,7 @@ impl Compiler {
                     })
                     .collect();
                 if let Some(ours) = RowFunction::compile(name, &arg_types, &literals)? {
-                    Kind::Ours(Arc::new(ours), args)
+                    Kind::Ours(Arc::new(ours), args, None)
                 } else if name == "coalesce" || name == "nvl" {
                     Kind::Coalesce(args)
                 } else if name == "nullif" && args.len() == 2 {

@@ -154,7 +154,9 @@ pub(crate) enum Kind {
         safe: bool,
     },
     Math(Math, Vec<Node>),
-    Ours(Arc<RowFunction>, Vec<Node>),
+    /// One of skewless's functions; the watch counts what it sees outside
+    /// its fitted statistics (see `skew`), when the evaluator keeps counts.
+    Ours(Arc<RowFunction>, Vec<Node>, Option<super::skew::Watch>),
     Builtin(Arc<Builtin>, Vec<Node>),
     /// A training-only function (`split_of`): outputs that use it are not
     /// served.
@@ -617,6 +619,53 @@ impl Node {
         found
     }
 
+    /// Calls `f` on this node, then on each node below it, in the order
+    /// [`Node::children`] lists them.
+    pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
+        f(self);
+        match &mut self.kind {
+            Kind::Input(_) | Kind::Literal(_) | Kind::TrainingOnly(_) => {}
+            Kind::Arith(_, a, b)
+            | Kind::Cmp(_, a, b)
+            | Kind::And(a, b)
+            | Kind::Or(a, b)
+            | Kind::Concat(a, b)
+            | Kind::NullIf(a, b) => {
+                a.visit_mut(f);
+                b.visit_mut(f);
+            }
+            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => {
+                a.visit_mut(f)
+            }
+            Kind::Cast { expr, .. } => expr.visit_mut(f),
+            Kind::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                for n in operand.iter_mut().chain(otherwise.iter_mut()) {
+                    n.visit_mut(f);
+                }
+                for (w, t) in whens {
+                    w.visit_mut(f);
+                    t.visit_mut(f);
+                }
+            }
+            Kind::InList { expr, list, .. } => {
+                expr.visit_mut(f);
+                list.iter_mut().for_each(|n| n.visit_mut(f));
+            }
+            Kind::Like { expr, pattern, .. } => {
+                expr.visit_mut(f);
+                pattern.visit_mut(f);
+            }
+            Kind::Coalesce(args)
+            | Kind::Math(_, args)
+            | Kind::Ours(_, args, _)
+            | Kind::Builtin(_, args) => args.iter_mut().for_each(|n| n.visit_mut(f)),
+        }
+    }
+
     /// Calls `f` on each direct child.
     fn children(&self, f: &mut dyn FnMut(&Node)) {
         match &self.kind {
@@ -655,7 +704,7 @@ impl Node {
             }
             Kind::Coalesce(args)
             | Kind::Math(_, args)
-            | Kind::Ours(_, args)
+            | Kind::Ours(_, args, _)
             | Kind::Builtin(_, args) => args.iter().for_each(&mut *f),
         }
     }
@@ -763,7 +812,7 @@ impl Node {
             },
             Kind::Cast { expr, safe } => cast(expr.eval(row)?, &expr.ty, &self.ty, *safe)?,
             Kind::Math(f, args) => return eval_math(*f, &self.ty, args, row),
-            Kind::Ours(f, args) => match f.args() {
+            Kind::Ours(f, args, watch) => match f.args() {
                 RowArgs::Float => {
                     let x = match args[0].fast_f64(row) {
                         Some(x) => x?,
@@ -778,34 +827,32 @@ impl Node {
                     match (x, &**f) {
                         (None, _) => Value::Null,
                         (Some(x), RowFunction::Bucketize(_)) => Value::Int(f.bucket(x)),
-                        (Some(x), _) => Value::Float(f.float(x)),
+                        (Some(x), _) => {
+                            if let Some(w) = watch
+                                && f.out_of_range(x)
+                            {
+                                w.hit();
+                            }
+                            Value::Float(f.float(x))
+                        }
                     }
                 }
                 RowArgs::Key => {
                     if let Some(k) = args[0].fast_key(row) {
                         return Ok(match k {
-                            Some(k) if !matches!(**f, RowFunction::OneHot(_)) => {
-                                f.index(k).map_or(Value::Null, Value::Int)
-                            }
+                            Some(k) if !matches!(**f, RowFunction::OneHot(_)) => index(f, k, watch),
                             None => Value::Null,
                             Some(_) => return self.eval_one_hot(row),
                         });
+                    }
+                    if matches!(**f, RowFunction::OneHot(_)) {
+                        return self.eval_one_hot(row);
                     }
                     let v = args[0].eval(row)?;
                     let Some(k) = key(&v) else {
                         return Ok(Value::Null);
                     };
-                    match **f {
-                        RowFunction::OneHot(_) => {
-                            let (len, slot) = f.one_hot(k);
-                            Value::List(
-                                (0..len)
-                                    .map(|i| Value::Float(if i == slot { 1.0 } else { 0.0 }))
-                                    .collect(),
-                            )
-                        }
-                        _ => f.index(k).map_or(Value::Null, Value::Int),
-                    }
+                    index(f, k, watch)
                 }
                 RowArgs::Keys => return cross(f, args, row),
             },
@@ -815,7 +862,7 @@ impl Node {
 
     #[inline(never)]
     fn eval_one_hot<'a>(&'a self, row: &'a [Value<'a>]) -> EvalResult<Value<'a>> {
-        let Kind::Ours(f, args) = &self.kind else {
+        let Kind::Ours(f, args, watch) = &self.kind else {
             unreachable!("called on one_hot_with")
         };
         let v = args[0].eval(row)?;
@@ -823,6 +870,11 @@ impl Node {
             return Ok(Value::Null);
         };
         let (len, slot) = f.one_hot(k);
+        if let Some(w) = watch
+            && slot + 1 == len
+        {
+            w.hit();
+        }
         Ok(Value::List(
             (0..len)
                 .map(|i| Value::Float(if i == slot { 1.0 } else { 0.0 }))
@@ -906,7 +958,7 @@ impl Node {
                 }
                 Some(None)
             }
-            Kind::Ours(f, args) if matches!(**f, RowFunction::Bucketize(_)) => {
+            Kind::Ours(f, args, _) if matches!(**f, RowFunction::Bucketize(_)) => {
                 match args[0].fast_f64(row)? {
                     Ok(x) => Some(x.map(|x| Key::Int(f.bucket(x)))),
                     Err(_) => None,
@@ -974,6 +1026,16 @@ impl Node {
             Value::Bool(*negated)
         })
     }
+}
+
+/// A vocabulary's or hash bucket's index of a key, counting an unseen key.
+#[inline]
+fn index<'a>(f: &RowFunction, k: Key<'_>, watch: &Option<super::skew::Watch>) -> Value<'a> {
+    let (i, seen) = f.index_seen(k);
+    if !seen && let Some(w) = watch {
+        w.hit();
+    }
+    i.map_or(Value::Null, Value::Int)
 }
 
 /// A value borrowing its string from `v`.
@@ -1118,7 +1180,7 @@ impl std::fmt::Display for Node {
                 )
             }
             Kind::Math(m, args) => list(f, &format!("{m:?}").to_lowercase(), args),
-            Kind::Ours(func, args) => list(f, func.name(), args),
+            Kind::Ours(func, args, _) => list(f, func.name(), args),
             Kind::Builtin(b, args) => list(f, b.udf.name(), args),
             Kind::TrainingOnly(name) => write!(f, "{name}(…)"),
         }

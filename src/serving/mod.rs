@@ -32,6 +32,7 @@ mod compile;
 mod expr;
 mod online;
 mod request;
+mod skew;
 pub mod state;
 mod value;
 
@@ -45,6 +46,7 @@ use datafusion::common::ScalarValue;
 
 pub use compile::InputColumn;
 pub use online::{Lateness, OnlineLimits, StreamReport};
+pub use skew::SkewCount;
 pub use value::{Value, write_json, write_json_string};
 
 use crate::artifact::Artifact;
@@ -93,6 +95,14 @@ pub struct Evaluator {
     /// window streams (timestamps and dates) that take the current time
     /// when a request or an event leaves them out or NULL.
     clock: Vec<Vec<usize>>,
+    /// The skew counters: two per watched input (NULL, non-finite), then
+    /// one per watched function ([`skew`]).
+    skew: Arc<skew::Counters>,
+    /// Per counter: its kind, column and output.
+    skew_labels: Vec<(&'static str, String, String)>,
+    /// The inputs whose NULL and non-finite values are counted (those a
+    /// served output reads).
+    watched: Vec<usize>,
 }
 
 /// A table whose rows are events: its columns and which an event must give.
@@ -241,6 +251,7 @@ impl Evaluator {
                 .map(|c| Field::new(&c.name, c.data_type.clone(), true))
                 .collect::<Vec<_>>(),
         ));
+        let (skew, skew_labels, watched) = watch(&compiled.inputs, &required, &mut outputs);
         Ok(Self {
             by_name: compiled
                 .inputs
@@ -261,6 +272,9 @@ impl Evaluator {
             windows_in_expressions,
             request_and_event_required,
             clock: Vec::new(),
+            skew,
+            skew_labels,
+            watched,
         })
     }
 
@@ -475,6 +489,25 @@ impl Evaluator {
         Ok(())
     }
 
+    /// The skew counts so far (since this evaluator was compiled), every
+    /// counter in a fixed order: for each input a served output reads, its
+    /// NULL and non-finite values; for each vocabulary, the keys it does
+    /// not hold; for each min-max scaler, the numbers outside its fitted
+    /// min and max. Counted by [`Evaluator::eval`] (and what calls it),
+    /// over every thread.
+    pub fn skew_counts(&self) -> Vec<SkewCount> {
+        self.skew_labels
+            .iter()
+            .enumerate()
+            .map(|(slot, (kind, column, output))| SkewCount {
+                kind,
+                column: column.clone(),
+                output: output.clone(),
+                count: self.skew.total(slot),
+            })
+            .collect()
+    }
+
     /// What the window state holds and has counted, one report per stream
     /// (window functions over the same entity and time share a stream).
     pub fn state_report(&self) -> Vec<StreamReport> {
@@ -551,7 +584,20 @@ impl Evaluator {
     /// column is not nullable, or a value of the wrong kind, is an error
     /// naming the column.
     pub fn eval(&self, row: &[Value<'_>], out: &mut Vec<Value<'static>>) -> Result<()> {
-        self.check_row(row, &self.required)?;
+        // The row's checks (the inputs a served output reads are the
+        // watched ones) and its NULL and non-finite counts, in one pass.
+        if row.len() != self.inputs.len() {
+            return self.check_row(row, &self.required);
+        }
+        for (k, &i) in self.watched.iter().enumerate() {
+            let v = &row[i];
+            check_value(&self.inputs[i], v)?;
+            match v {
+                Value::Null => self.skew.hit(2 * k),
+                Value::Float(x) if !x.is_finite() => self.skew.hit(2 * k + 1),
+                _ => {}
+            }
+        }
         out.clear();
         if let Some(online) = &self.online {
             // Outputs that are window values as they are: no row to extend.
@@ -941,6 +987,62 @@ fn row_of<'a>(
         row.push(v);
     }
     Ok(row)
+}
+
+/// The skew counters of an evaluator: two per input a served output reads,
+/// one per watched function in the outputs (each given its [`skew::Watch`]).
+#[allow(clippy::type_complexity)]
+fn watch(
+    inputs: &[InputColumn],
+    required: &[bool],
+    outputs: &mut [compile::CompiledOutput],
+) -> (
+    Arc<skew::Counters>,
+    Vec<(&'static str, String, String)>,
+    Vec<usize>,
+) {
+    let watched: Vec<usize> = (0..inputs.len()).filter(|&i| required[i]).collect();
+    let mut labels = Vec::new();
+    for &i in &watched {
+        labels.push(("null", inputs[i].name.clone(), String::new()));
+        labels.push(("non_finite", inputs[i].name.clone(), String::new()));
+    }
+    // The input columns a function's argument reads, by name.
+    let column = |n: &expr::Node| {
+        let mut read = Vec::new();
+        n.inputs(&mut read);
+        read.dedup();
+        let names: Vec<&str> = read
+            .iter()
+            .map(|&i| inputs.get(i).map_or("(window)", |c| c.name.as_str()))
+            .collect();
+        names.join(",")
+    };
+    for o in outputs.iter_mut() {
+        o.node.visit_mut(&mut |n| {
+            if let expr::Kind::Ours(f, args, _) = &n.kind
+                && let Some(kind) = f.watched()
+            {
+                labels.push((kind, column(&args[0]), o.name.clone()));
+            }
+        });
+    }
+    let counters = Arc::new(skew::Counters::new(labels.len()));
+    let mut slot = 2 * watched.len();
+    for o in outputs.iter_mut() {
+        o.node.visit_mut(&mut |n| {
+            if let expr::Kind::Ours(f, _, w) = &mut n.kind
+                && f.watched().is_some()
+            {
+                *w = Some(skew::Watch {
+                    counters: Arc::clone(&counters),
+                    slot,
+                });
+                slot += 1;
+            }
+        });
+    }
+    (counters, labels, watched)
 }
 
 /// The current time as a value of time type `t` (in its unit; whole days

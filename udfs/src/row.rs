@@ -192,6 +192,41 @@ impl RowFunction {
         }
     }
 
+    /// What a serving evaluator counts of this function's values, if
+    /// anything: `"unseen"` (a vocabulary's key it does not hold) or
+    /// `"out_of_range"` (a number outside a min-max scaler's fitted min and
+    /// max).
+    pub fn watched(&self) -> Option<&'static str> {
+        match self {
+            Self::VocabIndex(_) | Self::OneHot(_) => Some("unseen"),
+            Self::MinMax { .. } | Self::MinMaxTo { .. } => Some("out_of_range"),
+            _ => None,
+        }
+    }
+
+    /// [`RowFunction::index`], and whether the key was seen: false only
+    /// for a key a vocabulary does not hold.
+    #[inline]
+    pub fn index_seen(&self, key: Key<'_>) -> (Option<i64>, bool) {
+        match (self, key) {
+            (Self::VocabIndex(lookup), key) => match (&lookup.0, key) {
+                (Lookup::Strings(v), Key::Str(s)) => v.lookup(s),
+                (Lookup::Integers(v), Key::Int(i)) => v.lookup(i),
+                _ => (None, false),
+            },
+            _ => (self.index(key), true),
+        }
+    }
+
+    /// Whether a min-max scaler's input lies outside its fitted min and max.
+    #[inline]
+    pub fn out_of_range(&self, x: f64) -> bool {
+        match *self {
+            Self::MinMax { min, max } | Self::MinMaxTo { min, max, .. } => x < min || x > max,
+            _ => false,
+        }
+    }
+
     /// `bucketize` on one value (0 for other functions).
     #[inline]
     pub fn bucket(&self, x: f64) -> i64 {

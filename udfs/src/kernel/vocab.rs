@@ -110,10 +110,19 @@ impl Vocabulary<String> {
     /// buckets.
     #[inline]
     pub fn index(&self, value: &str) -> Option<i64> {
+        self.lookup(value).0
+    }
+
+    /// [`Vocabulary::index`], and whether the vocabulary holds the value.
+    #[inline]
+    pub fn lookup(&self, value: &str) -> (Option<i64>, bool) {
         match self.position(value) {
-            Some(p) => Some(p),
-            None if self.oov_buckets == 0 => None,
-            None => Some(self.size + super::hash_bucket_bytes(value.as_bytes(), self.oov_buckets)),
+            Some(p) => (Some(p), true),
+            None if self.oov_buckets == 0 => (None, false),
+            None => (
+                Some(self.size + super::hash_bucket_bytes(value.as_bytes(), self.oov_buckets)),
+                false,
+            ),
         }
     }
 }
@@ -122,10 +131,19 @@ impl Vocabulary<i64> {
     /// `vocab_index` of an integer; unseen integers hash as their decimal text.
     #[inline]
     pub fn index(&self, value: i64) -> Option<i64> {
+        self.lookup(value).0
+    }
+
+    /// [`Vocabulary::index`], and whether the vocabulary holds the value.
+    #[inline]
+    pub fn lookup(&self, value: i64) -> (Option<i64>, bool) {
         match self.position(&value) {
-            Some(p) => Some(p),
-            None if self.oov_buckets == 0 => None,
-            None => Some(self.size + super::hash_bucket_i64(value, self.oov_buckets)),
+            Some(p) => (Some(p), true),
+            None if self.oov_buckets == 0 => (None, false),
+            None => (
+                Some(self.size + super::hash_bucket_i64(value, self.oov_buckets)),
+                false,
+            ),
         }
     }
 }
