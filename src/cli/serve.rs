@@ -16,7 +16,8 @@ Routes (see docs/server.md):
   POST /v2/models/NAME/infer                  Open Inference Protocol: one tensor per input column
   GET  /v2/models/NAME[/ready], /v2/health/live, /v2/health/ready, /metrics
 
-Signals: SIGHUP reloads every model (a failed load keeps the old version);
+Signals: SIGHUP reloads every model (a failed load keeps the old version;
+--poll does the same when a model's source changes);
 SIGTERM or SIGINT drains (readiness 503, requests in flight answered) and
 exits; a second one exits at once.
 
@@ -114,6 +115,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_events_per_entity: usize,
 
+    /// Look for a new version of each model every SECONDS (a higher
+    /// numbered directory, or the artifact file changed) and reload it as
+    /// SIGHUP does. Off by default.
+    #[arg(long, value_name = "SECONDS")]
+    pub poll: Option<f64>,
+
     /// Seconds shutdown waits for connections to finish.
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().drain_timeout.as_secs_f64())]
     pub drain_timeout: f64,
@@ -185,5 +192,6 @@ pub(super) fn serve_command(args: ServeArgs) -> Result<()> {
         },
         events: args.events,
         state: args.state,
+        poll: args.poll.map(|s| seconds("poll", s)).transpose()?,
     })
 }

@@ -87,6 +87,8 @@ pub struct Config {
     pub events: Vec<String>,
     /// `--state [MODEL=]FILE`.
     pub state: Vec<String>,
+    /// `--poll`: how often to look for a new version of each model.
+    pub poll: Option<Duration>,
 }
 
 /// What every connection shares.
@@ -98,6 +100,9 @@ pub struct Shared {
     /// Set once shutdown begins: readiness answers 503.
     pub draining: AtomicBool,
     verify_key: Option<SigningKey>,
+    /// A path whose handler panics (only [`harness::Harness::panic_on`]
+    /// sets it: the test that a panic is a 500 and the server goes on).
+    panic_path: Option<String>,
 }
 
 /// A response: status, body, content type and extra headers.
@@ -213,8 +218,9 @@ pub fn run(config: Config) -> Result<()> {
         metrics,
         draining: AtomicBool::new(false),
         verify_key: config.verify_key,
+        panic_path: None,
     });
-    runtime.block_on(serve(shared, config.bind))
+    runtime.block_on(serve(shared, config.bind, config.poll))
 }
 
 /// The model each `--FLAG [MODEL=]VALUE` is for: the one named, or the
@@ -259,7 +265,7 @@ fn assign(models: &[Model], flag: &str, specs: &[String]) -> Result<Vec<(usize, 
     Ok(out)
 }
 
-async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
+async fn serve(shared: Arc<Shared>, bind: SocketAddr, poll: Option<Duration>) -> Result<()> {
     let listener = TcpListener::bind(bind).await.map_err(|e| Error::Io {
         path: format!("--bind {bind}"),
         source: e,
@@ -291,6 +297,27 @@ async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).map_err(io)?;
     let mut hup = signal(SignalKind::hangup()).map_err(io)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(every) = poll {
+        // A model whose source changed is reloaded as SIGHUP would, off
+        // the request path; one look at a time.
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let shared = Arc::clone(&shared);
+                let _ = tokio::task::spawn_blocking(move || {
+                    for m in &shared.models {
+                        if m.changed() {
+                            reload_one(&shared, m);
+                        }
+                    }
+                })
+                .await;
+            }
+        });
+    }
     let connections = Arc::new(tokio::sync::Semaphore::new(shared.limits.max_connections));
     let tracker = drain::Tracker::default();
     loop {
@@ -372,6 +399,13 @@ async fn serve(shared: Arc<Shared>, bind: SocketAddr) -> Result<()> {
 /// Reloads every model from its source (SIGHUP), off the request path.
 fn reload_all(shared: &Shared) {
     for m in &shared.models {
+        reload_one(shared, m);
+    }
+}
+
+/// Reloads one model, logged and counted.
+fn reload_one(shared: &Shared, m: &Model) {
+    {
         match m.reload(shared.verify_key.as_ref()) {
             Ok((v, note)) => {
                 shared.metrics.reloaded(&m.name, true);
@@ -424,6 +458,9 @@ where
         .header_read_timeout(shared.limits.header_read_timeout)
         .max_buf_size(shared.limits.max_header_bytes.max(8192))
         .keep_alive(true)
+        // A client that shuts down its sending side once its request is
+        // sent still gets the answer.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
     let stopping = tokio::select! {
@@ -520,6 +557,9 @@ fn authorize(shared: &Shared, req: &Request<Incoming>) -> Option<Reply> {
 }
 
 async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Reply {
+    if shared.panic_path.as_deref() == Some(req.uri().path()) {
+        panic!("a panic asked for by the test harness");
+    }
     let (name, version, action) = match route {
         Route::Metrics => {
             let mut text = shared.metrics.render();
@@ -749,8 +789,18 @@ pub mod harness {
                 metrics: Metrics::default(),
                 draining: AtomicBool::new(false),
                 verify_key: None,
+                panic_path: None,
             });
             Ok(Self { shared, runtime })
+        }
+
+        /// The harness, with the handler of `path` panicking (to check that
+        /// a panic becomes a 500 and the server goes on).
+        pub fn panic_on(mut self, path: &str) -> Self {
+            if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                shared.panic_path = Some(path.to_string());
+            }
+            self
         }
 
         /// Sends `input` on a fresh connection, closes the sending side,

@@ -20,6 +20,9 @@ pub struct Version {
     pub evaluator: Evaluator,
     /// How long loading, verifying and compiling took.
     pub load_time: Duration,
+    /// The file's modification time and size when it was read (`--poll`
+    /// reloads when they change).
+    pub stamp: Option<(std::time::SystemTime, u64)>,
 }
 
 /// How a model with window functions keeps its online state.
@@ -45,6 +48,8 @@ pub struct Model {
     /// carries the window state over to the new version or the state is
     /// saved: no event lands in a version being left.
     pub pushing: RwLock<()>,
+    /// The last version `--poll` tried to load.
+    tried: std::sync::Mutex<Option<Seen>>,
 }
 
 impl Model {
@@ -200,6 +205,7 @@ pub fn load_model(spec: &str, key: Option<&SigningKey>, windows: WindowOptions) 
         current: RwLock::new(Arc::new(version)),
         windows,
         pushing: RwLock::new(()),
+        tried: std::sync::Mutex::new(None),
     })
 }
 
@@ -268,6 +274,38 @@ pub fn newest(source: &Path) -> Result<(PathBuf, u64)> {
     }
 }
 
+/// A file's modification time and size.
+fn stamp(file: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(file).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// What `--poll` saw of a source: its newest file, number and stamp.
+type Seen = (PathBuf, u64, Option<(std::time::SystemTime, u64)>);
+
+impl Model {
+    /// Whether the source has a version other than the one served (a
+    /// higher number, or the same file changed) that was not tried yet
+    /// (`--poll`: a version that failed to load is tried again only once
+    /// it changes).
+    pub fn changed(&self) -> bool {
+        let Ok((file, number)) = newest(&self.source) else {
+            return false;
+        };
+        let seen: Seen = (file.clone(), number, stamp(&file));
+        let v = self.current();
+        if (v.file.clone(), v.number, v.stamp) == seen {
+            return false;
+        }
+        let mut tried = self.tried.lock().unwrap_or_else(|e| e.into_inner());
+        if tried.as_ref() == Some(&seen) {
+            return false;
+        }
+        *tried = Some(seen);
+        true
+    }
+}
+
 fn load_version(
     name: &str,
     source: &Path,
@@ -276,6 +314,7 @@ fn load_version(
 ) -> Result<Version> {
     let started = Instant::now();
     let (file, number) = newest(source)?;
+    let stamp = stamp(&file);
     let artifact = Artifact::load(&file, key)
         .map_err(|e| Error::Data(format!("model '{name}' ({}): {e}", file.display())))?;
     let evaluator = Evaluator::compile(&artifact)
@@ -290,5 +329,6 @@ fn load_version(
         file,
         evaluator,
         load_time: started.elapsed(),
+        stamp,
     })
 }

@@ -1652,3 +1652,69 @@ fn skew_counters_count_what_training_did_not_see() {
     // No value ever becomes a label.
     assert!(!metrics.contains("Doctorate-XYZ") && !metrics.contains("1000000000"));
 }
+
+/// A panic in a handler is a 500 with a JSON error, and the server goes on
+/// answering (in memory: the harness can make one handler panic).
+#[test]
+fn a_panic_is_a_500_and_the_server_goes_on() {
+    use skewless::server::{Limits, harness::Harness};
+    let spec = census().display().to_string();
+    let harness = Harness::new(&[&spec], Limits::default(), None)
+        .unwrap()
+        .panic_on("/v1/models/census/metadata");
+    let get = |path: &str| {
+        let out = harness.exchange(
+            format!("GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n").as_bytes(),
+        );
+        Response::parse(&out)
+    };
+    for _ in 0..3 {
+        let e = get("/v1/models/census/metadata").error(500);
+        assert!(e.contains("internal error"), "{e}");
+        assert_eq!(get("/v1/models/census").status, 200);
+    }
+    let metrics = get("/metrics").body;
+    assert!(
+        metrics.contains("skewless_http_requests_total{route=\"v1_metadata\",code=\"500\"} 3\n"),
+        "{metrics}"
+    );
+}
+
+/// `--poll`: a new version dropped into the directory is served without a
+/// signal; a broken one is tried once (not at every look) and the old
+/// version stays.
+#[test]
+fn polling_serves_a_new_version_and_tries_a_broken_one_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("census");
+    std::fs::create_dir_all(models.join("1")).unwrap();
+    std::fs::copy(census(), models.join("1/census.json")).unwrap();
+    let server = Server::start(&[models.to_str().unwrap(), "--poll", "0.1"]);
+    let version = || {
+        server.get("/v1/models/census").json()["model_version_status"][0]["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(version(), "1");
+    std::fs::create_dir_all(models.join("2")).unwrap();
+    std::fs::copy(census(), models.join("2/census.json")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while version() != "2" {
+        assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::create_dir_all(models.join("3")).unwrap();
+    std::fs::write(models.join("3/census.json"), "{not an artifact").unwrap();
+    let errors =
+        |m: &str| m.contains("skewless_model_reloads_total{model=\"census\",result=\"error\"} 1\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !errors(&server.get("/metrics").body) {
+        assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ten more looks at the same broken file: no new attempt.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(errors(&server.get("/metrics").body));
+    assert_eq!(version(), "2");
+}
