@@ -376,6 +376,7 @@ fn every_request_form_answers_what_eval_answers() {
 
     // The metrics count what was asked: rows per model and the routes.
     let metrics = server.get("/metrics").body;
+    check_exposition(&metrics);
     // 1 + 299 + 1 rows, 300 columnar, 300 + 300 v2, 300 + 2 lines.
     assert!(
         metrics.contains("skewless_model_rows_total{model=\"census\",version=\"1\"} 1503\n"),
@@ -1036,6 +1037,7 @@ fn window_features_serve_what_eval_serves_across_a_restart() {
     // DuckDB 2.0.1 over the same files: 5,216 flights from 25 to 30
     // December (5 without a tail number) and 932 on 31 December (12).
     let metrics = server.get("/metrics").body;
+    check_exposition(&metrics);
     for series in [
         "skewless_window_events_total{model=\"w\",version=\"1\",stream=\"0\"} 6148\n",
         "skewless_window_unkeyed_events_total{model=\"w\",version=\"1\",stream=\"0\"} 17\n",
@@ -1607,6 +1609,7 @@ fn skew_counters_count_what_training_did_not_see() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let metrics = server.get("/metrics").body;
+    check_exposition(&metrics);
     let count = |kind: &str, column: &str, output: &str| -> u64 {
         let prefix = format!(
             "skewless_model_skew_total{{model=\"census\",version=\"1\",kind=\"{kind}\",\
@@ -1717,4 +1720,172 @@ fn polling_serves_a_new_version_and_tries_a_broken_one_once() {
     std::thread::sleep(Duration::from_millis(1000));
     assert!(errors(&server.get("/metrics").body));
     assert_eq!(version(), "2");
+}
+
+/// Checks a `/metrics` body against the Prometheus text format 0.0.4 the
+/// way `promtool check metrics` does: HELP and TYPE before a family's
+/// samples, each family's lines together, valid names, labels and values,
+/// no series twice, counters named `_total` and not negative, histogram
+/// buckets cumulative up to a `+Inf` bucket equal to `_count`.
+#[track_caller]
+fn check_exposition(text: &str) {
+    use std::collections::{BTreeMap, HashSet};
+    let name_ok = |n: &str| {
+        let mut c = n.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+    };
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut seen: HashSet<String> = HashSet::new();
+    // (family, labels without le) → [(le, value)], and → _count.
+    let mut buckets: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert!(name_ok(name), "bad name in {line:?}");
+            if kind == "TYPE" {
+                let t = parts.next().unwrap_or("");
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line:?}"
+                );
+                assert!(
+                    types.insert(name.to_string(), t.to_string()).is_none(),
+                    "TYPE twice: {line:?}"
+                );
+                if t == "counter" {
+                    assert!(
+                        name.ends_with("_total"),
+                        "a counter not named _total: {line:?}"
+                    );
+                }
+            }
+            if current.as_deref() != Some(name) {
+                if let Some(c) = current.take() {
+                    finished.insert(c);
+                }
+                assert!(!finished.contains(name), "family {name} split: {line:?}");
+                current = Some(name.to_string());
+            }
+            continue;
+        }
+        assert!(!line.is_empty(), "an empty line");
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').unwrap_or_else(|| panic!("{line:?}"))),
+            None => (series, ""),
+        };
+        assert!(name_ok(name), "bad name in {line:?}");
+        let mut pairs = Vec::new();
+        let mut rest = labels;
+        while !rest.is_empty() {
+            let (k, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("{line:?}"));
+            assert!(name_ok(k) && !k.contains(':'), "bad label name in {line:?}");
+            let mut v = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, c @ ('\\' | '"'))) => v.push(c),
+                        Some((_, 'n')) => v.push('\n'),
+                        other => panic!("bad escape {other:?} in {line:?}"),
+                    },
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => v.push(c),
+                    None => panic!("unterminated label in {line:?}"),
+                }
+            };
+            pairs.push((k.to_string(), v));
+            rest = &after[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+        let family = types
+            .keys()
+            .filter(|f| {
+                name == f.as_str()
+                    || (types[*f] == "histogram"
+                        && ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|s| name.strip_suffix(s) == Some(f.as_str())))
+            })
+            .max_by_key(|f| f.len())
+            .unwrap_or_else(|| panic!("a sample before its TYPE: {line:?}"))
+            .clone();
+        assert_eq!(
+            current.as_deref(),
+            Some(family.as_str()),
+            "family split: {line:?}"
+        );
+        assert!(seen.insert(series.to_string()), "a series twice: {line:?}");
+        if types[&family] == "counter" {
+            assert!(value >= 0.0, "a negative counter: {line:?}");
+        }
+        if types[&family] == "histogram" {
+            let others: Vec<String> = pairs
+                .iter()
+                .filter(|(k, _)| k != "le")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let key = (family.clone(), others.join(","));
+            if name.ends_with("_bucket") {
+                let le = &pairs.iter().find(|(k, _)| k == "le").expect("le").1;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                buckets.entry(key).or_default().push((le, value));
+            } else if name.ends_with("_count") {
+                counts.insert(key, value);
+            }
+        }
+    }
+    for (key, b) in &buckets {
+        assert!(
+            b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{key:?}: {b:?}"
+        );
+        let last = b.last().unwrap();
+        assert!(last.0.is_infinite(), "{key:?}: no +Inf bucket");
+        assert_eq!(
+            Some(&last.1),
+            counts.get(key),
+            "{key:?}: +Inf bucket against _count"
+        );
+    }
+}
+
+#[test]
+fn the_exposition_checker_refuses_what_promtool_refuses() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 2\n\
+                # HELP h H.\n# TYPE h histogram\nh_bucket{le=\"0.1\"} 1\nh_bucket{le=\"+Inf\"} 3\n\
+                h_sum 0.5\nh_count 3\n";
+    check_exposition(good);
+    for bad in [
+        good.replace("a_total{x=\"1\"} 2", "a_total{x=\"1\"} -2"),
+        good.replace("h_count 3", "h_count 4"),
+        good.replace("le=\"0.1\"} 1", "le=\"0.1\"} 5"),
+        good.replace("# TYPE a_total counter\n", ""),
+        good.replace("a_total{x=\"1\"}", "a_total{x=1}"),
+        format!("{good}a_total{{x=\"2\"}} 1\n"),
+        good.replace("a_total counter", "a counter")
+            .replace("a_total{", "a{"),
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| check_exposition(&bad)).is_err(),
+            "{bad}"
+        );
+    }
 }
