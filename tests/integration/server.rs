@@ -756,17 +756,7 @@ fn sigterm_drains_and_exits() {
     assert_eq!(&first, b"HTTP/1.1 200");
     let started = Instant::now();
     server.signal("TERM");
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status:?}");
+    server.exits_cleanly_within(Duration::from_secs(8));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -875,15 +865,18 @@ impl Server {
     /// Sends SIGTERM and waits (bounded) for a clean exit.
     fn stop(&mut self) {
         self.signal("TERM");
+        self.exits_cleanly_within(Duration::from_secs(15));
+    }
+
+    /// Waits for the process to exit, at most `limit`, and asserts exit 0.
+    #[track_caller]
+    fn exits_cleanly_within(&mut self, limit: Duration) {
         let started = Instant::now();
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "no exit after SIGTERM"
-            );
+            assert!(started.elapsed() < limit, "no exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "{status:?}: {}", self.log.lock().unwrap());
@@ -1303,18 +1296,7 @@ fn sigterm_under_load_answers_every_request_begun() {
         }
     }
     assert!(total > 10, "{total}");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "{status:?}");
+    server.exits_cleanly_within(Duration::from_secs(15));
 }
 
 /// A seeded, bounded fuzz test of the whole request path, in memory (the
@@ -1888,4 +1870,79 @@ fn the_exposition_checker_refuses_what_promtool_refuses() {
             "{bad}"
         );
     }
+}
+
+/// A reload to a version with other windows cannot take the old state: it
+/// starts again from `--events` (and says so), answering as `eval` does
+/// from the same log; a reload with the same windows carries pushes over.
+#[test]
+fn a_reload_with_other_windows_starts_its_state_from_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("census={}", adult());
+    let fit = |name: &str, window: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        crate::common::fit(
+            &d,
+            &format!(
+                "SELECT workclass, fnlwgt, {window} OVER (PARTITION BY workclass) AS w FROM census"
+            ),
+            &table,
+            &[],
+        )
+    };
+    let mean = fit("mean", "window_mean(hours_per_week, fnlwgt, 1000)");
+    let count = fit("count", "window_count(hours_per_week, fnlwgt, 5000)");
+    let models = dir.path().join("m");
+    std::fs::create_dir_all(models.join("1")).unwrap();
+    std::fs::copy(&mean, models.join("1/m.json")).unwrap();
+    let server = Server::start(&[models.to_str().unwrap(), "--events", &adult()]);
+    // After every census row's fnlwgt (the largest is 1,484,705): the
+    // state answers requests at or after its newest event.
+    let request = "{\"workclass\":\"Private\",\"fnlwgt\":2000000}";
+    let ask = || {
+        server.post(
+            "/v1/models/m:predict",
+            &format!("{{\"instances\":[{request}]}}"),
+        )
+    };
+    let from_log = |artifact: &Path| {
+        let out = eval_with_input(artifact, &["--events", &adult()], &format!("{request}\n"));
+        format!("{{\"predictions\":[{}]}}", ok(&out).trim())
+    };
+    assert_eq!(ask().body, from_log(&mean));
+    // An event pushed now is the window's only one (hours 99 at 1,999,999).
+    let event = "{\"workclass\":\"Private\",\"fnlwgt\":1999999,\"hours_per_week\":99}";
+    assert_eq!(server.post("/v1/models/m:events", event).status, 200);
+    let pushed = ask().body;
+    assert!(pushed.contains("\"w\":99.0"), "{pushed}");
+    assert!(from_log(&mean).contains("\"w\":null"));
+    // Version 2: the same windows (the same artifact): the push stays.
+    std::fs::create_dir_all(models.join("2")).unwrap();
+    std::fs::copy(&mean, models.join("2/m.json")).unwrap();
+    server.signal("HUP");
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.log.lock().unwrap().contains(text) {
+            assert!(Instant::now() < deadline, "{}", server.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("version 2 (");
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .contains("window state carried over")
+    );
+    assert_eq!(ask().body, pushed);
+    // Version 3: other windows; the state starts again from the log.
+    std::fs::create_dir_all(models.join("3")).unwrap();
+    std::fs::copy(&count, models.join("3/m.json")).unwrap();
+    server.signal("HUP");
+    wait_for("window state started again (32561 events from");
+    let r = ask();
+    assert_eq!(r.header("x-skewless-model-version"), Some("3"));
+    assert_eq!(r.body, from_log(&count));
 }

@@ -941,19 +941,8 @@ mod tests {
     #[test]
     fn a_state_read_back_answers_as_the_state_written() {
         let values = [0.1, 0.2, 1e16, -1e16, 0.3, 0.1, -2.5];
-        let aggs = [
-            Agg::Count,
-            Agg::Sum,
-            Agg::Mean,
-            Agg::Min,
-            Agg::Max,
-            Agg::Var,
-            Agg::Stddev,
-            Agg::Last,
-            Agg::DistinctCount,
-        ];
         let mut states: Vec<(Agg, WindowState)> = Vec::new();
-        for agg in aggs {
+        for agg in Agg::ALL {
             let mut s = WindowState::new(agg);
             for (i, &v) in values.iter().enumerate() {
                 s.add(i as i64 - 3, f(v));
