@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use super::json::{check_shape, v2_accepts, v2_datatype};
 use super::models::{Model, Version};
 use super::{Reply, Shared};
-use crate::serving::{Evaluator, write_json, write_json_string};
+use crate::serving::{Evaluator, InstancesAnswer, write_json, write_json_string};
 
 /// What a path asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -307,6 +307,39 @@ fn too_many(what: &str, n: usize, limit: usize) -> Counted {
 /// `:predict`: `{"instances": [row, …]}` → `{"predictions": [features, …]}`,
 /// or `{"inputs": {column: [values]}}` → `{"outputs": {feature: [values]}}`.
 pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
+    // Rows, read row by row as `eval` reads a line (the common case, and
+    // the fast one); any other shape takes the general path below.
+    if let Err(e) = check_shape(
+        body,
+        shared.limits.max_json_depth,
+        shared.limits.max_string_bytes,
+    ) {
+        return bad(&format!("the body is {e}"));
+    }
+    let mut text = String::with_capacity(64 + 256 * body.len() / 200);
+    match v
+        .evaluator
+        .answer_instances(body, shared.limits.max_rows, &mut text)
+    {
+        Some(InstancesAnswer::Answered { rows }) => {
+            return Counted {
+                reply: Reply::json(StatusCode::OK, text),
+                rows: rows as u64,
+                errors: 0,
+            };
+        }
+        Some(InstancesAnswer::Failed { index, message }) => {
+            return Counted {
+                errors: 1,
+                rows: index as u64 + 1,
+                ..bad(&format!("instances[{index}]: {message}"))
+            };
+        }
+        Some(InstancesAnswer::TooMany { count }) => {
+            return too_many("instances", count, shared.limits.max_rows);
+        }
+        None => {}
+    }
     let doc = match parse(shared, body) {
         Ok(d) => d,
         Err(c) => return c,

@@ -53,6 +53,17 @@ use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 use compile::CompiledOutput;
 
+/// What [`Evaluator::answer_instances`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstancesAnswer {
+    /// Every row answered.
+    Answered { rows: usize },
+    /// Row `index` failed (nothing is answered).
+    Failed { index: usize, message: String },
+    /// More rows than the limit.
+    TooMany { count: usize },
+}
+
 /// The first bytes of a saved window state ([`Evaluator::save_state`]).
 const STATE_MAGIC: &[u8] = b"skewless-state\n\0";
 /// The layout of a saved window state; a change of layout bumps it.
@@ -72,7 +83,7 @@ pub struct Evaluator {
     inputs: Vec<InputColumn>,
     /// Whether a served output reads the input of the same index.
     required: Vec<bool>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<String, usize, foldhash::fast::FixedState>,
     outputs: Vec<CompiledOutput>,
     columns: Vec<OutputColumn>,
     schema: SchemaRef,
@@ -732,6 +743,55 @@ impl Evaluator {
         row_of(&self.inputs, mask, clock, field)
     }
 
+    /// TF Serving's row form, `{"instances": [row, …]}` (at most
+    /// `max_rows` rows), answered into `text` as `{"predictions": [features,
+    /// …]}`, each row's features exactly the line `eval` prints for it. Rows
+    /// are read as `eval` reads a line: only the fields a served output
+    /// reads are kept, a key twice is an error. `None` when the body is not
+    /// of that shape (then nothing is evaluated).
+    pub fn answer_instances(
+        &self,
+        body: &[u8],
+        max_rows: usize,
+        text: &mut String,
+    ) -> Option<InstancesAnswer> {
+        use request::{Instances, InstancesSeed};
+        let seed = InstancesSeed {
+            evaluator: self,
+            mask: &self.required,
+            max_rows,
+        };
+        let rows = match seed.read(body)? {
+            Instances::Other => return None,
+            Instances::TooMany { count } => return Some(InstancesAnswer::TooMany { count }),
+            Instances::BadRow { index, message } => {
+                return Some(InstancesAnswer::Failed { index, message });
+            }
+            Instances::Rows(rows) => rows,
+        };
+        text.clear();
+        text.push_str("{\"predictions\":[");
+        let mut out = Vec::with_capacity(self.outputs.len());
+        for (i, fields) in rows.iter().enumerate() {
+            let clock = self.clock.get(self.request).map_or(&[][..], Vec::as_slice);
+            let row = row_of_slots(&self.inputs, &self.required, clock, |k, _| {
+                fields[k].as_ref()
+            });
+            if let Err(e) = row.and_then(|typed| self.eval(&typed, &mut out)) {
+                return Some(InstancesAnswer::Failed {
+                    index: i,
+                    message: e.to_string(),
+                });
+            }
+            if i > 0 {
+                text.push(',');
+            }
+            self.write_json(&out, text);
+        }
+        text.push_str("]}");
+        Some(InstancesAnswer::Answered { rows: rows.len() })
+    }
+
     /// Reads one JSON object of text into the values of the inputs a served
     /// output reads, by input slot. Other fields are skipped without being
     /// held in memory; a key that appears twice is an error (as in the
@@ -965,13 +1025,23 @@ fn row_of<'a>(
     clock: &[usize],
     field: impl Fn(&str) -> Option<&'a serde_json::Value>,
 ) -> Result<Vec<Value<'a>>> {
+    row_of_slots(columns, mask, clock, |_, name| field(name))
+}
+
+/// [`row_of`] with the fields found by slot (and name).
+fn row_of_slots<'a>(
+    columns: &[InputColumn],
+    mask: &[bool],
+    clock: &[usize],
+    field: impl Fn(usize, &str) -> Option<&'a serde_json::Value>,
+) -> Result<Vec<Value<'a>>> {
     let mut row = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
         if !mask[i] {
             row.push(Value::Null);
             continue;
         }
-        let v = match field(&c.name) {
+        let v = match field(i, &c.name) {
             None | Some(serde_json::Value::Null) if clock.contains(&i) => {
                 Value::Int(now_in(&c.data_type))
             }

@@ -131,3 +131,167 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
         deserializer.deserialize_str(KeyVisitor)
     }
 }
+
+/// TF Serving's row form, `{"instances": [row, …]}`, read row by row with
+/// [`Fields`] (each row's needed fields kept, the others skipped), as
+/// `eval` reads a line.
+pub(super) enum Instances {
+    /// Each row's fields by input slot.
+    Rows(Vec<Vec<Option<serde_json::Value>>>),
+    /// The body holds no `instances` (or also `inputs`): another form.
+    Other,
+    /// Row `index` is not a row (its message), or there are `count` rows,
+    /// more than the limit.
+    BadRow {
+        index: usize,
+        message: String,
+    },
+    TooMany {
+        count: usize,
+    },
+}
+
+pub(super) struct InstancesSeed<'e> {
+    pub evaluator: &'e Evaluator,
+    pub mask: &'e [bool],
+    pub max_rows: usize,
+}
+
+/// Why reading the rows stopped, carried through serde's error.
+enum Stop {
+    BadRow(usize, String),
+    TooMany(usize),
+}
+
+thread_local! {
+    static STOP: std::cell::RefCell<Option<Stop>> = const { std::cell::RefCell::new(None) };
+}
+
+impl InstancesSeed<'_> {
+    /// Reads `body`; `None` when it is not a JSON object of that shape
+    /// (the caller's general path then says what is wrong).
+    pub fn read(&self, body: &[u8]) -> Option<Instances> {
+        STOP.with_borrow_mut(|s| *s = None);
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let read = TopLevel { seed: self }
+            .deserialize(&mut de)
+            .and_then(|r| de.end().map(|()| r));
+        // Text that is not JSON is the body's fault, not a row's.
+        let syntax = read.as_ref().is_err_and(|e| {
+            matches!(
+                e.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            )
+        });
+        match (read, STOP.with_borrow_mut(Option::take)) {
+            _ if syntax => None,
+            (_, Some(Stop::BadRow(index, message))) => Some(Instances::BadRow { index, message }),
+            (_, Some(Stop::TooMany(count))) => Some(Instances::TooMany { count }),
+            (Ok(r), None) => Some(r),
+            (Err(_), None) => None,
+        }
+    }
+}
+
+struct TopLevel<'s, 'e> {
+    seed: &'s InstancesSeed<'e>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_, '_> {
+    type Value = Instances;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_, '_> {
+    type Value = Instances;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rows = None;
+        let mut other = false;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
+                "instances" if rows.is_none() => {
+                    rows = Some(map.next_value_seed(RowsSeed { seed: self.seed })?)
+                }
+                "instances" => return Err(A::Error::custom("\"instances\" appears twice")),
+                "inputs" => {
+                    other = true;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match (rows, other) {
+            (Some(rows), false) => Instances::Rows(rows),
+            _ => Instances::Other,
+        })
+    }
+}
+
+struct RowsSeed<'s, 'e> {
+    seed: &'s InstancesSeed<'e>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
+    type Value = Vec<Vec<Option<serde_json::Value>>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
+    type Value = Vec<Vec<Option<serde_json::Value>>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of rows")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut rows = Vec::new();
+        loop {
+            let index = rows.len();
+            if index == self.seed.max_rows {
+                // Over the limit: counted to the end, for the message.
+                let mut count = index;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                if count > index {
+                    STOP.with_borrow_mut(|s| *s = Some(Stop::TooMany(count)));
+                    return Err(S::Error::custom("too many rows"));
+                }
+                return Ok(rows);
+            }
+            let fields = Fields {
+                evaluator: self.seed.evaluator,
+                mask: self.seed.mask,
+                events: false,
+            };
+            match seq.next_element_seed(fields) {
+                Ok(Some(Parsed::Request(row))) => rows.push(row),
+                Ok(Some(Parsed::Event { .. })) => unreachable!("events are not parsed here"),
+                Ok(None) => return Ok(rows),
+                Err(e) => {
+                    let text = e.to_string();
+                    let message = if text.contains("expected a JSON object of input columns") {
+                        "expected a JSON object of input columns".to_string()
+                    } else {
+                        text.replace(" at line 1 column ", " at column ")
+                    };
+                    STOP.with_borrow_mut(|s| *s = Some(Stop::BadRow(index, message)));
+                    return Err(e);
+                }
+            }
+        }
+    }
+}

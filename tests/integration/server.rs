@@ -465,6 +465,18 @@ fn each_error_has_its_status_and_names_the_culprit() {
     );
     let e = post("/v1/models/adult:predict", "{\"instances\":[{}, 7]}").error(400);
     assert_eq!(e, "instances[1]: expected a JSON object of input columns");
+    // A row is read as eval reads a line: a field twice is refused.
+    let e = post(
+        "/v1/models/adult:predict",
+        "{\"instances\":[{\"age\": 1}, {\"age\": 2, \"age\": 3}], \"signature_name\": \"x\"}",
+    )
+    .error(400);
+    assert!(
+        e.starts_with("instances[1]: ") && e.contains("field 'age' appears twice"),
+        "{e}"
+    );
+    let e = post("/v1/models/adult:predict", "{\"instances\":[{},{},{}]}");
+    assert_eq!(e.status, 200, "{}", e.body);
     let e = post(
         "/v1/models/adult:predict",
         "{\"inputs\":{\"age\":[1,2],\"gender\":[\"Male\"]}}",
