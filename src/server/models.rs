@@ -65,39 +65,33 @@ impl Model {
     /// again from the event logs, which the returned note says.
     pub fn reload(&self, key: Option<&SigningKey>) -> Result<(Arc<Version>, Option<String>)> {
         let version = load_version(&self.name, &self.source, key, &self.windows.limits)?;
-        if !version.evaluator.has_windows() {
+        let swap = |version: Version| {
             let version = Arc::new(version);
             *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
-            return Ok((version, None));
-        }
-        let pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
-        let old = self.current();
-        let carried = old
-            .evaluator
-            .save_state()
-            .and_then(|bytes| version.evaluator.load_state(&bytes));
-        let (version, note) = match carried {
-            Ok(()) => (version, "window state carried over".to_string()),
-            Err(why) => {
-                // Compiled again (the failed load may have left part of a
-                // state), then started from the logs, without holding pushes.
-                drop(pause);
-                let fresh = load_version(&self.name, &self.source, key, &self.windows.limits)?;
-                let replayed = replay(&self.name, &fresh.evaluator, &self.windows.events)?;
-                let note = format!(
-                    "window state started again ({replayed}), since the old one could not be \
-                     carried over: {why}"
-                );
-                let _pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
-                let version = Arc::new(fresh);
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
-                return Ok((version, Some(note)));
-            }
+            version
         };
-        let version = Arc::new(version);
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&version);
-        drop(pause);
-        Ok((version, Some(note)))
+        if !version.evaluator.has_windows() {
+            return Ok((swap(version), None));
+        }
+        if let Some(difference) = self
+            .current()
+            .evaluator
+            .state_difference(&version.evaluator)
+        {
+            // Other windows: the old state means nothing to them.
+            let replayed = replay(&self.name, &version.evaluator, &self.windows.events)?;
+            let note = format!(
+                "window state started again ({replayed}), since the windows differ \
+                 ({difference})"
+            );
+            return Ok((swap(version), Some(note)));
+        }
+        // The same windows: the state is copied while pushes wait, so none
+        // lands in the version being left.
+        let _pause = self.pushing.write().unwrap_or_else(|e| e.into_inner());
+        let bytes = self.current().evaluator.save_state()?;
+        version.evaluator.load_state(&bytes)?;
+        Ok((swap(version), Some("window state carried over".to_string())))
     }
 
     /// Writes the window state to the `--state` file (atomically), pushes

@@ -504,10 +504,10 @@ pub fn push_events(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
     ) {
         return bad(&format!("the body is {err}"));
     }
-    // The rows form, or NDJSON (a single line is one event).
-    let parsed: Vec<(String, Json)>;
+    // The rows form, or NDJSON (a single line is one event); each event
+    // with what names it in an error.
     let mut table = e.request_table().to_string();
-    let events: Vec<(String, &Json)> = match serde_json::from_slice::<Json>(body) {
+    let events: Vec<(String, Json)> = match serde_json::from_slice::<Json>(body) {
         Ok(Json::Object(mut doc)) if doc.contains_key("instances") => {
             match doc.remove("table") {
                 None => {}
@@ -520,21 +520,21 @@ pub fn push_events(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
             if rows.len() > shared.limits.max_rows {
                 return too_many("instances", rows.len(), shared.limits.max_rows);
             }
-            parsed = rows
-                .into_iter()
+            rows.into_iter()
                 .enumerate()
                 .map(|(i, r)| (format!("instances[{i}]"), r))
-                .collect();
-            parsed.iter().map(|(w, r)| (w.clone(), r)).collect()
+                .collect()
         }
         _ => {
-            let mut lines = Vec::new();
+            let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
+            let count = body.split(|&b| b == b'\n').filter(|l| !blank(l)).count();
+            if count > shared.limits.max_rows {
+                return too_many("lines", count, shared.limits.max_rows);
+            }
+            let mut lines = Vec::with_capacity(count);
             for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
+                if blank(line) {
                     continue;
-                }
-                if lines.len() == shared.limits.max_rows {
-                    return too_many("lines", lines.len() + 1, shared.limits.max_rows);
                 }
                 match serde_json::from_slice::<Json>(line) {
                     Ok(j) => lines.push((format!("line {}", i + 1), j)),
@@ -546,8 +546,7 @@ pub fn push_events(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
                     }
                 }
             }
-            parsed = lines;
-            parsed.iter().map(|(w, r)| (w.clone(), r)).collect()
+            lines
         }
     };
     let mut rows = Vec::with_capacity(events.len());
@@ -786,6 +785,10 @@ mod tests {
         assert_eq!(
             route("/v1/models/census:eval"),
             m("census", None, Action::Eval)
+        );
+        assert_eq!(
+            route("/v1/models/census/versions/4:events"),
+            m("census", Some("4"), Action::Events)
         );
         assert_eq!(route("/v1/models/census:classify"), Route::NotFound);
         assert_eq!(

@@ -110,6 +110,52 @@ pub(crate) struct Builtin {
     pub config: Arc<ConfigOptions>,
 }
 
+/// Calls `$f` on each direct child of node kind `$kind` (a `&Kind` with
+/// `iter`, a `&mut Kind` with `iter_mut`): one list of children for both.
+macro_rules! each_child {
+    ($kind:expr, $f:expr, $iter:ident) => {
+        match $kind {
+            Kind::Input(_) | Kind::Literal(_) | Kind::TrainingOnly(_) => {}
+            Kind::Arith(_, a, b)
+            | Kind::Cmp(_, a, b)
+            | Kind::And(a, b)
+            | Kind::Or(a, b)
+            | Kind::Concat(a, b)
+            | Kind::NullIf(a, b) => {
+                $f(a);
+                $f(b);
+            }
+            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => $f(a),
+            Kind::Cast { expr, .. } => $f(expr),
+            Kind::Case {
+                operand,
+                whens,
+                otherwise,
+            } => {
+                for n in operand.$iter().chain(otherwise.$iter()) {
+                    $f(n);
+                }
+                for (w, t) in whens {
+                    $f(w);
+                    $f(t);
+                }
+            }
+            Kind::InList { expr, list, .. } => {
+                $f(expr);
+                list.$iter().for_each(|n| $f(n));
+            }
+            Kind::Like { expr, pattern, .. } => {
+                $f(expr);
+                $f(pattern);
+            }
+            Kind::Coalesce(args)
+            | Kind::Math(_, args)
+            | Kind::Ours(_, args, _)
+            | Kind::Builtin(_, args) => args.$iter().for_each(|n| $f(n)),
+        }
+    };
+}
+
 /// A compiled expression with the Arrow type of its result.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -623,90 +669,17 @@ impl Node {
     /// [`Node::children`] lists them.
     pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
         f(self);
-        match &mut self.kind {
-            Kind::Input(_) | Kind::Literal(_) | Kind::TrainingOnly(_) => {}
-            Kind::Arith(_, a, b)
-            | Kind::Cmp(_, a, b)
-            | Kind::And(a, b)
-            | Kind::Or(a, b)
-            | Kind::Concat(a, b)
-            | Kind::NullIf(a, b) => {
-                a.visit_mut(f);
-                b.visit_mut(f);
-            }
-            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => {
-                a.visit_mut(f)
-            }
-            Kind::Cast { expr, .. } => expr.visit_mut(f),
-            Kind::Case {
-                operand,
-                whens,
-                otherwise,
-            } => {
-                for n in operand.iter_mut().chain(otherwise.iter_mut()) {
-                    n.visit_mut(f);
-                }
-                for (w, t) in whens {
-                    w.visit_mut(f);
-                    t.visit_mut(f);
-                }
-            }
-            Kind::InList { expr, list, .. } => {
-                expr.visit_mut(f);
-                list.iter_mut().for_each(|n| n.visit_mut(f));
-            }
-            Kind::Like { expr, pattern, .. } => {
-                expr.visit_mut(f);
-                pattern.visit_mut(f);
-            }
-            Kind::Coalesce(args)
-            | Kind::Math(_, args)
-            | Kind::Ours(_, args, _)
-            | Kind::Builtin(_, args) => args.iter_mut().for_each(|n| n.visit_mut(f)),
-        }
+        self.children_mut(&mut |n| n.visit_mut(f));
     }
 
     /// Calls `f` on each direct child.
     fn children(&self, f: &mut dyn FnMut(&Node)) {
-        match &self.kind {
-            Kind::Input(_) | Kind::Literal(_) | Kind::TrainingOnly(_) => {}
-            Kind::Arith(_, a, b)
-            | Kind::Cmp(_, a, b)
-            | Kind::And(a, b)
-            | Kind::Or(a, b)
-            | Kind::Concat(a, b)
-            | Kind::NullIf(a, b) => {
-                f(a);
-                f(b);
-            }
-            Kind::Not(a) | Kind::Negative(a) | Kind::IsNull(a, _) | Kind::Truth(_, a) => f(a),
-            Kind::Cast { expr, .. } => f(expr),
-            Kind::Case {
-                operand,
-                whens,
-                otherwise,
-            } => {
-                for n in operand.iter().chain(otherwise) {
-                    f(n);
-                }
-                for (w, t) in whens {
-                    f(w);
-                    f(t);
-                }
-            }
-            Kind::InList { expr, list, .. } => {
-                f(expr);
-                list.iter().for_each(&mut *f);
-            }
-            Kind::Like { expr, pattern, .. } => {
-                f(expr);
-                f(pattern);
-            }
-            Kind::Coalesce(args)
-            | Kind::Math(_, args)
-            | Kind::Ours(_, args, _)
-            | Kind::Builtin(_, args) => args.iter().for_each(&mut *f),
-        }
+        each_child!(&self.kind, f, iter);
+    }
+
+    /// [`Node::children`], mutably.
+    fn children_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {
+        each_child!(&mut self.kind, f, iter_mut);
     }
 
     /// The value of this expression on one row.

@@ -397,10 +397,23 @@ impl Evaluator {
         table: &str,
         field: impl Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
-        let t = self.table_index(table)?;
+        self.event_row(self.table_index(table)?, field)
+    }
+
+    /// The typed event row of table `t` (see [`Evaluator::event_from_fields`]).
+    fn event_row<'a>(
+        &self,
+        t: usize,
+        field: impl Fn(&str) -> Option<&'a serde_json::Value>,
+    ) -> Result<Vec<Value<'a>>> {
         let columns = &self.tables[t];
-        let clock = self.clock.get(t).map_or(&[][..], Vec::as_slice);
-        row_of(&columns.inputs, &columns.required, clock, field)
+        row_of(&columns.inputs, &columns.required, self.clock(t), field)
+    }
+
+    /// The inputs of table `t` that take the current time when left out
+    /// ([`Evaluator::with_clock`]; none without it).
+    fn clock(&self, t: usize) -> &[usize] {
+        self.clock.get(t).map_or(&[], Vec::as_slice)
     }
 
     /// The columns of table `table`, in the order of a typed event row.
@@ -437,6 +450,17 @@ impl Evaluator {
         let digest = sha2::Sha256::digest(&out);
         out.extend_from_slice(&digest);
         Ok(out)
+    }
+
+    /// Whether the window state of `self` can be carried into `other`
+    /// ([`Evaluator::save_state`] then [`Evaluator::load_state`]): `None`
+    /// when both have the same windows and limits, else what differs first.
+    pub fn state_difference(&self, other: &Evaluator) -> Option<String> {
+        match (&self.online, &other.online) {
+            (Some(a), Some(b)) => first_difference(&a.fingerprint(), &b.fingerprint()),
+            (None, None) => None,
+            _ => Some("one of the two has no window functions".to_string()),
+        }
     }
 
     /// Reads a state [`Evaluator::save_state`] wrote into this evaluator's
@@ -479,18 +503,10 @@ impl Evaluator {
             .bytes()
             .and_then(|b| std::str::from_utf8(b).ok())
             .ok_or_else(|| damaged("no description of its windows"))?;
-        let ours = online.fingerprint();
-        if saved != ours {
-            let (a, b) = saved
-                .lines()
-                .zip(ours.lines())
-                .find(|(a, b)| a != b)
-                .unwrap_or((saved, &ours));
+        if let Some(difference) = first_difference(saved, &online.fingerprint()) {
             return Err(Error::Data(format!(
                 "the window state was saved for other windows or limits than this transform's \
-                 (saved: {:?}; here: {:?})",
-                a.trim(),
-                b.trim()
+                 ({difference})"
             )));
         }
         online.restore(&mut r).map_err(Error::Data)?;
@@ -739,8 +755,7 @@ impl Evaluator {
         mask: &[bool],
         field: impl Fn(&str) -> Option<&'a serde_json::Value>,
     ) -> Result<Vec<Value<'a>>> {
-        let clock = self.clock.get(self.request).map_or(&[][..], Vec::as_slice);
-        row_of(&self.inputs, mask, clock, field)
+        row_of(&self.inputs, mask, self.clock(self.request), field)
     }
 
     /// TF Serving's row form, `{"instances": [row, …]}` (at most
@@ -756,11 +771,7 @@ impl Evaluator {
         text: &mut String,
     ) -> Option<InstancesAnswer> {
         use request::{Instances, InstancesSeed};
-        let seed = InstancesSeed {
-            evaluator: self,
-            mask: &self.required,
-            max_rows,
-        };
+        let seed = InstancesSeed::new(self, &self.required, max_rows);
         let rows = match seed.read(body)? {
             Instances::Other => return None,
             Instances::TooMany { count } => return Some(InstancesAnswer::TooMany { count }),
@@ -773,20 +784,15 @@ impl Evaluator {
         text.push_str("{\"predictions\":[");
         let mut out = Vec::with_capacity(self.outputs.len());
         for (i, fields) in rows.iter().enumerate() {
-            let clock = self.clock.get(self.request).map_or(&[][..], Vec::as_slice);
-            let row = row_of_slots(&self.inputs, &self.required, clock, |k, _| {
-                fields[k].as_ref()
-            });
-            if let Err(e) = row.and_then(|typed| self.eval(&typed, &mut out)) {
+            if i > 0 {
+                text.push(',');
+            }
+            if let Err(e) = self.answer_into(fields, &self.required, false, &mut out, text) {
                 return Some(InstancesAnswer::Failed {
                     index: i,
                     message: e.to_string(),
                 });
             }
-            if i > 0 {
-                text.push(',');
-            }
-            self.write_json(&out, text);
         }
         text.push_str("]}");
         Some(InstancesAnswer::Answered { rows: rows.len() })
@@ -832,29 +838,32 @@ impl Evaluator {
     }
 
     fn eval_fields(&self, fields: &[Option<serde_json::Value>]) -> Result<String> {
-        self.answer(fields, &self.required, false)
+        let mut text = String::new();
+        self.answer_into(fields, &self.required, false, &mut Vec::new(), &mut text)?;
+        Ok(text)
     }
 
-    /// The features of a request's fields (the inputs of `mask`) as a JSON
-    /// object; with `push`, the request is then pushed as an event.
-    fn answer(
+    /// Appends the features of a request's fields (by input slot; the
+    /// inputs of `mask`) to `text` as a JSON object; with `push`, the
+    /// request is then pushed as an event. On an error nothing is appended.
+    /// `out` is scratch space for the outputs, reused across calls.
+    fn answer_into(
         &self,
         fields: &[Option<serde_json::Value>],
         mask: &[bool],
         push: bool,
-    ) -> Result<String> {
-        let row = self.row_masked(mask, |name| {
-            self.input_index(name).and_then(|i| fields[i].as_ref())
-        })?;
-        let mut out = Vec::with_capacity(self.outputs.len());
-        self.eval(&row, &mut out)?;
+        out: &mut Vec<Value<'static>>,
+        text: &mut String,
+    ) -> Result<()> {
+        let clock = self.clock(self.request);
+        let row = row_of_slots(&self.inputs, mask, clock, |i, _| fields[i].as_ref())?;
+        self.eval(&row, out)?;
         if push {
             self.push(&row)
                 .map_err(|e| Error::Data(format!("pushing the request: {e}")))?;
         }
-        let mut text = String::with_capacity(32 * out.len());
-        self.write_json(&out, &mut text);
-        Ok(text)
+        self.write_json(out, text);
+        Ok(())
     }
 
     /// One line of `skewless eval`'s protocol: `{"event": {…}}` pushes an
@@ -877,7 +886,11 @@ impl Evaluator {
             &self.required
         };
         match self.parse_masked(line, self.online.is_some(), mask)? {
-            request::Parsed::Request(fields) => self.answer(&fields, mask, pushing).map(Some),
+            request::Parsed::Request(fields) => {
+                let mut text = String::new();
+                self.answer_into(&fields, mask, pushing, &mut Vec::new(), &mut text)?;
+                Ok(Some(text))
+            }
             request::Parsed::Event { table, fields } => {
                 let event = |e: Error| match &table {
                     Some(t) => Error::Data(format!("event of '{t}': {e}")),
@@ -887,12 +900,7 @@ impl Evaluator {
                     Some(name) => self.table_index(name).map_err(event)?,
                     None => self.request,
                 };
-                let columns = &self.tables[t];
-                let clock = self.clock.get(t).map_or(&[][..], Vec::as_slice);
-                let row = row_of(&columns.inputs, &columns.required, clock, |name| {
-                    fields.get(name)
-                })
-                .map_err(event)?;
+                let row = self.event_row(t, |name| fields.get(name)).map_err(event)?;
                 self.push_row(t, &row).map_err(event)?;
                 Ok(None)
             }
@@ -1081,6 +1089,7 @@ fn watch(
     let column = |n: &expr::Node| {
         let mut read = Vec::new();
         n.inputs(&mut read);
+        read.sort_unstable();
         read.dedup();
         let names: Vec<&str> = read
             .iter()
@@ -1088,31 +1097,44 @@ fn watch(
             .collect();
         names.join(",")
     };
+    // The counters are sized first (a watch holds them), then each watched
+    // function gets its slot and its label, in the same walk.
+    let mut functions = 0;
     for o in outputs.iter_mut() {
         o.node.visit_mut(&mut |n| {
-            if let expr::Kind::Ours(f, args, _) = &n.kind
+            functions +=
+                usize::from(matches!(&n.kind, expr::Kind::Ours(f, ..) if f.watched().is_some()));
+        });
+    }
+    let counters = Arc::new(skew::Counters::new(labels.len() + functions));
+    for o in outputs.iter_mut() {
+        o.node.visit_mut(&mut |n| {
+            if let expr::Kind::Ours(f, args, w) = &mut n.kind
                 && let Some(kind) = f.watched()
             {
+                *w = Some(skew::Watch {
+                    counters: Arc::clone(&counters),
+                    slot: labels.len(),
+                });
                 labels.push((kind, column(&args[0]), o.name.clone()));
             }
         });
     }
-    let counters = Arc::new(skew::Counters::new(labels.len()));
-    let mut slot = 2 * watched.len();
-    for o in outputs.iter_mut() {
-        o.node.visit_mut(&mut |n| {
-            if let expr::Kind::Ours(f, _, w) = &mut n.kind
-                && f.watched().is_some()
-            {
-                *w = Some(skew::Watch {
-                    counters: Arc::clone(&counters),
-                    slot,
-                });
-                slot += 1;
-            }
-        });
-    }
     (counters, labels, watched)
+}
+
+/// The first line where two descriptions of window state differ, as
+/// `saved: …; here: …` (None when they are equal).
+fn first_difference(saved: &str, ours: &str) -> Option<String> {
+    if saved == ours {
+        return None;
+    }
+    let (a, b) = saved
+        .lines()
+        .zip(ours.lines())
+        .find(|(a, b)| a != b)
+        .unwrap_or((saved, ours));
+    Some(format!("saved: {:?}; here: {:?}", a.trim(), b.trim()))
 }
 
 /// The current time as a value of time type `t` (in its unit; whole days

@@ -152,9 +152,11 @@ pub(super) enum Instances {
 }
 
 pub(super) struct InstancesSeed<'e> {
-    pub evaluator: &'e Evaluator,
-    pub mask: &'e [bool],
-    pub max_rows: usize,
+    evaluator: &'e Evaluator,
+    mask: &'e [bool],
+    max_rows: usize,
+    /// Why reading stopped, when a row did (serde's error carries text only).
+    stop: std::cell::RefCell<Option<Stop>>,
 }
 
 /// Why reading the rows stopped, carried through serde's error.
@@ -163,15 +165,19 @@ enum Stop {
     TooMany(usize),
 }
 
-thread_local! {
-    static STOP: std::cell::RefCell<Option<Stop>> = const { std::cell::RefCell::new(None) };
-}
+impl<'e> InstancesSeed<'e> {
+    pub fn new(evaluator: &'e Evaluator, mask: &'e [bool], max_rows: usize) -> Self {
+        Self {
+            evaluator,
+            mask,
+            max_rows,
+            stop: std::cell::RefCell::new(None),
+        }
+    }
 
-impl InstancesSeed<'_> {
     /// Reads `body`; `None` when it is not a JSON object of that shape
     /// (the caller's general path then says what is wrong).
     pub fn read(&self, body: &[u8]) -> Option<Instances> {
-        STOP.with_borrow_mut(|s| *s = None);
         let mut de = serde_json::Deserializer::from_slice(body);
         let read = TopLevel { seed: self }
             .deserialize(&mut de)
@@ -183,7 +189,7 @@ impl InstancesSeed<'_> {
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof
             )
         });
-        match (read, STOP.with_borrow_mut(Option::take)) {
+        match (read, self.stop.take()) {
             _ if syntax => None,
             (_, Some(Stop::BadRow(index, message))) => Some(Instances::BadRow { index, message }),
             (_, Some(Stop::TooMany(count))) => Some(Instances::TooMany { count }),
@@ -267,7 +273,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
                     count += 1;
                 }
                 if count > index {
-                    STOP.with_borrow_mut(|s| *s = Some(Stop::TooMany(count)));
+                    *self.seed.stop.borrow_mut() = Some(Stop::TooMany(count));
                     return Err(S::Error::custom("too many rows"));
                 }
                 return Ok(rows);
@@ -288,7 +294,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
                     } else {
                         text.replace(" at line 1 column ", " at column ")
                     };
-                    STOP.with_borrow_mut(|s| *s = Some(Stop::BadRow(index, message)));
+                    *self.seed.stop.borrow_mut() = Some(Stop::BadRow(index, message));
                     return Err(e);
                 }
             }

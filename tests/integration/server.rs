@@ -1050,6 +1050,14 @@ fn window_features_serve_what_eval_serves_across_a_restart() {
     ] {
         assert!(metrics.contains(series), "{series}{metrics}");
     }
+    // Over the row limit, counted exactly, nothing pushed.
+    let e = server
+        .post("/v1/models/w:events", &"{}\n".repeat(10_002))
+        .error(400);
+    assert_eq!(
+        e,
+        "lines: 10002 rows, more than the limit of 10000 per request (--max-rows)"
+    );
     // Without a time, a request and an event happen now (the server's
     // clock): an aircraft never seen before, one event, then a request.
     let r = server.post(
