@@ -48,8 +48,10 @@ pub enum EventValue {
     Skip,
 }
 
-/// The bytes of a distinct-count value: inline up to 22 bytes (most
-/// categories and every integer), so a push allocates nothing for them.
+/// The bytes of a distinct-count value or of an entity: inline up to 22
+/// bytes (most categories and ids, every integer), so a push allocates
+/// nothing for them and an entity's lookup compares them in its map's slot
+/// rather than behind a pointer.
 #[derive(Clone, PartialEq, Eq)]
 pub enum EventKey {
     Inline { len: u8, bytes: [u8; 22] },
@@ -79,6 +81,20 @@ impl std::ops::Deref for EventKey {
             EventKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
             EventKey::Heap(b) => b,
         }
+    }
+}
+
+/// Hashed as its bytes are, so that a map of keys is looked up by bytes.
+impl std::hash::Hash for EventKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self[..].hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for EventKey {
+    fn borrow(&self) -> &[u8] {
+        self
     }
 }
 
@@ -269,7 +285,7 @@ pub struct Stream {
 /// (so that threads on different shards share no counter).
 #[derive(Debug, Default)]
 struct ShardState {
-    entities: HashMap<Box<[u8]>, Entity, foldhash::fast::FixedState>,
+    entities: HashMap<EventKey, Entity, foldhash::fast::FixedState>,
     counts: Counts,
     /// The newest time pushed or asked for in this shard; the newest over
     /// all shards is what idleness counts from (kept per shard so that
@@ -466,7 +482,7 @@ impl Stream {
                 Some(e) => e,
                 None => shard
                     .entities
-                    .entry(entity.into())
+                    .entry(EventKey::new(entity))
                     .or_insert_with(|| Entity::new(ts, self.windows.len())),
             };
             if ts < self.horizon(e.newest) {
@@ -728,8 +744,8 @@ impl Stream {
                 out.put_u64(n);
             }
             put_option(out, shard.clock);
-            let mut keys: Vec<&Box<[u8]>> = shard.entities.keys().collect();
-            keys.sort_unstable();
+            let mut keys: Vec<&EventKey> = shard.entities.keys().collect();
+            keys.sort_unstable_by(|a, b| a[..].cmp(&b[..]));
             out.put_u64(keys.len() as u64);
             for key in keys {
                 out.put_bytes(key);
@@ -808,7 +824,7 @@ impl Stream {
             shard.clock = get_option(r).ok_or_else(|| bad("clock"))?;
             let entities = r.count(8).ok_or_else(|| bad("entities"))?;
             for _ in 0..entities {
-                let key: Box<[u8]> = r.bytes().ok_or_else(|| bad("entity key"))?.into();
+                let key = EventKey::new(r.bytes().ok_or_else(|| bad("entity key"))?);
                 let newest = r.i64().ok_or_else(|| bad("entity"))?;
                 let mut e = Entity::new(newest, self.windows.len());
                 e.forgot_through = get_option(r).ok_or_else(|| bad("entity"))?;

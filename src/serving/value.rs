@@ -28,12 +28,19 @@ pub enum Value<'a> {
     List(Vec<Value<'a>>),
 }
 
+#[cold]
+fn owned_list(items: Vec<Value<'_>>) -> Value<'static> {
+    Value::List(items.into_iter().map(Value::into_owned).collect())
+}
+
 impl Value<'_> {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
 
     /// The value with its strings copied, so it outlives the request.
+    /// (Inlined: most features are numbers, which only change lifetime.)
+    #[inline]
     pub fn into_owned(self) -> Value<'static> {
         match self {
             Value::Null => Value::Null,
@@ -42,7 +49,7 @@ impl Value<'_> {
             Value::UInt(u) => Value::UInt(u),
             Value::Float(f) => Value::Float(f),
             Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
-            Value::List(l) => Value::List(l.into_iter().map(Value::into_owned).collect()),
+            Value::List(l) => owned_list(l),
         }
     }
 

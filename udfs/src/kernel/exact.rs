@@ -136,6 +136,13 @@ impl ExactSum {
     /// The sum as a double-double `(hi, lo)`: `hi` the rounded sum, `lo` the
     /// rounded remainder. Both depend only on the exact sum.
     pub fn value_dd(&self) -> (f64, f64) {
+        // One finite partial is its own exact value (what the general case
+        // below gives, without copying the partials).
+        if let [only] = self.partials[..]
+            && only.is_finite()
+        {
+            return (only, 0.0);
+        }
         let hi = self.value();
         let mut rest = self.clone();
         rest.add(-hi);
@@ -235,6 +242,31 @@ mod tests {
         s.add(-0.010000000000000002);
         // 0.1*0.1 rounded is 0.010000000000000002; the exact remainder is tiny but not 0.
         assert!(s.value() != 0.0 && s.value().abs() < 1e-18);
+    }
+
+    #[test]
+    fn a_double_double_is_the_rounded_sum_and_its_rounded_remainder() {
+        // One partial (the shortcut) and several: (hi, lo) as the remainder
+        // left after taking hi away says.
+        let general = |s: &ExactSum| {
+            let hi = s.value();
+            let mut rest = s.clone();
+            rest.add(-hi);
+            (hi, rest.value())
+        };
+        for values in [
+            &[7.5][..],
+            &[1e308],
+            &[-3.0, 3.0],
+            &[1.0, 2f64.powi(-60)],
+            &[1e16, 1.0, 0.1],
+        ] {
+            let s = ExactSum::from_partials(values.iter().copied());
+            assert_eq!(s.value_dd(), general(&s), "{values:?}");
+        }
+        let s = ExactSum::from_partials([1.0, 2f64.powi(-60)]);
+        assert_eq!(s.value_dd(), (1.0, 2f64.powi(-60)));
+        assert_eq!(ExactSum::from_partials([7.5]).value_dd(), (7.5, 0.0));
     }
 
     #[test]

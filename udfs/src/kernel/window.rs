@@ -235,7 +235,7 @@ impl Agg {
     /// aggregates of tumbling tables. `Value(None)` for the other
     /// aggregates.
     pub fn of_moments(self, m: &Moments) -> WindowValue {
-        let value = |v: f64| WindowValue::Value((m.count > 0).then_some(v));
+        let value = |v: f64| WindowValue::Value((m.count > 0).then_some(settled(v)));
         match self {
             Agg::Count => WindowValue::Count(m.count as i64),
             Agg::Sum => value(m.sum.value()),
@@ -622,9 +622,11 @@ impl WindowState {
                 WindowValue::Count(map.len() as i64)
             }
             (_, s) if s.is_empty() => WindowValue::Value(None),
-            (Agg::Sum, WindowState::Sum { sum, .. }) => WindowValue::Value(Some(sum.value())),
+            (Agg::Sum, WindowState::Sum { sum, .. }) => {
+                WindowValue::Value(Some(settled(sum.value())))
+            }
             (Agg::Mean, WindowState::Sum { count, sum }) => {
-                WindowValue::Value(Some(mean_of(sum, *count)))
+                WindowValue::Value(Some(settled(mean_of(sum, *count))))
             }
             (agg, WindowState::Moments(m)) => agg.of_moments(m),
             (Agg::Min | Agg::Max, WindowState::Extreme { value, .. }) => {
@@ -643,6 +645,14 @@ impl WindowState {
             _ => WindowValue::Value(None),
         }
     }
+}
+
+/// A computed result as windows give it: a NaN (a sum whose running total
+/// overflowed) is the one quiet NaN, whatever bits the arithmetic that made
+/// it left (Rust does not fix a NaN's sign), so batch and serving agree.
+#[inline]
+fn settled(v: f64) -> f64 {
+    if v.is_nan() { f64::NAN } else { v }
 }
 
 /// A window's result.
@@ -675,16 +685,39 @@ pub fn aggregate<'a>(agg: Agg, events: impl Iterator<Item = (i64, Item<'a>)>) ->
         // One accumulator per thread, reused: no allocation per window.
         Agg::Sum | Agg::Mean => SUM.with_borrow_mut(|sum| {
             sum.clear();
-            let mut count = 0;
-            for (_, v) in numbers {
-                sum.add(v.get());
+            let mut numbers = numbers.map(|(_, v)| v.get());
+            let Some(mut plain) = numbers.next() else {
+                return WindowValue::Value(None);
+            };
+            let mut count = 1;
+            // While every addition is exact (most windows of integer or
+            // few-digit values), the plain sum is the exact one: the
+            // accumulator would hold it as its only partial. At the first
+            // inexact step (or overflow: the error is then NaN) it takes
+            // over from there, with the same partials as if it had added
+            // every value.
+            let mut rounded = None;
+            for x in numbers.by_ref() {
                 count += 1;
+                let (hi, error) = crate::kernel::exact::two_sum(plain, x);
+                if error != 0.0 {
+                    rounded = Some(x);
+                    break;
+                }
+                plain = hi;
             }
-            WindowValue::Value(match (count, agg) {
-                (0, _) => None,
-                (_, Agg::Sum) => Some(sum.value()),
-                _ => Some(mean_of(sum, count)),
-            })
+            sum.add(plain);
+            if let Some(x) = rounded {
+                sum.add(x);
+                for x in numbers {
+                    sum.add(x);
+                    count += 1;
+                }
+            }
+            WindowValue::Value(Some(settled(match agg {
+                Agg::Sum => sum.value(),
+                _ => mean_of(sum, count),
+            })))
         }),
         Agg::Var | Agg::Stddev => MOMENTS.with_borrow_mut(|m| {
             m.clear();
@@ -1311,6 +1344,60 @@ mod tests {
         let a = sweep_known_f(&rule, Agg::Sum, &known, &rows);
         let b = sweep_f(&rule, Agg::Sum, &plain, &rows);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn plain_sums_hand_over_to_partials_at_the_first_rounding() {
+        // Sums and means whose additions are exact throughout, become
+        // inexact at the first, a middle or the last step, overflow, or
+        // are signed zeros: the one-pass result is the state's, bit for bit.
+        let cases: [&[f64]; 9] = [
+            &[1.0, 2.0, 3.0, 4.0],
+            &[0.1, 0.2, 0.3],
+            &[1e16, 1.0, 1.0, -1e16],
+            &[3.0, 5.0, 1e16, 1.0, -1e16, 1.0],
+            &[7.0, 8.0, 9.0, 2f64.powi(-60)],
+            &[1e308, 1e308, -1e308],
+            &[-0.0, -0.0],
+            &[0.0, -0.0],
+            &[-0.0],
+        ];
+        for values in cases {
+            let mut state = WindowState::new(Agg::Sum);
+            for (i, &v) in values.iter().enumerate() {
+                state.add(i as i64, f(v));
+            }
+            for agg in [Agg::Sum, Agg::Mean] {
+                let items = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i as i64, Item::Number(f(v))));
+                let (WindowValue::Value(Some(got)), WindowValue::Value(Some(expected))) =
+                    (aggregate(agg, items), state.result(agg))
+                else {
+                    panic!("{agg:?} of {values:?}: no value");
+                };
+                assert_eq!(got.to_bits(), expected.to_bits(), "{agg:?} of {values:?}");
+            }
+        }
+        // The exact results, worked out by hand.
+        let sum =
+            |values: &[f64]| aggregate(Agg::Sum, values.iter().map(|&v| (0, Item::Number(f(v)))));
+        assert_eq!(sum(&[1e16, 1.0, 1.0, -1e16]), WindowValue::Value(Some(2.0)));
+        assert_eq!(
+            sum(&[3.0, 5.0, 1e16, 1.0, -1e16, 1.0]),
+            WindowValue::Value(Some(10.0))
+        );
+        // A running total past f64's range: the one quiet NaN.
+        let WindowValue::Value(Some(nan)) = sum(&[1e308, 1e308, -1e308]) else {
+            unreachable!()
+        };
+        assert_eq!(nan.to_bits(), f64::NAN.to_bits());
+        // A window holds −0.0 as 0.0 (Finite): the sum of two is +0.0.
+        let WindowValue::Value(Some(z)) = sum(&[-0.0, -0.0]) else {
+            unreachable!()
+        };
+        assert_eq!(z.to_bits(), 0);
     }
 
     #[test]
