@@ -12,6 +12,7 @@ pub mod exact;
 pub mod farmhash;
 mod hash;
 pub mod packed;
+pub mod profile;
 pub mod sample;
 pub mod scale;
 pub mod split;
