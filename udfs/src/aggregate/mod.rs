@@ -20,6 +20,7 @@ mod exact;
 mod min_max_stats;
 mod moments;
 mod most_frequent;
+mod profile;
 mod quantile_boundaries;
 mod robust_stats;
 mod state;
@@ -32,6 +33,7 @@ pub use exact::ExactAggregate;
 pub use min_max_stats::MinMaxStats;
 pub use moments::Moments;
 pub use most_frequent::MostFrequent;
+pub use profile::{NumericProfile, ProfileSlots};
 pub use quantile_boundaries::QuantileBoundaries;
 pub use robust_stats::RobustStats;
 pub use stratum_hashes::{StratumHashesUdaf, decode_strata};
@@ -47,6 +49,8 @@ pub fn functions() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::from(RobustStats::new())),
         Arc::new(AggregateUDF::from(MostFrequent::new())),
         Arc::new(AggregateUDF::from(StratumHashesUdaf::new())),
+        Arc::new(AggregateUDF::from(NumericProfile::new())),
+        Arc::new(AggregateUDF::from(ProfileSlots::new())),
     ]
     .into_iter()
     .chain(exact::functions())

@@ -238,7 +238,10 @@ mod tests {
         // Constant: one bin holding the value.
         let c = edges(7.0, &[7.0, 7.0], 7.0);
         assert_eq!(c, [7.0]);
-        assert_eq!((bins(1), slot(&c, 7.0), slot(&c, 6.0), slot(&c, 8.0)), (1, 1, 0, 2));
+        assert_eq!(
+            (bins(1), slot(&c, 7.0), slot(&c, 6.0), slot(&c, 8.0)),
+            (1, 1, 0, 2)
+        );
         // Boundaries at the minimum or repeated: dropped.
         assert_eq!(edges(0.0, &[0.0, 0.0, 3.0, 3.0], 9.0), [0.0, 3.0, 9.0]);
         // No values: no edges, every value above.
