@@ -59,7 +59,7 @@ pub fn slots(edges: usize) -> usize {
 /// inside (min, max), and the maximum (once when they are equal); empty
 /// when there are no values.
 pub fn edges(min: f64, boundaries: &[f64], max: f64) -> Vec<f64> {
-    if !(min <= max) {
+    if min.is_nan() || max.is_nan() || min > max {
         return Vec::new();
     }
     let mut edges = vec![min];
@@ -134,7 +134,7 @@ pub fn share(part: u64, whole: u64) -> f64 {
 /// multiply-adds only) from x = m·2^e with m in [√½, √2) and
 /// ln m = 2·atanh(s), s = (m − 1)/(m + 1).
 pub fn log2(x: f64) -> f64 {
-    if !(x > 0.0) || !x.is_finite() {
+    if x.is_nan() || x <= 0.0 || x == f64::INFINITY {
         return match x {
             0.0 => f64::NEG_INFINITY,
             f64::INFINITY => f64::INFINITY,
@@ -263,6 +263,8 @@ mod tests {
     }
 
     #[test]
+    // The expected values are worked-out literals (log2(10) among them).
+    #[allow(clippy::approx_constant)]
     fn log2_is_correctly_rounded_on_known_values() {
         // Exact powers, and values whose correctly rounded logarithms were
         // worked out to 40 digits (Python's decimal module):
