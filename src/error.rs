@@ -58,6 +58,11 @@ pub enum Error {
     /// A bug: something that should not happen did.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// `skewless validate` found anomalies (exit code 3; the report says
+    /// which).
+    #[error("{0} anomalous column(s) found")]
+    Anomalies(usize),
 }
 
 impl Error {
@@ -68,6 +73,7 @@ impl Error {
             Error::DataFusion(e) if is_internal(e) => 2,
             Error::Internal(_) => 2,
             Error::Interrupted(signal) => 128 + signal.number,
+            Error::Anomalies(_) => 3,
             _ => 1,
         }
     }

@@ -20,11 +20,13 @@ pub mod fit;
 pub mod json;
 pub mod location;
 pub mod output;
+pub mod profile;
 pub mod progress;
 pub mod script;
 pub mod server;
 pub mod serving;
 pub mod session;
+pub mod validate;
 pub mod write;
 
 pub use error::{Error, Result};

@@ -64,6 +64,11 @@ pub struct Artifact {
     /// Rows of the relation each statistics pass ran over (one entry per
     /// pass; one pass for a single-level SELECT).
     pub rows_seen: Vec<u64>,
+    /// The training profile of the inputs served outputs read (see
+    /// [`crate::profile`]); absent in artifacts written before it, or with
+    /// `fit --profile none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::Profile>,
     /// A short digest of each other field (of each element, for arrays), so
     /// that a checksum mismatch can say what changed.
     #[serde(default)]
@@ -580,6 +585,7 @@ impl Artifact {
                 })
                 .collect(),
             rows_seen: fitted.rows_seen.clone(),
+            profile: None,
             digests: BTreeMap::new(),
             checksum: String::new(),
             signature: None,

@@ -73,6 +73,12 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     // compiler also finds the outputs that use training-only functions.
     let mut artifact = artifact;
     let mut state_report = String::new();
+    let profile_plan = crate::profile::Plan {
+        bins: args.profile_bins,
+        cap: args.profile_cap,
+        ..Default::default()
+    }
+    .with_settings(&args.profile)?;
     match crate::serving::Evaluator::compile(&artifact) {
         Ok(evaluator) => {
             for (name, _) in evaluator.skipped() {
@@ -80,6 +86,18 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
                     o.training_only = true;
                 }
             }
+            let columns: Vec<crate::profile::Column> = evaluator
+                .served_inputs()
+                .into_iter()
+                .map(|(c, categorical)| crate::profile::Column {
+                    name: c.name.clone(),
+                    data_type: c.data_type.clone(),
+                    categorical,
+                })
+                .collect();
+            artifact.profile =
+                crate::profile::profile(&ctx, evaluator.request_table(), &columns, &profile_plan)
+                    .await?;
             if evaluator.has_windows() {
                 state_report = window_state(&ctx, &evaluator, &artifact).await?;
             }

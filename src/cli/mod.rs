@@ -21,6 +21,7 @@ mod eval;
 mod fit;
 pub mod repl;
 mod serve;
+mod validate;
 
 pub(crate) use eval::replay_events;
 
@@ -70,6 +71,11 @@ pub enum Command {
     /// REST, the Open Inference Protocol (v2), NDJSON, health and metrics.
     #[command(after_help = serve::SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Compare new data with the artifact's training profile (skew) or an
+    /// earlier profile (drift): distances, out-of-range and unseen shares,
+    /// NULL/NaN growth, schema; a table, JSON and an HTML report.
+    #[command(after_help = validate::VALIDATE_HELP)]
+    Validate(validate::ValidateArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
 }
@@ -243,6 +249,25 @@ pub struct FitArgs {
     /// Progress of the statistics pass on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
+
+    /// The training profile of the inputs served outputs read (what
+    /// `skewless validate` compares new data with): `full` (default),
+    /// `summary` (counts, NULLs, non-finite values, min and max: no
+    /// histogram, no memory per distinct value) or `none`, for every
+    /// column or, as COLUMN=DEPTH, for one. Repeatable.
+    #[arg(long = "profile", value_name = "[COLUMN=]full|summary|none")]
+    pub profile: Vec<String>,
+
+    /// Quantile bins of a numeric column's profile.
+    #[arg(long, value_name = "B", default_value_t = crate::profile::DEFAULT_BINS,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub profile_bins: u64,
+
+    /// The most values a categorical column's profile lists (the rest are
+    /// summed; the distinct count stays exact).
+    #[arg(long, value_name = "N", default_value_t = crate::profile::DEFAULT_CAP,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub profile_cap: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -355,6 +380,7 @@ pub fn main(args: Args) -> Result<()> {
                 Command::Run(run) => run_command(run).await,
                 Command::Fit(fit) => fit::fit_command(fit).await,
                 Command::Apply(apply) => apply::apply_command(apply).await,
+                Command::Validate(validate) => validate::validate_command(validate).await,
                 Command::Eval(eval) => eval::eval_command(&eval),
                 Command::Serve(_) => unreachable!("served above"),
                 Command::Repl(repl) => {

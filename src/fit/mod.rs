@@ -22,7 +22,7 @@ use datafusion::logical_expr::{Expr, Filter, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 pub use calls::{FullPassUse, expr_has_full_pass};
-pub use stats::{StatRequest, Statistic, StrataStat};
+pub use stats::{StatRequest, Statistic, StrataStat, list_literal};
 
 use crate::error::{Error, Result};
 

@@ -357,7 +357,7 @@ fn float(s: &StructArray, name: &str) -> DfResult<f64> {
 }
 
 /// A one-row list literal holding `values`.
-pub(super) fn list_literal(values: ArrayRef) -> ScalarValue {
+pub fn list_literal(values: ArrayRef) -> ScalarValue {
     let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
     let offsets = OffsetBuffer::from_lengths([values.len()]);
     ScalarValue::List(Arc::new(ListArray::new(field, offsets, values, None)))

@@ -665,6 +665,32 @@ impl Node {
         found
     }
 
+    /// The input slots this expression reads as keys: through casts,
+    /// `coalesce`, string functions and nested key functions, but not
+    /// through skewless's numeric functions (`bucketize(age)` reads `age`
+    /// as a number).
+    pub(crate) fn key_inputs(&self, out: &mut Vec<usize>) {
+        match &self.kind {
+            Kind::Input(i) => out.push(*i),
+            Kind::Ours(f, args, _) => {
+                use skewless_udfs::row::RowFunction as F;
+                if matches!(
+                    **f,
+                    F::VocabIndex(_) | F::OneHot(_) | F::HashBucket(_) | F::Cross(_)
+                ) {
+                    args.iter().for_each(|a| a.key_inputs(out));
+                }
+            }
+            _ => self.children(&mut |n| n.key_inputs(out)),
+        }
+    }
+
+    /// Calls `f` on this node, then on each node below it.
+    pub(crate) fn visit(&self, f: &mut dyn FnMut(&Node)) {
+        f(self);
+        self.children(&mut |n| n.visit(f));
+    }
+
     /// Calls `f` on this node, then on each node below it, in the order
     /// [`Node::children`] lists them.
     pub(crate) fn visit_mut(&mut self, f: &mut dyn FnMut(&mut Node)) {

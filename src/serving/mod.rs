@@ -52,6 +52,7 @@ pub use value::{Value, write_json, write_json_string};
 use crate::artifact::Artifact;
 use crate::error::{Error, Result};
 use compile::CompiledOutput;
+use skewless_udfs::row::RowFunction;
 
 /// What [`Evaluator::answer_instances`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -554,6 +555,42 @@ impl Evaluator {
     /// `--label`, or a training-only function such as `split_of`.
     pub fn skipped(&self) -> &[(String, String)] {
         &self.skipped
+    }
+
+    /// The inputs a served output reads, in slot order, each with whether
+    /// it is categorical: strings and booleans, and integers read as keys
+    /// (by `vocab_index`, `one_hot`, `hash_bucket` or `feature_cross`). The
+    /// columns a training profile describes ([`crate::profile`]).
+    pub fn served_inputs(&self) -> Vec<(&InputColumn, bool)> {
+        let mut keys = Vec::new();
+        for o in &self.outputs {
+            o.node.visit(&mut |n| {
+                if let expr::Kind::Ours(f, args, _) = &n.kind
+                    && matches!(
+                        **f,
+                        RowFunction::VocabIndex(_)
+                            | RowFunction::OneHot(_)
+                            | RowFunction::HashBucket(_)
+                            | RowFunction::Cross(_)
+                    )
+                {
+                    for a in args {
+                        a.key_inputs(&mut keys);
+                    }
+                }
+            });
+        }
+        self.watched
+            .iter()
+            .map(|&i| {
+                let c = &self.inputs[i];
+                let categorical = matches!(
+                    c.data_type,
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Boolean
+                ) || (c.data_type.is_integer() && keys.contains(&i));
+                (c, categorical)
+            })
+            .collect()
     }
 
     /// The input columns, in the order of a typed row. Columns that no

@@ -19,4 +19,5 @@ mod serving;
 mod slt;
 mod splits;
 mod trust;
+mod validate;
 mod windows;

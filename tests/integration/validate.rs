@@ -1,0 +1,354 @@
+//! `skewless validate`: the census transform's training profile against the
+//! census test set, a deliberately skewed copy of it, a copy missing a
+//! column, and an earlier profile; the reports' numbers against oracles
+//! computed outside skewless (DuckDB's counts, the published formulas in
+//! Python: see each test).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::common::{adult, fit, ok, root, run_sql, skewless, stderr, stdout};
+
+fn census_artifact(dir: &Path) -> PathBuf {
+    let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    fit(
+        dir,
+        &transform,
+        &format!("census={}", adult()),
+        &["--label", "label"],
+    )
+}
+
+fn test_set() -> String {
+    root()
+        .join("examples/data/adult/adult_test.parquet")
+        .display()
+        .to_string()
+}
+
+fn validate(artifact: &Path, table: &str, extra: &[&str]) -> Output {
+    skewless()
+        .arg("validate")
+        .arg(artifact)
+        .args(["--table", &format!("census={table}")])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn column<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+fn check(column: &serde_json::Value, name: &str) -> f64 {
+    column["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {column}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn the_census_test_set_has_no_anomalies() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    let report = dir.path().join("report.json");
+    let html = dir.path().join("report.html");
+    let out = validate(
+        &artifact,
+        &test_set(),
+        &[
+            "--json",
+            report.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let text = ok(&out);
+    assert!(text.contains("no anomalies in 11 columns"), "{text}");
+    let r = json(&report);
+    assert_eq!(r["anomalies"], 0);
+    assert_eq!(r["rows"]["training"], 32561);
+    assert_eq!(r["rows"]["new"], 16281);
+    // DuckDB: age counted into the profile's slots (edges 17, 22, …, 58, 90)
+    // in both files; the divergence of the two by the published formula
+    // (Python, math.log2 and math.fsum): 0.00010406039215685499.
+    let age = column(&r, "age");
+    assert_eq!(
+        age["training"]["slots"],
+        serde_json::json!([
+            0, 3130, 3281, 3300, 2577, 3535, 3295, 3082, 3299, 3697, 3365, 0
+        ])
+    );
+    assert_eq!(
+        age["new"]["slots"],
+        serde_json::json!([
+            0, 1589, 1627, 1588, 1279, 1788, 1642, 1489, 1667, 1844, 1768, 0
+        ])
+    );
+    assert_eq!(check(age, "jensen_shannon"), 0.00010406039215685499);
+    // DuckDB: workclass counts by value in both files (NULLs apart); the
+    // largest difference of shares, 0.006863079869766087.
+    assert_eq!(
+        check(column(&r, "workclass"), "l_infinity"),
+        0.006863079869766087
+    );
+    // The same report, byte for byte, whatever the partitioning.
+    for partitions in ["1", "8"] {
+        let again = dir.path().join(format!("again{partitions}.json"));
+        let again_html = dir.path().join(format!("again{partitions}.html"));
+        ok(&skewless()
+            .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", partitions)
+            .arg("validate")
+            .arg(&artifact)
+            .args(["--table", &format!("census={}", test_set())])
+            .arg("--json")
+            .arg(&again)
+            .arg("--html")
+            .arg(&again_html)
+            .output()
+            .unwrap());
+        assert_eq!(
+            std::fs::read(&again).unwrap(),
+            std::fs::read(&report).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(&again_html).unwrap(),
+            std::fs::read(&html).unwrap()
+        );
+    }
+    // No paths and no times in the reports.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains(dir.path().to_str().unwrap()));
+    assert!(!page.contains("<script"));
+    well_formed(&page);
+    assert!(page.len() < 11 * 8 * 1024, "{} bytes", page.len());
+}
+
+#[test]
+fn a_skewed_copy_is_found_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    // Ages shifted by 20 years, and a workclass no training row has in one
+    // row of 20 (fnlwgt divisible by 20).
+    let skewed = dir.path().join("skewed.parquet");
+    ok(&run_sql(
+        dir.path(),
+        &format!(
+            "COPY (SELECT * REPLACE (age + 20 AS age, CASE WHEN fnlwgt % 20 = 0 THEN \
+             'Space-force' ELSE workclass END AS workclass) FROM census) TO '{}';",
+            skewed.display()
+        ),
+        &["--table", &format!("census={}", test_set())],
+    ));
+    let report = dir.path().join("report.json");
+    let out = validate(
+        &artifact,
+        skewed.to_str().unwrap(),
+        &["--json", report.to_str().unwrap()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("2 anomalous column(s) found"),
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("2 of 11 columns anomalous"), "{text}");
+    assert!(
+        text.contains("workclass: unseen in training: \"Space-force\" 843"),
+        "{text}"
+    );
+    let r = json(&report);
+    assert_eq!(r["anomalies"], 2);
+    // Anomalies first, in the profile's order; nothing else flagged.
+    let flagged: Vec<&str> = r["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["anomaly"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, ["age", "workclass"]);
+    assert_eq!(r["columns"][0]["name"], "age");
+    // DuckDB: the shifted ages over the training edges
+    // [0, 0, 0, 0, 0, 0, 1213, 1649, 1942, 3489, 7660, 328]: 328 above 90,
+    // 328 / 16,281 = 0.02014618266691235 outside; divergence (Python, the
+    // published formula) 0.35820776749444566.
+    let age = column(&r, "age");
+    assert_eq!(check(age, "jensen_shannon"), 0.35820776749444566);
+    assert_eq!(check(age, "out_of_range_share"), 0.02014618266691235);
+    // DuckDB: 843 of the 15,370 non-NULL workclasses are the new value.
+    let workclass = column(&r, "workclass");
+    assert_eq!(check(workclass, "unseen_share"), 843.0 / 15370.0);
+    assert_eq!(check(workclass, "l_infinity"), 0.054847104749512036);
+    assert_eq!(
+        workclass["top_unseen"],
+        serde_json::json!([["Space-force", 843]])
+    );
+    // --fail-on never: the same report, exit 0.
+    ok(&validate(
+        &artifact,
+        skewed.to_str().unwrap(),
+        &["--fail-on", "never"],
+    ));
+    // A looser threshold and a larger allowed share clear them.
+    ok(&validate(
+        &artifact,
+        skewed.to_str().unwrap(),
+        &[
+            "--threshold",
+            "age=0.4",
+            "--max-out-of-range",
+            "0.05",
+            "--max-unseen",
+            "0.06",
+        ],
+    ));
+}
+
+#[test]
+fn a_missing_column_is_a_schema_anomaly() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    let partial = dir.path().join("partial.parquet");
+    ok(&run_sql(
+        dir.path(),
+        &format!(
+            "COPY (SELECT * EXCLUDE (hours_per_week) FROM census) TO '{}';",
+            partial.display()
+        ),
+        &["--table", &format!("census={}", test_set())],
+    ));
+    let report = dir.path().join("report.json");
+    let out = validate(
+        &artifact,
+        partial.to_str().unwrap(),
+        &["--json", report.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let r = json(&report);
+    let c = column(&r, "hours_per_week");
+    assert_eq!(c["kind"], "schema");
+    assert_eq!(c["schema"], "missing (fitted as Int64)");
+    assert_eq!(r["anomalies"], 1);
+}
+
+#[test]
+fn an_earlier_profile_is_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    let profile = dir.path().join("test-profile.json");
+    ok(&validate(
+        &artifact,
+        &test_set(),
+        &["--profile-out", profile.to_str().unwrap()],
+    ));
+    // The test set against its own profile: every distance and share as
+    // expected without skew.
+    let report = dir.path().join("drift.json");
+    ok(&validate(
+        &artifact,
+        &test_set(),
+        &[
+            "--baseline",
+            profile.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ],
+    ));
+    let r = json(&report);
+    assert_eq!(r["against"], "baseline");
+    assert_eq!(r["rows"]["training"], 16281);
+    for c in r["columns"].as_array().unwrap() {
+        for k in c["checks"].as_array().unwrap() {
+            assert_eq!(k["value"], k["expected"], "{c}");
+        }
+    }
+    // The profile written has the training edges.
+    let p = json(&profile);
+    let age = p["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "age")
+        .unwrap();
+    assert_eq!(
+        age["edges"],
+        serde_json::json!([
+            17.0, 22.0, 26.0, 30.0, 33.0, 37.0, 41.0, 45.0, 50.0, 58.0, 90.0
+        ])
+    );
+    // An artifact without a profile is refused, naming the way out.
+    let bare = dir.path().join("bare.json");
+    let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    let t = dir.path().join("t.sql");
+    std::fs::write(&t, transform).unwrap();
+    ok(&skewless()
+        .arg("fit")
+        .arg(&t)
+        .args([
+            "--table",
+            &format!("census={}", adult()),
+            "--profile",
+            "none",
+        ])
+        .arg("--out")
+        .arg(&bare)
+        .output()
+        .unwrap());
+    let err = crate::common::user_error(&validate(&bare, &test_set(), &[]));
+    assert!(err.contains("has no training profile"), "{err}");
+}
+
+/// Checks that `page` is well-formed: every element closed in order (void
+/// elements aside), attributes quoted, no stray `<`.
+fn well_formed(page: &str) {
+    const VOID: [&str; 4] = ["meta", "br", "img", "line"];
+    let body = page
+        .strip_prefix("<!DOCTYPE html>\n")
+        .expect("a doctype first");
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find('<') {
+        let end = rest[at..].find('>').expect("a tag closes") + at;
+        let tag = &rest[at + 1..end];
+        assert!(!tag.contains('<'), "a '<' inside a tag: {tag}");
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(open, name, "<{open}> closed by </{name}>");
+        } else if !tag.ends_with('/') {
+            let name = tag.split_whitespace().next().unwrap().to_string();
+            assert_eq!(
+                tag.matches('"').count() % 2,
+                0,
+                "unbalanced quotes in <{tag}>"
+            );
+            if !VOID.contains(&name.as_str()) {
+                stack.push(name);
+            }
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+}
