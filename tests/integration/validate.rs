@@ -352,3 +352,172 @@ fn well_formed(page: &str) {
     }
     assert!(stack.is_empty(), "unclosed: {stack:?}");
 }
+
+#[test]
+fn the_html_report_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    let skewed = dir.path().join("skewed.parquet");
+    ok(&run_sql(
+        dir.path(),
+        &format!(
+            "COPY (SELECT * REPLACE (age + 20 AS age) FROM census) TO '{}';",
+            skewed.display()
+        ),
+        &["--table", &format!("census={}", test_set())],
+    ));
+    let html = dir.path().join("report.html");
+    let out = validate(
+        &artifact,
+        skewed.to_str().unwrap(),
+        &["--html", html.to_str().unwrap(), "--fail-on", "never"],
+    );
+    ok(&out);
+    let png = dir.path().join("report.png");
+    let profile = tempfile::tempdir().unwrap();
+    let shot = std::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1000,1400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let (width, height, pixels) = decode_png(&std::fs::read(&png).unwrap());
+    assert_eq!((width, height), (1000, 1400));
+    // Not blank: the page's text, table rules, the red of the anomaly and
+    // the two bar colours (training #6b8fb8, new data #e07b39) are there.
+    let count = |rgb: [u8; 3]| pixels.iter().filter(|p| **p == rgb).count();
+    let white = count([255, 255, 255]);
+    assert!(
+        white < pixels.len() * 97 / 100,
+        "{white} of {} white",
+        pixels.len()
+    );
+    assert!(count([0x6b, 0x8f, 0xb8]) > 1000, "no training bars");
+    assert!(count([0xe0, 0x7b, 0x39]) > 1000, "no new-data bars");
+    let distinct: std::collections::BTreeSet<[u8; 3]> = pixels.iter().copied().collect();
+    assert!(distinct.len() > 50, "{} colours", distinct.len());
+}
+
+/// Chromium, installed with apt-get when missing (Debian's package, as
+/// root): the test needs a real browser.
+fn chromium() -> &'static str {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    let found = || {
+        std::process::Command::new("chromium")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    INSTALL.call_once(|| {
+        if !found() {
+            let status = std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+                     || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+                     apt-get install -y -q chromium >/dev/null)",
+                ])
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()) && found(),
+                "this test renders the HTML report in Chromium: install Debian's chromium \
+                 package (apt-get install chromium)"
+            );
+        }
+    });
+    "chromium"
+}
+
+/// The pixels of an 8-bit RGB or RGBA PNG, as RGB, row by row.
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
+    use std::io::Read;
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (mut at, mut width, mut height, mut channels) = (8, 0, 0, 0);
+    let mut data = Vec::new();
+    while at + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let body = &bytes[at + 8..at + 8 + len];
+        match kind {
+            b"IHDR" => {
+                width = u32::from_be_bytes(body[0..4].try_into().unwrap());
+                height = u32::from_be_bytes(body[4..8].try_into().unwrap());
+                assert_eq!(body[8], 8, "8-bit samples");
+                assert_eq!(body[12], 0, "not interlaced");
+                channels = match body[9] {
+                    2 => 3,
+                    6 => 4,
+                    other => panic!("colour type {other}"),
+                };
+            }
+            b"IDAT" => data.extend_from_slice(body),
+            b"IEND" => break,
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&data[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width as usize * channels;
+    let mut pixels = Vec::with_capacity((width * height) as usize);
+    let mut previous = vec![0u8; stride];
+    for row in raw.chunks_exact(stride + 1) {
+        let (filter, line) = (row[0], &row[1..]);
+        let mut out = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= channels { out[i - channels] } else { 0 };
+            let b = previous[i];
+            let c = if i >= channels {
+                previous[i - channels]
+            } else {
+                0
+            };
+            let predicted = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("filter {other}"),
+            };
+            out[i] = line[i].wrapping_add(predicted);
+        }
+        pixels.extend(out.chunks_exact(channels).map(|p| [p[0], p[1], p[2]]));
+        previous = out;
+    }
+    assert_eq!(pixels.len(), (width * height) as usize);
+    (width, height, pixels)
+}
