@@ -168,6 +168,19 @@ fn serving(c: &mut Criterion) {
             std::hint::black_box(out.len())
         })
     });
+    // The same, each row also counted over the training profile (live
+    // skew, `eval --validate` and the server's validation endpoint).
+    let plan = Arc::clone(evaluator.tally_plan().expect("the artifact has a profile"));
+    let mut tally = plan.tally();
+    let mut i = 0;
+    group.bench_function("typed_row_tallied", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            evaluator.eval(&typed[i], &mut out).unwrap();
+            plan.count(&typed[i], &mut tally);
+            std::hint::black_box(out.len())
+        })
+    });
     // The same rows, each decoded just before it is evaluated (as a server
     // does: the request it just parsed is in cache).
     let mut i = 0;

@@ -49,6 +49,18 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         path: "<stdout>".into(),
         source,
     };
+    let plan = match (args.validate, evaluator.tally_plan()) {
+        (false, _) => None,
+        (true, Some(plan)) => Some(std::sync::Arc::clone(plan)),
+        (true, None) => {
+            return Err(Error::Usage(format!(
+                "--validate: {} has no training profile of its request table (fitted before \
+                 skewless wrote profiles, or with --profile none): fit it again",
+                args.artifact.display()
+            )));
+        }
+    };
+    let mut tally = plan.as_ref().map(|p| p.tally());
     let (mut lines, mut evaluated, mut failed) = (0usize, 0usize, 0usize);
     let mut text = String::new();
     let mut input = input;
@@ -85,7 +97,13 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         };
         lines += 1;
         evaluated += 1;
-        match evaluator.answer_line(lines, line_bytes, args.push_requests, &mut text) {
+        match evaluator.answer_line_tallied(
+            lines,
+            line_bytes,
+            args.push_requests,
+            &mut text,
+            tally.as_mut(),
+        ) {
             // Blank, or an event: pushed, nothing to answer.
             None => {
                 evaluated -= 1;
@@ -110,6 +128,13 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
         );
     }
     report_state(&evaluator);
+    if let (Some(plan), Some(tally)) = (&plan, &tally) {
+        let report = plan.report(tally, &crate::validate::Limits::default());
+        if let Some(path) = &args.validate_json {
+            crate::write::write_file(path, report.to_json().as_bytes(), true)?;
+        }
+        let _ = write!(std::io::stderr(), "{}", crate::validate::table(&report));
+    }
     Ok(())
 }
 

@@ -142,6 +142,16 @@ pub struct EvalArgs {
     /// batch).
     #[arg(long)]
     pub push_requests: bool,
+
+    /// At the end, print on stderr the `skewless validate` report of the
+    /// requests evaluated against the artifact's training profile (the same
+    /// slots and formulas; see docs/validation.md).
+    #[arg(long)]
+    pub validate: bool,
+
+    /// With --validate, also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE", requires = "validate")]
+    pub validate_json: Option<PathBuf>,
 }
 
 /// `eval --max-line-bytes` unless given: 1 MiB, far above any row of

@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod tally;
+pub use tally::{MORE_UNSEEN, Tally, TallyPlan};
+
 /// Quantile bins of a numeric profile unless `fit --profile-bins` says.
 pub const DEFAULT_BINS: u64 = 10;
 /// The most values a categorical profile lists (the rest are summed).

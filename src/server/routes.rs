@@ -319,7 +319,7 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
     let mut text = String::with_capacity(64 + 256 * body.len() / 200);
     match v
         .evaluator
-        .answer_instances(body, shared.limits.max_rows, &mut text)
+        .answer_instances(body, shared.limits.max_rows, &mut text, None)
     {
         Some(InstancesAnswer::Answered { rows }) => {
             return Counted {

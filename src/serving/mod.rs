@@ -115,6 +115,9 @@ pub struct Evaluator {
     /// The inputs whose NULL and non-finite values are counted (those a
     /// served output reads).
     watched: Vec<usize>,
+    /// How to count requests over the artifact's training profile (None
+    /// without a profile of the request table).
+    tally: Option<Arc<crate::profile::TallyPlan>>,
 }
 
 /// A table whose rows are events: its columns and which an event must give.
@@ -264,6 +267,18 @@ impl Evaluator {
                 .collect::<Vec<_>>(),
         ));
         let (skew, skew_labels, watched) = watch(&compiled.inputs, &required, &mut outputs);
+        let tally = artifact
+            .profile
+            .as_ref()
+            .filter(|p| p.table == tables[request].name)
+            .map(|p| {
+                let names: Vec<String> = compiled.inputs.iter().map(|c| c.name.clone()).collect();
+                Arc::new(crate::profile::TallyPlan::new(
+                    p,
+                    &names,
+                    &artifact.checksum,
+                ))
+            });
         Ok(Self {
             by_name: compiled
                 .inputs
@@ -287,6 +302,7 @@ impl Evaluator {
             skew,
             skew_labels,
             watched,
+            tally,
         })
     }
 
@@ -557,6 +573,13 @@ impl Evaluator {
         &self.skipped
     }
 
+    /// How requests are counted over the training profile for live skew
+    /// ([`crate::profile::TallyPlan::count`] on a typed row, before or
+    /// after [`Evaluator::eval`]); None when the artifact has no profile.
+    pub fn tally_plan(&self) -> Option<&Arc<crate::profile::TallyPlan>> {
+        self.tally.as_ref()
+    }
+
     /// The inputs a served output reads, in slot order, each with whether
     /// it is categorical: strings and booleans, and integers read as keys
     /// (by `vocab_index`, `one_hot`, `hash_bucket` or `feature_cross`). The
@@ -750,6 +773,19 @@ impl Evaluator {
         push_requests: bool,
         text: &mut String,
     ) -> Option<bool> {
+        self.answer_line_tallied(number, line, push_requests, text, None)
+    }
+
+    /// [`Evaluator::answer_line`], also counting an answered request into
+    /// `tally` (live skew; see [`Evaluator::tally_plan`]).
+    pub fn answer_line_tallied(
+        &self,
+        number: usize,
+        line: &[u8],
+        push_requests: bool,
+        text: &mut String,
+        tally: Option<&mut crate::profile::Tally>,
+    ) -> Option<bool> {
         text.clear();
         let line = if number == 1 {
             line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
@@ -762,7 +798,7 @@ impl Evaluator {
         if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
             return None;
         }
-        match line.and_then(|l| self.eval_line_pushing(l, push_requests)) {
+        match line.and_then(|l| self.eval_line_tallied(l, push_requests, tally)) {
             Ok(Some(features)) => {
                 text.push_str(&features);
                 Some(false)
@@ -806,6 +842,7 @@ impl Evaluator {
         body: &[u8],
         max_rows: usize,
         text: &mut String,
+        mut tally: Option<&mut crate::profile::Tally>,
     ) -> Option<InstancesAnswer> {
         use request::{Instances, InstancesSeed};
         let seed = InstancesSeed::new(self, &self.required, max_rows);
@@ -824,7 +861,14 @@ impl Evaluator {
             if i > 0 {
                 text.push(',');
             }
-            if let Err(e) = self.answer_into(fields, &self.required, false, &mut out, text) {
+            if let Err(e) = self.answer_into(
+                fields,
+                &self.required,
+                false,
+                &mut out,
+                text,
+                tally.as_deref_mut(),
+            ) {
                 return Some(InstancesAnswer::Failed {
                     index: i,
                     message: e.to_string(),
@@ -876,7 +920,14 @@ impl Evaluator {
 
     fn eval_fields(&self, fields: &[Option<serde_json::Value>]) -> Result<String> {
         let mut text = String::new();
-        self.answer_into(fields, &self.required, false, &mut Vec::new(), &mut text)?;
+        self.answer_into(
+            fields,
+            &self.required,
+            false,
+            &mut Vec::new(),
+            &mut text,
+            None,
+        )?;
         Ok(text)
     }
 
@@ -891,10 +942,14 @@ impl Evaluator {
         push: bool,
         out: &mut Vec<Value<'static>>,
         text: &mut String,
+        tally: Option<&mut crate::profile::Tally>,
     ) -> Result<()> {
         let clock = self.clock(self.request);
         let row = row_of_slots(&self.inputs, mask, clock, |i, _| fields[i].as_ref())?;
         self.eval(&row, out)?;
+        if let (Some(plan), Some(tally)) = (&self.tally, tally) {
+            plan.count(&row, tally);
+        }
         if push {
             self.push(&row)
                 .map_err(|e| Error::Data(format!("pushing the request: {e}")))?;
@@ -916,6 +971,17 @@ impl Evaluator {
     /// pushed as an event once answered (a row that is scored, then
     /// becomes history: the same as batch, where every row is both).
     pub fn eval_line_pushing(&self, line: &str, push_requests: bool) -> Result<Option<String>> {
+        self.eval_line_tallied(line, push_requests, None)
+    }
+
+    /// [`Evaluator::eval_line_pushing`], counting an answered request into
+    /// `tally`.
+    pub fn eval_line_tallied(
+        &self,
+        line: &str,
+        push_requests: bool,
+        tally: Option<&mut crate::profile::Tally>,
+    ) -> Result<Option<String>> {
         let pushing = push_requests && self.online.is_some();
         let mask = if pushing {
             &self.request_and_event_required
@@ -925,7 +991,7 @@ impl Evaluator {
         match self.parse_masked(line, self.online.is_some(), mask)? {
             request::Parsed::Request(fields) => {
                 let mut text = String::new();
-                self.answer_into(&fields, mask, pushing, &mut Vec::new(), &mut text)?;
+                self.answer_into(&fields, mask, pushing, &mut Vec::new(), &mut text, tally)?;
                 Ok(Some(text))
             }
             request::Parsed::Event { table, fields } => {

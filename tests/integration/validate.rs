@@ -204,6 +204,44 @@ fn a_skewed_copy_is_found_out() {
         workclass["top_unseen"],
         serde_json::json!([["Space-force", 843]])
     );
+    // Live: the same rows served one by one through `eval --validate` give
+    // the same report, byte for byte.
+    let lines = dir.path().join("skewed.ndjson");
+    let script = dir.path().join("rows.sql");
+    std::fs::write(&script, "SELECT * FROM census").unwrap();
+    let rows = ok(&skewless()
+        .arg("run")
+        .arg(&script)
+        .args([
+            "--table",
+            &format!("census={}", skewed.display()),
+            "--format",
+            "ndjson",
+        ])
+        .output()
+        .unwrap());
+    std::fs::write(&lines, rows).unwrap();
+    let live = dir.path().join("live.json");
+    let served = skewless()
+        .arg("eval")
+        .arg(&artifact)
+        .arg("--input")
+        .arg(&lines)
+        .arg("--validate")
+        .arg("--validate-json")
+        .arg(&live)
+        .output()
+        .unwrap();
+    ok(&served);
+    assert!(
+        stderr(&served).contains("2 of 11 columns anomalous"),
+        "{}",
+        stderr(&served)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&live).unwrap(),
+        std::fs::read_to_string(&report).unwrap()
+    );
     // --fail-on never: the same report, exit 0.
     ok(&validate(
         &artifact,
