@@ -93,6 +93,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
 
+    /// Live skew: `GET /v1/models/M/validation` and the validation metrics
+    /// cover about the last N rows served (kept as one tally per second).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().validation_rows)]
+    pub validation_rows: u64,
+
     /// Window features: replay this event log into a model's online state
     /// at start (as `eval --events`; ignored when --state reads a
     /// snapshot). MODEL= names the model when several have windows.
@@ -178,6 +183,7 @@ pub(super) fn serve_command(args: ServeArgs) -> Result<()> {
         max_connections: args.max_connections.max(1),
         max_in_flight: args.max_in_flight.max(1),
         drain_timeout: seconds("drain-timeout", args.drain_timeout)?,
+        validation_rows: args.validation_rows.max(1),
     };
     crate::server::run(Config {
         bind: args.bind,

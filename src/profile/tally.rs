@@ -392,3 +392,63 @@ mod tests {
         assert_eq!(decimal(u64::MAX as i128, &mut b), "18446744073709551615");
     }
 }
+
+/// The tallies of the most recent served rows, one per second: what a
+/// server's validation endpoint reports. Seconds are dropped from the
+/// oldest while the rest still hold `rows` rows, so the report covers the
+/// last `rows` rows served (and at most one second more).
+#[derive(Debug)]
+pub struct Recent {
+    plan: std::sync::Arc<TallyPlan>,
+    ring: std::sync::Mutex<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    seconds: std::collections::VecDeque<(u64, Tally)>,
+    rows: u64,
+}
+
+impl Recent {
+    pub fn new(plan: std::sync::Arc<TallyPlan>) -> Self {
+        Self {
+            plan,
+            ring: Default::default(),
+        }
+    }
+
+    pub fn plan(&self) -> &TallyPlan {
+        &self.plan
+    }
+
+    /// Adds a request's tally, counted in second `now` (Unix seconds),
+    /// keeping the last `rows` rows.
+    pub fn add(&self, tally: &Tally, now: u64, rows: u64) {
+        if tally.rows == 0 {
+            return;
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        match ring.seconds.back_mut() {
+            Some((second, t)) if *second >= now => t.add(tally),
+            _ => ring.seconds.push_back((now, tally.clone())),
+        }
+        ring.rows += tally.rows;
+        while let Some((_, oldest)) = ring.seconds.front() {
+            if ring.rows - oldest.rows < rows.max(1) {
+                break;
+            }
+            ring.rows -= oldest.rows;
+            ring.seconds.pop_front();
+        }
+    }
+
+    /// Every held second's counts added up.
+    pub fn total(&self) -> Tally {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = self.plan.tally();
+        for (_, t) in &ring.seconds {
+            total.add(t);
+        }
+        total
+    }
+}

@@ -317,11 +317,6 @@ pub fn render_skew(out: &mut String, models: &[(&str, u64, Vec<crate::serving::S
         "Values the evaluator saw outside what training fitted: kind null or non_finite (an \
          input), unseen (by a vocabulary), out_of_range (of a min-max scaler's fitted min and max).",
     );
-    let label = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    };
     for (model, version, counts) in models {
         for c in counts {
             let _ = writeln!(
@@ -335,6 +330,13 @@ pub fn render_skew(out: &mut String, models: &[(&str, u64, Vec<crate::serving::S
             );
         }
     }
+}
+
+/// A label value escaped as the exposition format asks.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -354,4 +356,79 @@ fn process_usage() -> Option<(f64, u64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split(' ').nth(1)?.parse().ok()?;
     Some((ticks as f64 / 100.0, pages * 4096))
+}
+
+/// Live skew per model: the rows the validation report covers, its
+/// anomalous columns, and each check's value and whether it is anomalous
+/// (the formulas of `skewless validate`; labels name columns and checks,
+/// never values).
+pub fn render_validation(out: &mut String, models: &[(&str, u64, crate::validate::Report)]) {
+    if models.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "skewless_model_validation_rows",
+        "gauge",
+        "Served rows the validation report covers (about the last --validation-rows).",
+    );
+    for (model, version, r) in models {
+        let _ = writeln!(
+            out,
+            "skewless_model_validation_rows{{model=\"{model}\",version=\"{version}\"}} {}",
+            r.rows.new
+        );
+    }
+    family(
+        out,
+        "skewless_model_validation_anomalous_columns",
+        "gauge",
+        "Columns of the recent served rows anomalous against the training profile.",
+    );
+    for (model, version, r) in models {
+        let _ = writeln!(
+            out,
+            "skewless_model_validation_anomalous_columns{{model=\"{model}\",version=\"{version}\"}} {}",
+            r.anomalies
+        );
+    }
+    family(
+        out,
+        "skewless_model_validation_value",
+        "gauge",
+        "A check's value on the recent served rows (distance or share; docs/validation.md).",
+    );
+    for (model, version, r) in models {
+        for c in &r.columns {
+            for k in &c.checks {
+                if let Some(value) = k.value {
+                    let _ = writeln!(
+                        out,
+                        "skewless_model_validation_value{{model=\"{model}\",version=\"{version}\",column=\"{}\",check=\"{}\"}} {value}",
+                        label(&c.name),
+                        k.check
+                    );
+                }
+            }
+        }
+    }
+    family(
+        out,
+        "skewless_model_validation_anomaly",
+        "gauge",
+        "1 when a check of the recent served rows is beyond its limit, else 0.",
+    );
+    for (model, version, r) in models {
+        for c in &r.columns {
+            for k in &c.checks {
+                let _ = writeln!(
+                    out,
+                    "skewless_model_validation_anomaly{{model=\"{model}\",version=\"{version}\",column=\"{}\",check=\"{}\"}} {}",
+                    label(&c.name),
+                    k.check,
+                    u8::from(k.anomaly)
+                );
+            }
+        }
+    }
 }

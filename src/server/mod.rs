@@ -52,6 +52,9 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_in_flight: usize,
     pub drain_timeout: Duration,
+    /// The served rows `GET /v1/models/M/validation` reports on (the most
+    /// recent, in whole seconds).
+    pub validation_rows: u64,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_in_flight: 256,
             drain_timeout: Duration::from_secs(10),
+            validation_rows: 100_000,
         }
     }
 }
@@ -574,6 +578,17 @@ async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Re
                 .map(|(m, v)| (m.name.as_str(), v.number, v.evaluator.skew_counts()))
                 .collect();
             metrics::render_skew(&mut text, &skew);
+            let validation: Vec<_> = versions
+                .iter()
+                .filter_map(|(m, v)| {
+                    let live = v.live.as_ref()?;
+                    let report = live
+                        .plan()
+                        .report(&live.total(), &crate::validate::Limits::default());
+                    Some((m.name.as_str(), v.number, report))
+                })
+                .collect();
+            metrics::render_validation(&mut text, &validation);
             return Reply {
                 content_type: "text/plain; version=0.0.4",
                 ..Reply::json(StatusCode::OK, text)
@@ -618,6 +633,7 @@ async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Re
     let body = match action {
         Action::V1Status => return tag(routes::v1_status(&v), &v),
         Action::V1Metadata => return tag(routes::v1_metadata(model, &v), &v),
+        Action::V1Validation => return tag(routes::v1_validation(&v), &v),
         Action::V2Metadata => return tag(routes::v2_metadata(model, &v), &v),
         Action::V2Ready => return tag(routes::v2_ready(model), &v),
         Action::V1Predict | Action::Eval | Action::Events | Action::V2Infer => {

@@ -23,6 +23,9 @@ pub struct Version {
     /// The file's modification time and size when it was read (`--poll`
     /// reloads when they change).
     pub stamp: Option<(std::time::SystemTime, u64)>,
+    /// The most recent served rows counted over the training profile
+    /// (None without a profile).
+    pub live: Option<crate::profile::Recent>,
 }
 
 /// How a model with window functions keeps its online state.
@@ -317,6 +320,9 @@ fn load_version(
             false => Ok(e),
         })
         .map_err(|e| Error::Data(format!("model '{name}' ({}): {e}", file.display())))?;
+    let live = evaluator
+        .tally_plan()
+        .map(|plan| crate::profile::Recent::new(std::sync::Arc::clone(plan)));
     Ok(Version {
         number,
         checksum: artifact.checksum.clone(),
@@ -324,5 +330,6 @@ fn load_version(
         evaluator,
         load_time: started.elapsed(),
         stamp,
+        live,
     })
 }

@@ -32,6 +32,8 @@ pub enum Route<'a> {
 pub enum Action {
     V1Status,
     V1Metadata,
+    /// Live skew: the validate report of the recent served rows.
+    V1Validation,
     V1Predict,
     /// The native endpoint: NDJSON in, `skewless eval`'s lines out.
     Eval,
@@ -54,6 +56,7 @@ impl Route<'_> {
             Route::Model { action, .. } => match action {
                 Action::V1Status => "v1_status",
                 Action::V1Metadata => "v1_metadata",
+                Action::V1Validation => "v1_validation",
                 Action::V1Predict => "v1_predict",
                 Action::Eval => "eval",
                 Action::Events => "v1_events",
@@ -115,6 +118,7 @@ fn v1<'a>(rest: &[&'a str]) -> Option<Route<'a>> {
             }
         }
         ["metadata"] => (version.unwrap_or(name), Action::V1Metadata),
+        ["validation"] => (version.unwrap_or(name), Action::V1Validation),
         _ => return None,
     };
     let (name, version) = match version {
@@ -261,6 +265,24 @@ pub fn v2_metadata(model: &Model, v: &Version) -> Reply {
     Reply::json(StatusCode::OK, text)
 }
 
+/// `GET /v1/models/M/validation`: the `skewless validate --json` report of
+/// the version's recent served rows against its training profile.
+pub fn v1_validation(v: &Version) -> Reply {
+    match &v.live {
+        Some(live) => {
+            let report = live
+                .plan()
+                .report(&live.total(), &crate::validate::Limits::default());
+            Reply::json(StatusCode::OK, report.to_json())
+        }
+        None => Reply::error(
+            StatusCode::NOT_FOUND,
+            "the model's artifact has no training profile (fitted before skewless wrote \
+             profiles, or with --profile none): fit it again to validate what it serves",
+        ),
+    }
+}
+
 pub fn v2_ready(model: &Model) -> Reply {
     let mut text = String::from("{\"name\":");
     write_json_string(&mut text, &model.name);
@@ -298,6 +320,43 @@ fn parse(shared: &Shared, body: &[u8]) -> Result<serde_json::Map<String, Json>, 
     }
 }
 
+/// The served rows of one request, counted over the training profile and
+/// added to the version's recent rows when the request succeeds (the
+/// validation endpoint and its metrics).
+struct Served<'a> {
+    live: Option<&'a crate::profile::Recent>,
+    tally: Option<crate::profile::Tally>,
+}
+
+impl<'a> Served<'a> {
+    fn new(v: &'a Version) -> Self {
+        Self {
+            live: v.live.as_ref(),
+            tally: v.live.as_ref().map(|l| l.plan().tally()),
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, row: &[crate::serving::Value<'_>]) {
+        if let (Some(live), Some(tally)) = (self.live, self.tally.as_mut()) {
+            live.plan().count(row, tally);
+        }
+    }
+
+    fn tally(&mut self) -> Option<&mut crate::profile::Tally> {
+        self.tally.as_mut()
+    }
+
+    fn done(self, shared: &Shared) {
+        if let (Some(live), Some(tally)) = (self.live, &self.tally) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            live.add(tally, now, shared.limits.validation_rows);
+        }
+    }
+}
+
 fn too_many(what: &str, n: usize, limit: usize) -> Counted {
     bad(&format!(
         "{what}: {n} rows, more than the limit of {limit} per request (--max-rows)"
@@ -317,11 +376,13 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
         return bad(&format!("the body is {e}"));
     }
     let mut text = String::with_capacity(64 + 256 * body.len() / 200);
+    let mut served = Served::new(v);
     match v
         .evaluator
-        .answer_instances(body, shared.limits.max_rows, &mut text, None)
+        .answer_instances(body, shared.limits.max_rows, &mut text, served.tally())
     {
         Some(InstancesAnswer::Answered { rows }) => {
+            served.done(shared);
             return Counted {
                 reply: Reply::json(StatusCode::OK, text),
                 rows: rows as u64,
@@ -350,6 +411,7 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
             if rows.len() > shared.limits.max_rows {
                 return too_many("instances", rows.len(), shared.limits.max_rows);
             }
+            let mut served = Served::new(v);
             let mut text = String::with_capacity(64 + 256 * rows.len());
             text.push_str("{\"predictions\":[");
             let mut out = Vec::with_capacity(e.outputs().len());
@@ -363,10 +425,11 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
                         ))
                     };
                 };
-                if let Err(err) = e
-                    .row_from_json(object)
-                    .and_then(|typed| e.eval(&typed, &mut out))
-                {
+                if let Err(err) = e.row_from_json(object).and_then(|typed| {
+                    e.eval(&typed, &mut out)?;
+                    served.count(&typed);
+                    Ok(())
+                }) {
                     return Counted {
                         errors: 1,
                         rows: i as u64 + 1,
@@ -379,6 +442,7 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
                 e.write_json(&out, &mut text);
             }
             text.push_str("]}");
+            served.done(shared);
             Counted {
                 reply: Reply::json(StatusCode::OK, text),
                 rows: rows.len() as u64,
@@ -386,7 +450,7 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
             }
         }
         (Some(_), None) => bad("instances: expected a JSON array of rows"),
-        (None, Some(Json::Object(columns))) => columnar(shared, e, columns),
+        (None, Some(Json::Object(columns))) => columnar(shared, v, columns),
         (None, Some(_)) => bad("inputs: expected a JSON object of columns (name: [values])"),
         (Some(_), Some(_)) => {
             bad("give either \"instances\" (rows) or \"inputs\" (columns), not both")
@@ -395,7 +459,9 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
     }
 }
 
-fn columnar(shared: &Shared, e: &Evaluator, columns: &serde_json::Map<String, Json>) -> Counted {
+fn columnar(shared: &Shared, v: &Version, columns: &serde_json::Map<String, Json>) -> Counted {
+    let e = &v.evaluator;
+    let mut served = Served::new(v);
     let mut n = None;
     for (name, values) in columns {
         let Json::Array(values) = values else {
@@ -423,7 +489,11 @@ fn columnar(shared: &Shared, e: &Evaluator, columns: &serde_json::Map<String, Js
     let mut out = Vec::with_capacity(outputs.len());
     for i in 0..n {
         let row = e.row_from_fields(|name| columns.get(name).and_then(|c| c.get(i)));
-        if let Err(err) = row.and_then(|typed| e.eval(&typed, &mut out)) {
+        if let Err(err) = row.and_then(|typed| {
+            e.eval(&typed, &mut out)?;
+            served.count(&typed);
+            Ok(())
+        }) {
             return Counted {
                 errors: 1,
                 rows: i as u64 + 1,
@@ -448,6 +518,7 @@ fn columnar(shared: &Shared, e: &Evaluator, columns: &serde_json::Map<String, Js
         text.push(']');
     }
     text.push_str("}}");
+    served.done(shared);
     Counted {
         reply: Reply::json(StatusCode::OK, text),
         rows: n as u64,
@@ -473,14 +544,18 @@ pub fn eval_lines(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
     let mut text = String::with_capacity(body.len());
     let mut line_text = String::new();
     let (mut rows, mut errors) = (0, 0);
+    let mut served = Served::new(v);
     for (i, line) in body.split_inclusive(|&b| b == b'\n').enumerate() {
-        if let Some(failed) = e.answer_line(i + 1, line, false, &mut line_text) {
+        if let Some(failed) =
+            e.answer_line_tallied(i + 1, line, false, &mut line_text, served.tally())
+        {
             rows += 1;
             errors += u64::from(failed);
             text.push_str(&line_text);
             text.push('\n');
         }
     }
+    served.done(shared);
     Counted {
         reply: Reply::ndjson(text),
         rows,
@@ -704,9 +779,14 @@ pub fn v2_infer(shared: &Shared, model: &Model, v: &Version, body: &[u8]) -> Cou
         tensors.iter().map(|(name, t)| (*name, t)).collect();
     let mut data: Vec<String> = wanted.iter().map(|_| String::from("[")).collect();
     let mut out = Vec::with_capacity(all.len());
+    let mut served = Served::new(v);
     for i in 0..n {
         let row = e.row_from_fields(|name| by_name.get(name).map(|t| t.data[i]));
-        if let Err(err) = row.and_then(|typed| e.eval(&typed, &mut out)) {
+        if let Err(err) = row.and_then(|typed| {
+            e.eval(&typed, &mut out)?;
+            served.count(&typed);
+            Ok(())
+        }) {
             return Counted {
                 errors: 1,
                 rows: i as u64 + 1,
@@ -720,6 +800,7 @@ pub fn v2_infer(shared: &Shared, model: &Model, v: &Version, body: &[u8]) -> Cou
             write_json(text, &out[w], &all[w].data_type);
         }
     }
+    served.done(shared);
     let mut text = String::from("{\"model_name\":");
     write_json_string(&mut text, &model.name);
     text.push_str(&format!(",\"model_version\":\"{}\"", v.number));
@@ -781,6 +862,14 @@ mod tests {
         assert_eq!(
             route("/v1/models/census/versions/2/metadata"),
             m("census", Some("2"), Action::V1Metadata)
+        );
+        assert_eq!(
+            route("/v1/models/census/validation"),
+            m("census", None, Action::V1Validation)
+        );
+        assert_eq!(
+            route("/v1/models/census/versions/2/validation"),
+            m("census", Some("2"), Action::V1Validation)
         );
         assert_eq!(
             route("/v1/models/census:eval"),

@@ -1658,6 +1658,69 @@ fn skew_counters_count_what_training_did_not_see() {
     assert!(!metrics.contains("Doctorate-XYZ") && !metrics.contains("1000000000"));
 }
 
+/// Live skew: the rows a server answers, by any request form, are counted
+/// over the training profile; `GET …/validation` reports them as
+/// `eval --validate` reports the same rows, and the metrics carry each
+/// check. The report covers about the last --validation-rows rows.
+#[test]
+fn the_validation_endpoint_reports_what_eval_validate_reports() {
+    let server = Server::start(&[census().to_str().unwrap()]);
+    let rows = test_rows(400);
+    let lines: Vec<&str> = rows.lines().collect();
+    let instances = format!("{{\"instances\":[{}]}}", lines[..250].join(","));
+    assert_eq!(
+        server.post("/v1/models/census:predict", &instances).status,
+        200
+    );
+    let tail: String = lines[250..].iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(server.post("/v1/models/census:eval", &tail).status, 200);
+    // A failed request counts nothing.
+    let bad = "{\"instances\":[{\"age\":\"old\"}]}";
+    assert_eq!(server.post("/v1/models/census:predict", bad).status, 400);
+    let live = server.get("/v1/models/census/validation");
+    assert_eq!(live.status, 200, "{}", live.body);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("eval.json");
+    let out = eval_with_input(
+        census(),
+        &["--validate", "--validate-json", json.to_str().unwrap()],
+        &rows,
+    );
+    ok(&out);
+    assert_eq!(live.body, std::fs::read_to_string(&json).unwrap());
+    let report: Json = serde_json::from_str(&live.body).unwrap();
+    assert_eq!(report["rows"]["new"], 400);
+    let metrics = server.get("/metrics").body;
+    check_exposition(&metrics);
+    assert!(
+        metrics.contains("skewless_model_validation_rows{model=\"census\",version=\"1\"} 400"),
+        "{metrics}"
+    );
+    let age = report["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "age")
+        .unwrap();
+    let jsd = age["checks"][0]["value"].as_f64().unwrap();
+    assert!(metrics.contains(&format!(
+        "skewless_model_validation_value{{model=\"census\",version=\"1\",column=\"age\",\
+         check=\"jensen_shannon\"}} {jsd}"
+    )));
+    drop(server);
+    // Seconds older than the last --validation-rows rows are dropped.
+    let server = Server::start(&[census().to_str().unwrap(), "--validation-rows", "100"]);
+    assert_eq!(
+        server.post("/v1/models/census:predict", &instances).status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(server.post("/v1/models/census:eval", &tail).status, 200);
+    let report: Json =
+        serde_json::from_str(&server.get("/v1/models/census/validation").body).unwrap();
+    assert_eq!(report["rows"]["new"], 150);
+}
+
 /// A panic in a handler is a 500 with a JSON error, and the server goes on
 /// answering (in memory: the harness can make one handler panic).
 #[test]
