@@ -129,7 +129,7 @@ pub(super) fn eval_command(args: &EvalArgs) -> Result<()> {
     }
     report_state(&evaluator);
     if let (Some(plan), Some(tally)) = (&plan, &tally) {
-        let report = plan.report(tally, &crate::validate::Limits::default());
+        let report = plan.report(tally, &evaluator, &crate::validate::Limits::default());
         if let Some(path) = &args.validate_json {
             crate::write::write_file(path, report.to_json().as_bytes(), true)?;
         }

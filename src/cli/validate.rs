@@ -193,12 +193,23 @@ pub(super) async fn validate_command(args: ValidateArgs) -> Result<()> {
     let schema = schema_problems(&ctx, &artifact, &baseline).await?;
     let skip: Vec<String> = schema.iter().map(|p| p.column.clone()).collect();
     let new = crate::profile::count_new(&ctx, table, &baseline, &skip).await?;
+    // Transform-aware: out-of-vocabulary shares by each vocabulary
+    // output's own key expression (training-only transforms have none).
+    let vocabularies = match crate::serving::Evaluator::new(&artifact) {
+        Ok(evaluator) => crate::validate::vocabulary_checks(
+            &evaluator.oov_shares(&baseline),
+            &evaluator.oov_shares(&new),
+            &limits,
+        ),
+        Err(_) => Vec::new(),
+    };
     let report = crate::validate::compare(
         &artifact.checksum,
         &baseline,
         against,
         &new,
         &schema,
+        vocabularies,
         &limits,
     );
     if let Some(path) = &args.profile_out {

@@ -138,14 +138,22 @@ impl TallyPlan {
     pub fn report(
         &self,
         tally: &Tally,
+        evaluator: &crate::serving::Evaluator,
         limits: &crate::validate::Limits,
     ) -> crate::validate::Report {
+        let new = self.profile(tally);
+        let vocabularies = crate::validate::vocabulary_checks(
+            &evaluator.oov_shares(&self.training),
+            &evaluator.oov_shares(&new),
+            limits,
+        );
         crate::validate::compare(
             &self.artifact,
             &self.training,
             "training",
-            &self.profile(tally),
+            &new,
             &[],
+            vocabularies,
             limits,
         )
     }

@@ -582,9 +582,11 @@ async fn handle(shared: &Shared, route: Route<'_>, req: Request<Incoming>) -> Re
                 .iter()
                 .filter_map(|(m, v)| {
                     let live = v.live.as_ref()?;
-                    let report = live
-                        .plan()
-                        .report(&live.total(), &crate::validate::Limits::default());
+                    let report = live.plan().report(
+                        &live.total(),
+                        &v.evaluator,
+                        &crate::validate::Limits::default(),
+                    );
                     Some((m.name.as_str(), v.number, report))
                 })
                 .collect();

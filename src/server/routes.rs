@@ -270,9 +270,11 @@ pub fn v2_metadata(model: &Model, v: &Version) -> Reply {
 pub fn v1_validation(v: &Version) -> Reply {
     match &v.live {
         Some(live) => {
-            let report = live
-                .plan()
-                .report(&live.total(), &crate::validate::Limits::default());
+            let report = live.plan().report(
+                &live.total(),
+                &v.evaluator,
+                &crate::validate::Limits::default(),
+            );
             Reply::json(StatusCode::OK, report.to_json())
         }
         None => Reply::error(

@@ -388,6 +388,15 @@ fn truth(v: &Value<'_>) -> Option<bool> {
     }
 }
 
+/// Whether a vocabulary function `f` holds the key its argument `arg`
+/// gives on `row`: None when the key is NULL (the output is NULL, not an
+/// out-of-vocabulary bucket) or of another type.
+pub(crate) fn vocabulary_holds(f: &RowFunction, arg: &Node, row: &[Value<'_>]) -> Option<bool> {
+    let v = arg.eval(row).ok()?;
+    let k = key(&v)?;
+    Some(f.index_seen(k).1)
+}
+
 fn key<'v>(v: &'v Value<'_>) -> Option<Key<'v>> {
     match v {
         Value::Str(s) => Some(Key::Str(s)),

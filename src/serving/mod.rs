@@ -580,6 +580,80 @@ impl Evaluator {
         self.tally.as_ref()
     }
 
+    /// For each served vocabulary output (`vocab_index`, `one_hot`) whose
+    /// key reads one input that `profile` counts by value: the output, the
+    /// input, and the share of the profile's rows whose key the vocabulary
+    /// does not hold (they go to its out-of-vocabulary buckets), computed
+    /// by the output's own key expression (e.g. `coalesce(x, '?')`) on each
+    /// counted value. None when the profile lists only part of the values
+    /// (beyond its cap).
+    pub fn oov_shares(
+        &self,
+        profile: &crate::profile::Profile,
+    ) -> Vec<(String, String, Option<f64>)> {
+        use crate::profile::Counts;
+        let mut out = Vec::new();
+        for o in &self.outputs {
+            o.node.visit(&mut |n| {
+                let expr::Kind::Ours(f, args, _) = &n.kind else {
+                    return;
+                };
+                if !matches!(**f, RowFunction::VocabIndex(_) | RowFunction::OneHot(_)) {
+                    return;
+                }
+                let Some(arg) = args.first() else { return };
+                let mut read = Vec::new();
+                arg.inputs(&mut read);
+                read.dedup();
+                let [i] = read[..] else { return };
+                let Some(input) = self.inputs.get(i) else {
+                    return;
+                };
+                let Some(column) = profile.columns.iter().find(|c| c.name == input.name) else {
+                    return;
+                };
+                let Counts::Categorical {
+                    nulls,
+                    values,
+                    other,
+                    distinct: Some(_),
+                    ..
+                } = &column.counts
+                else {
+                    return;
+                };
+                let share = (*other == 0).then(|| {
+                    let mut row: Vec<Value<'_>> = vec![Value::Null; self.inputs.len()];
+                    let mut oov = 0u64;
+                    let rows = nulls + values.iter().map(|(_, c)| c).sum::<u64>();
+                    let mut holds = |v: Value<'static>, n: u64, row: &mut Vec<Value<'static>>| {
+                        row[i] = v;
+                        if expr::vocabulary_holds(f, arg, row) == Some(false) {
+                            oov += n;
+                        }
+                    };
+                    holds(Value::Null, *nulls, &mut row);
+                    for (text, n) in values {
+                        let v = match &input.data_type {
+                            DataType::Boolean => Value::Bool(text == "true"),
+                            t if t.is_signed_integer() => {
+                                text.parse().map_or(Value::Null, Value::Int)
+                            }
+                            t if t.is_unsigned_integer() => {
+                                text.parse().map_or(Value::Null, Value::UInt)
+                            }
+                            _ => Value::Str(std::borrow::Cow::Owned(text.clone())),
+                        };
+                        holds(v, *n, &mut row);
+                    }
+                    skewless_udfs::kernel::profile::share(oov, rows)
+                });
+                out.push((o.name.clone(), input.name.clone(), share));
+            });
+        }
+        out
+    }
+
     /// The inputs a served output reads, in slot order, each with whether
     /// it is categorical: strings and booleans, and integers read as keys
     /// (by `vocab_index`, `one_hot`, `hash_bucket` or `feature_cross`). The

@@ -35,13 +35,10 @@ pub fn page(report: &Report) -> String {
         esc(&report.table)
     );
     let verdict = match report.anomalies {
-        0 => format!(
-            "<span class=\"ok\">no anomalies</span> in {} columns",
-            report.columns.len()
-        ),
-        n => format!(
-            "<span class=\"bad\">{n} of {} columns anomalous</span>",
-            report.columns.len()
+        0 => format!("<span class=\"ok\">{}</span>", esc(&super::verdict(report))),
+        _ => format!(
+            "<span class=\"bad\">{}</span>",
+            esc(&super::verdict(report))
         ),
     };
     let _ = write!(
@@ -101,6 +98,29 @@ pub fn page(report: &Report) -> String {
         );
     }
     h.push_str("</tbody></table>\n");
+    if !report.vocabularies.is_empty() {
+        h.push_str(
+            "<table><thead><tr><th>vocabulary output</th><th>reads</th>\
+             <th class=\"n\">rows out of vocabulary</th><th class=\"n\">in training</th>\
+             </tr></thead><tbody>\n",
+        );
+        for v in &report.vocabularies {
+            let share = |x: Option<f64>| x.map_or("–".to_string(), |x| format!("{x:.4}"));
+            let value = if v.anomaly {
+                format!("<span class=\"bad\">{}</span>", share(v.value))
+            } else {
+                share(v.value)
+            };
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{value}</td><td class=\"n\">{}</td></tr>",
+                esc(&v.output),
+                esc(&v.column),
+                share(v.expected)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
     h.push_str(&format!(
         "<p class=\"legend\"><span><i class=\"sw\" style=\"background:{TRAINING}\"></i>\
          {}</span><span><i class=\"sw\" style=\"background:{NEW}\"></i>new data</span>\

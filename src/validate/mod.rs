@@ -97,10 +97,57 @@ pub struct Report {
     /// `training` (skew) or `baseline` (drift, `--baseline`).
     pub against: &'static str,
     pub rows: Rows,
-    /// Columns with at least one anomalous check (schema anomalies included).
+    /// Columns with at least one anomalous check (schema anomalies
+    /// included), plus anomalous vocabulary checks.
     pub anomalies: usize,
     /// Anomalous columns first, then in the profile's order.
     pub columns: Vec<ColumnReport>,
+    /// Transform-aware: per vocabulary output, the share of rows whose key
+    /// goes to its out-of-vocabulary buckets, in training and now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vocabularies: Vec<VocabularyCheck>,
+}
+
+/// The out-of-vocabulary share of one vocabulary output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VocabularyCheck {
+    pub output: String,
+    /// The input its key reads.
+    pub column: String,
+    /// The share of the new rows whose key the vocabulary does not hold
+    /// (None: the profile lists only part of the values).
+    pub value: Option<f64>,
+    /// The same share in the baseline.
+    pub expected: Option<f64>,
+    /// The value beyond which it is an anomaly: the baseline share plus
+    /// `--max-unseen`.
+    pub limit: Option<f64>,
+    pub anomaly: bool,
+}
+
+/// The vocabulary checks from the out-of-vocabulary shares of the
+/// baseline and of the new data ([`crate::serving::Evaluator::oov_shares`],
+/// in the same order).
+pub fn vocabulary_checks(
+    baseline: &[(String, String, Option<f64>)],
+    new: &[(String, String, Option<f64>)],
+    limits: &Limits,
+) -> Vec<VocabularyCheck> {
+    baseline
+        .iter()
+        .zip(new)
+        .map(|((output, column, expected), (_, _, value))| {
+            let limit = expected.map(|e| e + limits.unseen);
+            VocabularyCheck {
+                output: output.clone(),
+                column: column.clone(),
+                value: *value,
+                expected: *expected,
+                limit,
+                anomaly: matches!((value, expected), (Some(v), Some(e)) if v - e > limits.unseen),
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -176,6 +223,7 @@ pub fn compare(
     against: &'static str,
     new: &Profile,
     schema: &[SchemaProblem],
+    vocabularies: Vec<VocabularyCheck>,
     limits: &Limits,
 ) -> Report {
     let mut columns: Vec<ColumnReport> = schema
@@ -209,8 +257,10 @@ pub fn compare(
             training: baseline.rows,
             new: new.rows,
         },
-        anomalies: columns.iter().filter(|c| c.anomaly).count(),
+        anomalies: columns.iter().filter(|c| c.anomaly).count()
+            + vocabularies.iter().filter(|v| v.anomaly).count(),
         columns,
+        vocabularies,
     }
 }
 
@@ -338,6 +388,27 @@ fn compare_column(
     }
 }
 
+/// The report in one line: "no anomalies in 11 columns", "2 of 11 columns
+/// anomalous", "… and 1 vocabulary output".
+pub fn verdict(report: &Report) -> String {
+    let columns = report.columns.iter().filter(|c| c.anomaly).count();
+    let vocabularies = report.vocabularies.iter().filter(|v| v.anomaly).count();
+    let n = report.columns.len();
+    let outputs = match vocabularies {
+        0 => String::new(),
+        1 => " and 1 vocabulary output".to_string(),
+        v => format!(" and {v} vocabulary outputs"),
+    };
+    match (columns, vocabularies) {
+        (0, 0) => format!("no anomalies in {n} columns"),
+        (0, _) => format!(
+            "no column of {n} anomalous,{} out of vocabulary",
+            &outputs[4..]
+        ),
+        (c, _) => format!("{c} of {n} columns{outputs} anomalous"),
+    }
+}
+
 impl Report {
     /// The JSON report (pretty, with a final newline): the same data gives
     /// the same bytes.
@@ -439,7 +510,15 @@ mod tests {
         };
         let training = profile(numeric(vec![0, 63, 64, 64, 64, 0], 255));
         let new = profile(numeric(vec![0, 63, 64, 64, 64, 245], 500));
-        let r = compare("x", &training, "training", &new, &[], &Limits::default());
+        let r = compare(
+            "x",
+            &training,
+            "training",
+            &new,
+            &[],
+            Vec::new(),
+            &Limits::default(),
+        );
         let checks = &r.columns[0].checks;
         assert_eq!(
             (checks[0].check, checks[0].value),

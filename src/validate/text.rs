@@ -18,14 +18,7 @@ pub fn table(report: &Report) -> String {
         group_digits(report.rows.training as usize),
         report.artifact
     );
-    let _ = writeln!(
-        text,
-        "{}\n",
-        match report.anomalies {
-            0 => format!("no anomalies in {} columns", report.columns.len()),
-            n => format!("{n} of {} columns anomalous", report.columns.len()),
-        }
-    );
+    let _ = writeln!(text, "{}\n", super::verdict(report));
     let header = [
         "status", "column", "kind", "distance", "outside", "nulls", "NaNs",
     ];
@@ -86,6 +79,26 @@ pub fn table(report: &Report) -> String {
             }
         }
         let _ = writeln!(text, "{}", line.trim_end());
+    }
+    if !report.vocabularies.is_empty() {
+        text.push_str("\nvocabulary outputs, rows out of vocabulary: new (training)\n");
+        let width = report
+            .vocabularies
+            .iter()
+            .map(|v| v.output.chars().count() + v.column.chars().count() + 3)
+            .max()
+            .unwrap_or(0);
+        for v in &report.vocabularies {
+            let share = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
+            let name = format!("{} ({})", v.output, v.column);
+            let _ = writeln!(
+                text,
+                "  {name:<width$}  {} ({}){}",
+                share(v.value),
+                share(v.expected),
+                if v.anomaly { "  ANOMALY" } else { "" }
+            );
+        }
     }
     for c in report.columns.iter().filter(|c| !c.top_unseen.is_empty()) {
         let listed: Vec<String> = c

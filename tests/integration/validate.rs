@@ -167,18 +167,37 @@ fn a_skewed_copy_is_found_out() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("2 anomalous column(s) found"),
+        stderr(&out).contains("3 anomalies found"),
         "{}",
         stderr(&out)
     );
     let text = stdout(&out);
-    assert!(text.contains("2 of 11 columns anomalous"), "{text}");
+    assert!(
+        text.contains("2 of 11 columns and 1 vocabulary output anomalous"),
+        "{text}"
+    );
     assert!(
         text.contains("workclass: unseen in training: \"Space-force\" 843"),
         "{text}"
     );
     let r = json(&report);
-    assert_eq!(r["anomalies"], 2);
+    assert_eq!(r["anomalies"], 3);
+    // Transform-aware: workclass_id = vocab_index(coalesce(workclass, '?'))
+    // sends the 843 new values to its out-of-vocabulary bucket: 843 of the
+    // 16,281 rows; none in training (its vocabulary holds every training
+    // value). The other vocabularies stay at 0.
+    let vocabularies = r["vocabularies"].as_array().unwrap();
+    let oov = |output: &str| {
+        vocabularies
+            .iter()
+            .find(|v| v["output"] == output)
+            .unwrap_or_else(|| panic!("no {output}"))
+    };
+    assert_eq!(oov("workclass_id")["value"], 843.0 / 16281.0);
+    assert_eq!(oov("workclass_id")["expected"], 0.0);
+    assert_eq!(oov("workclass_id")["anomaly"], true);
+    assert_eq!(oov("occupation_id")["value"], 0.0);
+    assert_eq!(vocabularies.len(), 6);
     // Anomalies first, in the profile's order; nothing else flagged.
     let flagged: Vec<&str> = r["columns"]
         .as_array()
@@ -234,7 +253,7 @@ fn a_skewed_copy_is_found_out() {
         .unwrap();
     ok(&served);
     assert!(
-        stderr(&served).contains("2 of 11 columns anomalous"),
+        stderr(&served).contains("2 of 11 columns and 1 vocabulary output anomalous"),
         "{}",
         stderr(&served)
     );
