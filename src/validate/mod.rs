@@ -462,6 +462,7 @@ mod tests {
             "training",
             &new,
             &[],
+            Vec::new(),
             &Limits::default(),
         );
         let c = &r.columns[0];
@@ -480,6 +481,7 @@ mod tests {
             "training",
             &training,
             &[],
+            Vec::new(),
             &Limits::default(),
         );
         assert_eq!(same.anomalies, 0);
@@ -537,6 +539,7 @@ mod tests {
             "training",
             &disjoint,
             &[],
+            Vec::new(),
             &Limits::default(),
         );
         assert_eq!(r.columns[0].checks[0].value, Some(1.0));
