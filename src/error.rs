@@ -61,7 +61,7 @@ pub enum Error {
 
     /// `skewless validate` found anomalies (exit code 3; the report says
     /// which).
-    #[error("{0} anomalies found (anomalous columns and vocabulary outputs; see the report)")]
+    #[error("{0} anomalies found (anomalous columns and transform checks; see the report)")]
     Anomalies(usize),
 }
 

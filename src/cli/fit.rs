@@ -95,9 +95,10 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
                     categorical,
                 })
                 .collect();
+            let table = evaluator.request_table();
+            let filter = where_over(&fitted.plan, table)?;
             artifact.profile =
-                crate::profile::profile(&ctx, evaluator.request_table(), &columns, &profile_plan)
-                    .await?;
+                crate::profile::profile(&ctx, table, &columns, &profile_plan, filter).await?;
             if evaluator.has_windows() {
                 state_report = window_state(&ctx, &evaluator, &artifact).await?;
             }
@@ -163,6 +164,40 @@ async fn window_state(
         );
     }
     Ok(text)
+}
+
+/// The transform's WHERE over the rows of `table`, as SQL: the predicates
+/// of the filters stacked right on its scan, AND-ed (None without one, or
+/// when the table is scanned more than once).
+fn where_over(plan: &LogicalPlan, table: &str) -> Result<Option<String>> {
+    let mut scans = 0;
+    let mut predicates = Vec::new();
+    plan.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) if scan.table_name.table() == table => scans += 1,
+            LogicalPlan::Filter(f) => {
+                let mut input = f.input.as_ref();
+                while let LogicalPlan::Filter(below) = input {
+                    input = below.input.as_ref();
+                }
+                if matches!(input, LogicalPlan::TableScan(scan) if scan.table_name.table() == table)
+                {
+                    predicates.push(f.predicate.clone());
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if scans != 1 {
+        return Ok(None);
+    }
+    let Some(predicate) = datafusion::logical_expr::utils::conjunction(predicates) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        datafusion::sql::unparser::expr_to_sql(&predicate)?.to_string(),
+    ))
 }
 
 /// Plans the fitted SQL back and checks it gives the fitted plan's columns:

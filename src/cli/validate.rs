@@ -86,6 +86,11 @@ pub struct ValidateArgs {
     #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
     pub max_nan_increase: f64,
 
+    /// The most the share of rows the transform's WHERE drops may change,
+    /// either way.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
+    pub max_where_change: f64,
+
     /// When to exit with 3: on any anomaly (default) or never.
     #[arg(long, value_enum, default_value_t)]
     pub fail_on: FailOn,
@@ -104,6 +109,7 @@ fn limits(args: &ValidateArgs) -> Result<Limits> {
         unseen: share("--max-unseen", args.max_unseen)?,
         null_increase: share("--max-null-increase", args.max_null_increase)?,
         nan_increase: share("--max-nan-increase", args.max_nan_increase)?,
+        where_change: share("--max-where-change", args.max_where_change)?,
         ..Limits::default()
     };
     for t in &args.thresholds {

@@ -46,6 +46,19 @@ pub struct Profile {
     /// The most values a categorical column lists.
     pub cap: u64,
     pub columns: Vec<ColumnProfile>,
+    /// The transform's WHERE over the table, if it has one, with the rows
+    /// it keeps (validate compares the share it drops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterProfile>,
+}
+
+/// The WHERE a transform applies to the rows of the profiled table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterProfile {
+    /// The predicate as SQL (its fitted form).
+    pub predicate: String,
+    /// The rows for which it holds.
+    pub kept: u64,
 }
 
 /// One column's profile.
@@ -199,6 +212,7 @@ pub async fn profile(
     table: &str,
     columns: &[Column],
     plan: &Plan,
+    filter: Option<String>,
 ) -> Result<Option<Profile>> {
     let columns: Vec<(&Column, Depth)> = columns
         .iter()
@@ -219,6 +233,9 @@ pub async fn profile(
     for (c, depth) in &columns {
         aggregates.extend(aggregates_of(ctx, c, *depth, None, plan)?);
     }
+    if let Some(predicate) = &filter {
+        aggregates.push(kept_by(ctx, table, predicate).await?);
+    }
     let (rows, batch) = run(ctx, table, aggregates).await?;
     let mut at = 0;
     let mut out = Vec::new();
@@ -229,13 +246,31 @@ pub async fn profile(
             counts: decode(&batch, &mut at, c.categorical, *depth, plan.cap)?,
         });
     }
+    let filter = filter.map(|predicate| FilterProfile {
+        predicate,
+        kept: batch.column(at).as_primitive::<Int64Type>().value(0).max(0) as u64,
+    });
     Ok(Some(Profile {
         table: table.to_string(),
         rows,
         bins: plan.bins,
         cap: plan.cap,
         columns: out,
+        filter,
     }))
+}
+
+/// `count(*) FILTER (WHERE predicate)` over `table`'s rows: the rows a
+/// WHERE keeps (NULL is not kept).
+async fn kept_by(ctx: &SessionContext, table: &str, predicate: &str) -> Result<Expr> {
+    use datafusion::logical_expr::ExprFunctionExt;
+    let df = ctx.table(table).await?;
+    let predicate = df.parse_sql_expr(predicate).map_err(|e| {
+        Error::Data(format!(
+            "the transform's WHERE ({predicate}) does not plan over table '{table}': {e}"
+        ))
+    })?;
+    Ok(count_of(lit(1)).filter(predicate).build()?)
 }
 
 /// New data counted over a profile's slots, in one aggregate pass over
@@ -273,6 +308,9 @@ pub async fn count_new(
         aggregates.extend(aggregates_of(ctx, &column, depth, edges, &plan)?);
         kept.push((c, depth, categorical));
     }
+    if let Some(f) = &training.filter {
+        aggregates.push(kept_by(ctx, table, &f.predicate).await?);
+    }
     let (rows, batch) = run(ctx, table, aggregates).await?;
     let mut at = 0;
     let mut columns = Vec::new();
@@ -293,12 +331,17 @@ pub async fn count_new(
             counts,
         });
     }
+    let filter = training.filter.as_ref().map(|f| FilterProfile {
+        predicate: f.predicate.clone(),
+        kept: batch.column(at).as_primitive::<Int64Type>().value(0).max(0) as u64,
+    });
     Ok(Profile {
         table: table.to_string(),
         rows,
         bins: training.bins,
         cap: training.cap,
         columns,
+        filter,
     })
 }
 
@@ -506,6 +549,15 @@ impl Profile {
             )));
         }
         self.rows += other.rows;
+        match (&mut self.filter, &other.filter) {
+            (Some(a), Some(b)) if a.predicate == b.predicate => a.kept += b.kept,
+            (None, None) => {}
+            _ => {
+                return Err(Error::Data(
+                    "the profiles were counted under other WHEREs".into(),
+                ));
+            }
+        }
         for (mine, theirs) in self.columns.iter_mut().zip(&other.columns) {
             merge_counts(&mut mine.counts, &theirs.counts, self.cap)
                 .map_err(|e| Error::Data(format!("column '{}': {e}", mine.name)))?;

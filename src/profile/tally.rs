@@ -321,6 +321,8 @@ impl TallyPlan {
             bins: self.training.bins,
             cap: self.training.cap,
             columns,
+            // Serving applies no WHERE: served rows say nothing of it.
+            filter: None,
         }
     }
 }

@@ -121,6 +121,20 @@ pub fn page(report: &Report) -> String {
         }
         h.push_str("</tbody></table>\n");
     }
+    if let Some(f) = &report.filter {
+        let value = format!("{:.4}", f.value);
+        let value = if f.anomaly {
+            format!("<span class=\"bad\">{value}</span>")
+        } else {
+            value
+        };
+        let _ = writeln!(
+            h,
+            "<p>Rows the transform's <code>WHERE {}</code> drops: {value} (training {:.4})</p>",
+            esc(&f.predicate),
+            f.expected
+        );
+    }
     h.push_str(&format!(
         "<p class=\"legend\"><span><i class=\"sw\" style=\"background:{TRAINING}\"></i>\
          {}</span><span><i class=\"sw\" style=\"background:{NEW}\"></i>new data</span>\

@@ -69,6 +69,8 @@ pub struct Limits {
     /// The most the NULL and the NaN shares may grow.
     pub null_increase: f64,
     pub nan_increase: f64,
+    /// The most the share of rows the WHERE drops may change, either way.
+    pub where_change: f64,
 }
 
 impl Default for Limits {
@@ -82,6 +84,7 @@ impl Default for Limits {
             unseen: 0.01,
             null_increase: 0.05,
             nan_increase: 0.05,
+            where_change: 0.05,
         }
     }
 }
@@ -106,6 +109,21 @@ pub struct Report {
     /// goes to its out-of-vocabulary buckets, in training and now.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vocabularies: Vec<VocabularyCheck>,
+    /// Transform-aware: the share of rows the transform's WHERE drops, in
+    /// training and now (batch only: serving applies no WHERE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterCheck>,
+}
+
+/// The share of rows the transform's WHERE drops.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FilterCheck {
+    pub predicate: String,
+    pub value: f64,
+    pub expected: f64,
+    /// The largest change either way (`--max-where-change`).
+    pub allowed: f64,
+    pub anomaly: bool,
 }
 
 /// The out-of-vocabulary share of one vocabulary output.
@@ -247,6 +265,20 @@ pub fn compare(
     }
     // Anomalies first; a stable sort keeps the profile's order within.
     columns.sort_by_key(|c| !c.anomaly);
+    let filter = match (&baseline.filter, &new.filter) {
+        (Some(b), Some(n)) if b.predicate == n.predicate => {
+            let expected = share(baseline.rows - b.kept.min(baseline.rows), baseline.rows);
+            let value = share(new.rows - n.kept.min(new.rows), new.rows);
+            Some(FilterCheck {
+                predicate: b.predicate.clone(),
+                value,
+                expected,
+                allowed: limits.where_change,
+                anomaly: (value - expected).abs() > limits.where_change,
+            })
+        }
+        _ => None,
+    };
     Report {
         format: "skewless-validation",
         format_version: 1,
@@ -258,9 +290,11 @@ pub fn compare(
             new: new.rows,
         },
         anomalies: columns.iter().filter(|c| c.anomaly).count()
-            + vocabularies.iter().filter(|v| v.anomaly).count(),
+            + vocabularies.iter().filter(|v| v.anomaly).count()
+            + usize::from(filter.as_ref().is_some_and(|f| f.anomaly)),
         columns,
         vocabularies,
+        filter,
     }
 }
 
@@ -389,22 +423,21 @@ fn compare_column(
 }
 
 /// The report in one line: "no anomalies in 11 columns", "2 of 11 columns
-/// anomalous", "… and 1 vocabulary output".
+/// anomalous", "2 of 11 columns and 1 transform check anomalous" (transform
+/// checks: vocabulary outputs and the WHERE).
 pub fn verdict(report: &Report) -> String {
     let columns = report.columns.iter().filter(|c| c.anomaly).count();
-    let vocabularies = report.vocabularies.iter().filter(|v| v.anomaly).count();
+    let vocabularies = report.vocabularies.iter().filter(|v| v.anomaly).count()
+        + usize::from(report.filter.as_ref().is_some_and(|f| f.anomaly));
     let n = report.columns.len();
     let outputs = match vocabularies {
         0 => String::new(),
-        1 => " and 1 vocabulary output".to_string(),
-        v => format!(" and {v} vocabulary outputs"),
+        1 => " and 1 transform check".to_string(),
+        v => format!(" and {v} transform checks"),
     };
     match (columns, vocabularies) {
         (0, 0) => format!("no anomalies in {n} columns"),
-        (0, _) => format!(
-            "no column of {n} anomalous,{} out of vocabulary",
-            &outputs[4..]
-        ),
+        (0, t) => format!("no column of {n} anomalous; {t} transform check(s) anomalous"),
         (c, _) => format!("{c} of {n} columns{outputs} anomalous"),
     }
 }
@@ -444,6 +477,7 @@ mod tests {
             bins: 10,
             cap: 1000,
             columns: vec![column],
+            filter: None,
         }
     }
 

@@ -100,6 +100,16 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
+    if let Some(f) = &report.filter {
+        let _ = writeln!(
+            text,
+            "\nrows the WHERE drops: {:.4} ({:.4}){}\n  WHERE {}",
+            f.value,
+            f.expected,
+            if f.anomaly { "  ANOMALY" } else { "" },
+            f.predicate
+        );
+    }
     for c in report.columns.iter().filter(|c| !c.top_unseen.is_empty()) {
         let listed: Vec<String> = c
             .top_unseen

@@ -173,7 +173,7 @@ fn a_skewed_copy_is_found_out() {
     );
     let text = stdout(&out);
     assert!(
-        text.contains("2 of 11 columns and 1 vocabulary output anomalous"),
+        text.contains("2 of 11 columns and 1 transform check anomalous"),
         "{text}"
     );
     assert!(
@@ -253,7 +253,7 @@ fn a_skewed_copy_is_found_out() {
         .unwrap();
     ok(&served);
     assert!(
-        stderr(&served).contains("2 of 11 columns and 1 vocabulary output anomalous"),
+        stderr(&served).contains("2 of 11 columns and 1 transform check anomalous"),
         "{}",
         stderr(&served)
     );
@@ -577,4 +577,46 @@ fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<[u8; 3]>) {
     }
     assert_eq!(pixels.len(), (width * height) as usize);
     (width, height, pixels)
+}
+
+#[test]
+fn the_share_the_where_drops_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = fit(
+        dir.path(),
+        "SELECT z_score(age) AS age_z, vocab_index(coalesce(workclass, '?')) AS workclass_id \
+         FROM census WHERE age < 60",
+        &format!("census={}", adult()),
+        &[],
+    );
+    let skewed = dir.path().join("older.parquet");
+    ok(&run_sql(
+        dir.path(),
+        &format!(
+            "COPY (SELECT * REPLACE (age + 20 AS age) FROM census) TO '{}';",
+            skewed.display()
+        ),
+        &["--table", &format!("census={}", test_set())],
+    ));
+    let report = dir.path().join("report.json");
+    let out = validate(
+        &artifact,
+        skewed.to_str().unwrap(),
+        &["--json", report.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let r = json(&report);
+    // DuckDB: 2,644 of the 32,561 training rows have age >= 60; 7,161 of
+    // the 16,281 test rows once 20 years older.
+    assert_eq!(r["filter"]["predicate"], "(census.age < 60)");
+    assert_eq!(r["filter"]["expected"], 2644.0 / 32561.0);
+    assert_eq!(r["filter"]["value"], 7161.0 / 16281.0);
+    assert_eq!(r["filter"]["anomaly"], true);
+    // The test set as it is: 1,411 of 16,281, within 0.05 of training.
+    let r2 = dir.path().join("plain.json");
+    let plain = validate(&artifact, &test_set(), &["--json", r2.to_str().unwrap()]);
+    ok(&plain);
+    let r2 = json(&r2);
+    assert_eq!(r2["filter"]["value"], 1411.0 / 16281.0);
+    assert_eq!(r2["filter"]["anomaly"], false);
 }
