@@ -40,6 +40,36 @@ fn artifact_records_the_fit() {
     let a = Artifact::load(&dir.path().join("a.json"), None).unwrap();
     assert_eq!(a.format_version, 2);
     assert_eq!(a.rows_seen, [32166]);
+    // The training profile: every row of the table (serving applies no
+    // WHERE), the inputs served outputs read, and what the WHERE keeps
+    // (the 32,166 rows of the statistics pass).
+    let profile = a.profile.as_ref().expect("a profile");
+    assert_eq!(profile.table, "census");
+    assert_eq!(profile.rows, 32561);
+    let columns: Vec<(&str, bool)> = profile
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                matches!(c.counts, skewless::profile::Counts::Categorical { .. }),
+            )
+        })
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("age", false),
+            ("education", true),
+            ("gender", true),
+            ("hours_per_week", false)
+        ]
+    );
+    let filter = profile.filter.as_ref().expect("the WHERE");
+    assert_eq!(
+        (filter.predicate.as_str(), filter.kept),
+        ("(census.age >= 18)", 32166)
+    );
     assert!(a.sql.starts_with("SELECT min_max_scale(age) AS age_s"));
     let names: Vec<_> = a.outputs.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(
