@@ -177,6 +177,16 @@ pub(super) async fn validate_command(args: ValidateArgs) -> Result<()> {
         Some(path) => (read_profile(path, &training)?, "baseline"),
         None => (training, "training"),
     };
+    for column in limits.distances.keys().chain(limits.metrics.keys()) {
+        if !baseline.columns.iter().any(|c| &c.name == column) {
+            let names: Vec<&str> = baseline.columns.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--threshold/--metric {column}=…: the profile has no column '{column}' \
+                 (columns: {})",
+                names.join(", ")
+            )));
+        }
+    }
     for target in [&args.json, &args.html, &args.profile_out]
         .into_iter()
         .flatten()

@@ -374,6 +374,13 @@ fn an_earlier_profile_is_a_baseline() {
         .unwrap());
     let err = crate::common::user_error(&validate(&bare, &test_set(), &[]));
     assert!(err.contains("has no training profile"), "{err}");
+    // A threshold for a column the profile lacks is a usage error.
+    let err = crate::common::user_error(&validate(
+        &artifact,
+        &test_set(),
+        &["--threshold", "agee=0.2"],
+    ));
+    assert!(err.contains("the profile has no column 'agee'"), "{err}");
 }
 
 /// Checks that `page` is well-formed: every element closed in order (void
