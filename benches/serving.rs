@@ -181,6 +181,14 @@ fn serving(c: &mut Criterion) {
             std::hint::black_box(out.len())
         })
     });
+    // The count alone.
+    let mut i = 0;
+    group.bench_function("tally_only", |b| {
+        b.iter(|| {
+            i = (i + 1) % n;
+            plan.count(&typed[i], &mut tally);
+        })
+    });
     // The same rows, each decoded just before it is evaluated (as a server
     // does: the request it just parsed is in cache).
     let mut i = 0;
