@@ -54,7 +54,39 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
         )));
     }
     let planned = plan.clone();
-    let fitted = match crate::fit::fit(&ctx, plan, args.progress.enabled()).await {
+    let profile_plan = crate::profile::Plan {
+        bins: args.profile_bins,
+        cap: args.profile_cap,
+        ..Default::default()
+    }
+    .with_settings(&args.profile)?;
+    // The training profile rides along with the statistics pass when that
+    // pass reads the (one) table as it is: every column the transform
+    // reads of it is a candidate, the served ones are kept after compiling.
+    let mut candidates = None;
+    let fitting = match input_tables(&planned)?.as_slice() {
+        [table]
+            if profile_plan.default != crate::profile::Depth::None
+                || !profile_plan.columns.is_empty() =>
+        {
+            let columns: Vec<(String, DataType)> = table
+                .columns
+                .iter()
+                .map(|c| Ok((c.name.clone(), c.data_type.parse::<DataType>()?)))
+                .collect::<std::result::Result<_, datafusion::arrow::error::ArrowError>>()
+                .map_err(|e| Error::Internal(format!("an input type does not parse: {e}")))?;
+            let (c, aggregates) =
+                crate::profile::Candidates::new(&ctx, &table.name, &columns, &profile_plan)?;
+            candidates = Some(c);
+            let extra = crate::fit::Extra {
+                table: table.name.clone(),
+                aggregates,
+            };
+            crate::fit::fit_sharing(&ctx, plan, args.progress.enabled(), extra).await
+        }
+        _ => crate::fit::fit(&ctx, plan, args.progress.enabled()).await,
+    };
+    let fitted = match fitting {
         Ok(fitted) => fitted,
         Err(e) => return Err(crate::location::name_culprit(&ctx, &planned, e).await),
     };
@@ -73,12 +105,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     // compiler also finds the outputs that use training-only functions.
     let mut artifact = artifact;
     let mut state_report = String::new();
-    let profile_plan = crate::profile::Plan {
-        bins: args.profile_bins,
-        cap: args.profile_cap,
-        ..Default::default()
-    }
-    .with_settings(&args.profile)?;
+    let mut profile_note = String::new();
     match crate::serving::Evaluator::compile(&artifact) {
         Ok(evaluator) => {
             for (name, _) in evaluator.skipped() {
@@ -96,9 +123,30 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
                 })
                 .collect();
             let table = evaluator.request_table();
-            let filter = where_over(&fitted.plan, table)?;
-            artifact.profile =
-                crate::profile::profile(&ctx, table, &columns, &profile_plan, filter).await?;
+            let shared = match (&fitted.extra, &candidates) {
+                (Some(values), Some(c)) => c.profile(values, &columns)?,
+                _ => None,
+            };
+            let along = shared.is_some();
+            artifact.profile = match shared {
+                Some(profile) => Some(profile),
+                None => {
+                    let filter = where_over(&fitted.plan, table)?;
+                    crate::profile::profile(&ctx, table, &columns, &profile_plan, filter).await?
+                }
+            };
+            if let Some(p) = &artifact.profile {
+                profile_note = format!(
+                    "training profile: {} columns of {} ({})\n",
+                    p.columns.len(),
+                    p.table,
+                    if along {
+                        "counted in the statistics pass"
+                    } else {
+                        "counted in a pass of its own"
+                    }
+                );
+            }
             if evaluator.has_windows() {
                 state_report = window_state(&ctx, &evaluator, &artifact).await?;
             }
@@ -117,6 +165,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
     let json = artifact.to_json();
     crate::write::write_file(&args.out, json.as_bytes(), args.overwrite)?;
     let mut text = summary(&artifact, &args, started.elapsed().as_secs_f64());
+    text.push_str(&profile_note);
     text.push_str(&state_report);
     super::write_stdout(&text)
 }

@@ -43,6 +43,19 @@ pub struct Fitted {
     /// Rows of each relation a statistics pass ran over, in the order of
     /// the passes.
     pub rows_seen: Vec<u64>,
+    /// The values of the extra aggregates ([`fit_sharing`]), when a
+    /// statistics pass ran over their table's bare scan: one row, the
+    /// aggregates in order, then the table's row count.
+    pub extra: Option<datafusion::arrow::array::RecordBatch>,
+}
+
+/// Aggregates to compute in the same pass as the statistics, when a pass
+/// runs over `table`'s rows as they are (its bare scan): the training
+/// profile rides along with the statistics (one scan instead of two).
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub table: String,
+    pub aggregates: Vec<Expr>,
 }
 
 /// One computed statistic with its provenance.
@@ -68,7 +81,34 @@ pub async fn fit_plan(
 
 /// Like [`fit_plan`], also returning the statistics and their provenance.
 pub async fn fit(ctx: &SessionContext, plan: LogicalPlan, progress: bool) -> Result<Fitted> {
-    fit_from(ctx, plan, Source::Analyze { progress }).await
+    fit_from(
+        ctx,
+        plan,
+        Source::Analyze {
+            progress,
+            extra: None,
+        },
+    )
+    .await
+}
+
+/// [`fit`], also computing `extra` in the first statistics pass over its
+/// table's bare scan, if there is one ([`Fitted::extra`]).
+pub async fn fit_sharing(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    progress: bool,
+    extra: Extra,
+) -> Result<Fitted> {
+    fit_from(
+        ctx,
+        plan,
+        Source::Analyze {
+            progress,
+            extra: Some(extra),
+        },
+    )
+    .await
 }
 
 /// Fits `plan` with statistics already computed — an artifact's, each
@@ -89,8 +129,12 @@ pub async fn refit(
 
 /// Where statistics come from.
 enum Source {
-    /// A statistics pass over the data.
-    Analyze { progress: bool },
+    /// A statistics pass over the data (with aggregates to share a scan
+    /// with, taken by the first pass over their table's bare scan).
+    Analyze {
+        progress: bool,
+        extra: Option<Extra>,
+    },
     /// An artifact's statistics, in order.
     Recorded {
         remaining: std::vec::IntoIter<(String, Statistic)>,
@@ -106,9 +150,22 @@ impl Source {
         out: &mut Fitted,
     ) -> Result<Vec<Statistic>> {
         match self {
-            Source::Analyze { progress } => {
-                let (statistics, rows) = stats::analyze(ctx, input, requests, *progress).await?;
+            Source::Analyze { progress, extra } => {
+                let shared = match (&extra, input) {
+                    (Some(e), LogicalPlan::TableScan(scan))
+                        if scan.table_name.table() == e.table && scan.filters.is_empty() =>
+                    {
+                        extra.take().map(|e| e.aggregates)
+                    }
+                    _ => None,
+                };
+                let (statistics, rows, extra_values) =
+                    stats::analyze(ctx, input, requests, *progress, shared.unwrap_or_default())
+                        .await?;
                 out.rows_seen.push(rows);
+                if extra_values.is_some() {
+                    out.extra = extra_values;
+                }
                 Ok(statistics)
             }
             Source::Recorded { remaining } => requests
@@ -161,6 +218,7 @@ async fn fit_from(ctx: &SessionContext, plan: LogicalPlan, mut source: Source) -
         plan: LogicalPlan::default(),
         statistics: Vec::new(),
         rows_seen: Vec::new(),
+        extra: None,
     };
     fitted.plan = Box::pin(fit_node(ctx, plan, &mut source, &mut fitted)).await?;
     if let Source::Recorded { remaining } = source

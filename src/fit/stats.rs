@@ -237,13 +237,21 @@ pub(super) async fn analyze(
     input: &LogicalPlan,
     requests: &[StatRequest],
     progress: bool,
-) -> Result<(Vec<Statistic>, u64)> {
+    extra: Vec<Expr>,
+) -> Result<(Vec<Statistic>, u64, Option<RecordBatch>)> {
     let mut aggregates = requests
         .iter()
         .enumerate()
         .map(|(i, r)| Ok(r.aggregate(ctx)?.alias(format!("__skewless_stat_{i}"))))
         .collect::<DfResult<Vec<_>>>()?;
     aggregates.push(datafusion::functions_aggregate::count::count(lit(1)).alias("__skewless_rows"));
+    let extras = extra.len();
+    aggregates.extend(
+        extra
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.alias(format!("__skewless_extra_{i}"))),
+    );
     let plan = LogicalPlanBuilder::from(input.clone())
         .aggregate(Vec::<Expr>::new(), aggregates)?
         .build()?;
@@ -267,7 +275,27 @@ pub(super) async fn analyze(
         .enumerate()
         .map(|(i, r)| decode(r, batch, i).map_err(Into::into))
         .collect::<Result<Vec<_>>>()?;
-    Ok((statistics, rows))
+    // The extra aggregates' values, then the row count (as the profile
+    // pass lays its row out).
+    let extra = (extras > 0)
+        .then(|| {
+            let first = requests.len() + 1;
+            let mut columns: Vec<ArrayRef> = (first..first + extras)
+                .map(|i| Arc::clone(batch.column(i)))
+                .collect();
+            columns.push(Arc::clone(batch.column(requests.len())));
+            RecordBatch::try_new(
+                Arc::new(datafusion::arrow::datatypes::Schema::new(
+                    (0..columns.len())
+                        .map(|i| Field::new(format!("c{i}"), columns[i].data_type().clone(), true))
+                        .collect::<Vec<_>>(),
+                )),
+                columns,
+            )
+        })
+        .transpose()
+        .map_err(DataFusionError::from)?;
+    Ok((statistics, rows, extra))
 }
 
 fn internal(message: &str) -> DataFusionError {

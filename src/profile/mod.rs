@@ -219,13 +219,8 @@ pub async fn profile(
         .map(|c| (c, plan.depth(&c.name)))
         .filter(|(_, d)| *d != Depth::None)
         .collect();
-    for name in plan.columns.keys() {
-        if !columns.iter().any(|(c, _)| &c.name == name) && plan.depth(name) != Depth::None {
-            return Err(Error::Usage(format!(
-                "--profile {name}=…: '{name}' is not an input a served output reads"
-            )));
-        }
-    }
+    let served: Vec<Column> = columns.iter().map(|(c, _)| (*c).clone()).collect();
+    check_settings(plan, &served)?;
     if columns.is_empty() {
         return Ok(None);
     }
@@ -271,6 +266,130 @@ async fn kept_by(ctx: &SessionContext, table: &str, predicate: &str) -> Result<E
         ))
     })?;
     Ok(count_of(lit(1)).filter(predicate).build()?)
+}
+
+/// A profile computed along with `fit`'s statistics: the aggregates of
+/// every column the transform reads of the table, before it is known which
+/// of them served outputs read and how (integers are counted both as
+/// numbers and as categories), and how to read the profile back.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    table: String,
+    /// Per column: its name, its depth, where its numeric and its
+    /// categorical aggregates start in the pass's extra values.
+    columns: Vec<(String, Depth, Option<usize>, Option<usize>)>,
+    plan: Plan,
+}
+
+impl Candidates {
+    /// The candidates among `columns` (name, type) of `table`, and their
+    /// aggregates, in order.
+    pub fn new(
+        ctx: &SessionContext,
+        table: &str,
+        columns: &[(String, DataType)],
+        plan: &Plan,
+    ) -> Result<(Self, Vec<Expr>)> {
+        let mut aggregates = Vec::new();
+        let mut out = Vec::new();
+        for (name, data_type) in columns {
+            let depth = plan.depth(name);
+            if depth == Depth::None {
+                continue;
+            }
+            let text = matches!(
+                data_type,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Boolean
+            );
+            let (mut numeric, mut categorical) = (None, None);
+            for (as_category, wanted) in [(false, !text), (true, text || data_type.is_integer())] {
+                if !wanted {
+                    continue;
+                }
+                let at = aggregates.len();
+                let column = Column {
+                    name: name.clone(),
+                    data_type: data_type.clone(),
+                    categorical: as_category,
+                };
+                aggregates.extend(aggregates_of(ctx, &column, depth, None, plan)?);
+                if as_category {
+                    categorical = Some(at);
+                } else {
+                    numeric = Some(at);
+                }
+            }
+            out.push((name.clone(), depth, numeric, categorical));
+        }
+        Ok((
+            Self {
+                table: table.to_string(),
+                columns: out,
+                plan: plan.clone(),
+            },
+            aggregates,
+        ))
+    }
+
+    /// The profile of `served` read from the pass's extra values (`batch`:
+    /// the aggregates, then the row count); None when a served column was
+    /// not a candidate as it is read (then profile in a pass of its own).
+    pub fn profile(&self, batch: &RecordBatch, served: &[Column]) -> Result<Option<Profile>> {
+        check_settings(&self.plan, served)?;
+        let rows = batch
+            .column(batch.num_columns() - 1)
+            .as_primitive::<Int64Type>()
+            .value(0) as u64;
+        let mut out = Vec::new();
+        for c in served {
+            let depth = self.plan.depth(&c.name);
+            if depth == Depth::None {
+                continue;
+            }
+            let Some((_, _, numeric, categorical)) =
+                self.columns.iter().find(|(n, ..)| *n == c.name)
+            else {
+                return Ok(None);
+            };
+            let Some(mut at) = (if c.categorical {
+                *categorical
+            } else {
+                *numeric
+            }) else {
+                return Ok(None);
+            };
+            let counts =
+                decode_with_rows(batch, &mut at, c.categorical, depth, self.plan.cap, rows)?;
+            out.push(ColumnProfile {
+                name: c.name.clone(),
+                data_type: c.data_type.to_string(),
+                counts,
+            });
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Profile {
+            table: self.table.clone(),
+            rows,
+            bins: self.plan.bins,
+            cap: self.plan.cap,
+            columns: out,
+            filter: None,
+        }))
+    }
+}
+
+/// `--profile COLUMN=…` must name a column a served output reads.
+fn check_settings(plan: &Plan, served: &[Column]) -> Result<()> {
+    for name in plan.columns.keys() {
+        if !served.iter().any(|c| &c.name == name) && plan.depth(name) != Depth::None {
+            return Err(Error::Usage(format!(
+                "--profile {name}=…: '{name}' is not an input a served output reads"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// New data counted over a profile's slots, in one aggregate pass over
@@ -417,13 +536,30 @@ async fn run(
     Ok((rows, batch))
 }
 
-/// Reads one column's aggregates from the pass's row, from column `at` on.
+/// Reads one column's aggregates from the pass's row, from column `at` on
+/// (the table's row count in the row's last column).
 fn decode(
     batch: &RecordBatch,
     at: &mut usize,
     categorical: bool,
     depth: Depth,
     cap: u64,
+) -> Result<Counts> {
+    let rows = batch
+        .column(batch.num_columns() - 1)
+        .as_primitive::<Int64Type>()
+        .value(0) as u64;
+    decode_with_rows(batch, at, categorical, depth, cap, rows)
+}
+
+/// [`decode`] with the table's row count given.
+fn decode_with_rows(
+    batch: &RecordBatch,
+    at: &mut usize,
+    categorical: bool,
+    depth: Depth,
+    cap: u64,
+    rows: u64,
 ) -> Result<Counts> {
     let mut next = || {
         let c = Arc::clone(batch.column(*at));
@@ -440,12 +576,6 @@ fn decode(
             let c = c.as_primitive::<Float64Type>();
             (!c.is_null(0)).then(|| c.value(0))
         })
-    };
-    let rows = |batch: &RecordBatch| {
-        batch
-            .column(batch.num_columns() - 1)
-            .as_primitive::<Int64Type>()
-            .value(0) as u64
     };
     if categorical {
         let (values, other, distinct) = if depth == Depth::Full {
@@ -484,7 +614,7 @@ fn decode(
         };
         return Ok(Counts::Categorical {
             count: non_null,
-            nulls: rows(batch) - non_null,
+            nulls: rows - non_null,
             distinct,
             values,
             other,

@@ -9,6 +9,46 @@ use std::process::Output;
 
 use crate::common::{adult, fit, ok, root, run_sql, skewless, stderr, stdout};
 
+#[test]
+fn the_profile_rides_along_with_the_statistics_pass() {
+    // The census transform's statistics are computed over the table as it
+    // is: its profile is counted in the same pass. A WHERE on the table
+    // puts the statistics over the rows it keeps: the profile, of every
+    // row, takes a pass of its own. Both give the same profile.
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.sql");
+    let run = |sql: &str, out: &str| {
+        std::fs::write(&t, sql).unwrap();
+        let out = dir.path().join(out);
+        let text = ok(&skewless()
+            .arg("fit")
+            .arg(&t)
+            .args(["--table", &format!("census={}", adult()), "--out"])
+            .arg(&out)
+            .output()
+            .unwrap());
+        (text, json(&out)["profile"].clone())
+    };
+    let (along, p1) = run(
+        "SELECT z_score(age) AS a, vocab_index(education) AS e FROM census",
+        "1.json",
+    );
+    assert!(
+        along.contains("training profile: 2 columns of census (counted in the statistics pass)"),
+        "{along}"
+    );
+    let (apart, p2) = run(
+        "SELECT z_score(age) AS a, vocab_index(education) AS e FROM census WHERE hours_per_week > 0",
+        "2.json",
+    );
+    assert!(
+        apart.contains("training profile: 2 columns of census (counted in a pass of its own)"),
+        "{apart}"
+    );
+    assert_eq!(p1["columns"], p2["columns"]);
+    assert_eq!(p1["rows"], 32561);
+}
+
 fn census_artifact(dir: &Path) -> PathBuf {
     let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
     fit(
