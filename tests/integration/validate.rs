@@ -667,3 +667,41 @@ fn the_share_the_where_drops_is_compared() {
     assert_eq!(r2["filter"]["value"], 1411.0 / 16281.0);
     assert_eq!(r2["filter"]["anomaly"], false);
 }
+
+#[test]
+fn profiles_of_parts_add_up_to_the_profile_of_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = census_artifact(dir.path());
+    let mut parts = Vec::new();
+    for (name, predicate) in [("even", "fnlwgt % 2 = 0"), ("odd", "fnlwgt % 2 = 1")] {
+        let data = dir.path().join(format!("{name}.parquet"));
+        ok(&run_sql(
+            dir.path(),
+            &format!(
+                "COPY (SELECT * FROM census WHERE {predicate}) TO '{}';",
+                data.display()
+            ),
+            &["--table", &format!("census={}", test_set())],
+        ));
+        let profile = dir.path().join(format!("{name}-profile.json"));
+        ok(&validate(
+            &artifact,
+            data.to_str().unwrap(),
+            &["--profile-out", profile.to_str().unwrap()],
+        ));
+        parts.push(profile);
+    }
+    let whole = dir.path().join("whole-profile.json");
+    ok(&validate(
+        &artifact,
+        &test_set(),
+        &["--profile-out", whole.to_str().unwrap()],
+    ));
+    let read = |p: &Path| -> skewless::profile::Profile {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let mut merged = read(&parts[0]);
+    merged.merge(&read(&parts[1])).unwrap();
+    assert_eq!(merged, read(&whole));
+    assert_eq!(merged.rows, 16281);
+}
