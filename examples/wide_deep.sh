@@ -38,3 +38,10 @@ SELECT age, workclass, education, education_num, occupation, relationship, gende
 SQL
 echo "->"
 "$skewless" eval "$out/census_wide_deep.json" < "$out/rows.ndjson"
+
+echo
+echo "== validate: the test data against the training profile in the artifact"
+"$skewless" validate "$out/census_wide_deep.json" \
+  --table census=examples/data/adult/adult_test.parquet \
+  --html "$out/validation.html" --overwrite
+echo "(report: $out/validation.html)"
