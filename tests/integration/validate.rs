@@ -66,6 +66,18 @@ fn test_set() -> String {
         .to_string()
 }
 
+/// The census test set as `select` (over `census`) makes it, written to
+/// `dir/name` (Parquet).
+fn copy_of_test_set(dir: &Path, name: impl AsRef<Path>, select: &str) -> PathBuf {
+    let out = dir.join(name);
+    ok(&run_sql(
+        dir,
+        &format!("COPY ({select}) TO '{}';", out.display()),
+        &["--table", &format!("census={}", test_set())],
+    ));
+    out
+}
+
 fn validate(artifact: &Path, table: &str, extra: &[&str]) -> Output {
     skewless()
         .arg("validate")
@@ -183,16 +195,11 @@ fn a_skewed_copy_is_found_out() {
     let artifact = census_artifact(dir.path());
     // Ages shifted by 20 years, and a workclass no training row has in one
     // row of 20 (fnlwgt divisible by 20).
-    let skewed = dir.path().join("skewed.parquet");
-    ok(&run_sql(
+    let skewed = copy_of_test_set(
         dir.path(),
-        &format!(
-            "COPY (SELECT * REPLACE (age + 20 AS age, CASE WHEN fnlwgt % 20 = 0 THEN \
-             'Space-force' ELSE workclass END AS workclass) FROM census) TO '{}';",
-            skewed.display()
-        ),
-        &["--table", &format!("census={}", test_set())],
-    ));
+        "skewed.parquet",
+        "SELECT * REPLACE (age + 20 AS age, CASE WHEN fnlwgt % 20 = 0 THEN 'Space-force' ELSE workclass END AS workclass) FROM census",
+    );
     let report = dir.path().join("report.json");
     let out = validate(
         &artifact,
@@ -326,15 +333,11 @@ fn a_skewed_copy_is_found_out() {
 fn a_missing_column_is_a_schema_anomaly() {
     let dir = tempfile::tempdir().unwrap();
     let artifact = census_artifact(dir.path());
-    let partial = dir.path().join("partial.parquet");
-    ok(&run_sql(
+    let partial = copy_of_test_set(
         dir.path(),
-        &format!(
-            "COPY (SELECT * EXCLUDE (hours_per_week) FROM census) TO '{}';",
-            partial.display()
-        ),
-        &["--table", &format!("census={}", test_set())],
-    ));
+        "partial.parquet",
+        "SELECT * EXCLUDE (hours_per_week) FROM census",
+    );
     let report = dir.path().join("report.json");
     let out = validate(
         &artifact,
@@ -461,15 +464,11 @@ fn well_formed(page: &str) {
 fn the_html_report_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let artifact = census_artifact(dir.path());
-    let skewed = dir.path().join("skewed.parquet");
-    ok(&run_sql(
+    let skewed = copy_of_test_set(
         dir.path(),
-        &format!(
-            "COPY (SELECT * REPLACE (age + 20 AS age) FROM census) TO '{}';",
-            skewed.display()
-        ),
-        &["--table", &format!("census={}", test_set())],
-    ));
+        "skewed.parquet",
+        "SELECT * REPLACE (age + 20 AS age) FROM census",
+    );
     let html = dir.path().join("report.html");
     let out = validate(
         &artifact,
@@ -636,15 +635,11 @@ fn the_share_the_where_drops_is_compared() {
         &format!("census={}", adult()),
         &[],
     );
-    let skewed = dir.path().join("older.parquet");
-    ok(&run_sql(
+    let skewed = copy_of_test_set(
         dir.path(),
-        &format!(
-            "COPY (SELECT * REPLACE (age + 20 AS age) FROM census) TO '{}';",
-            skewed.display()
-        ),
-        &["--table", &format!("census={}", test_set())],
-    ));
+        "older.parquet",
+        "SELECT * REPLACE (age + 20 AS age) FROM census",
+    );
     let report = dir.path().join("report.json");
     let out = validate(
         &artifact,
@@ -674,15 +669,11 @@ fn profiles_of_parts_add_up_to_the_profile_of_the_whole() {
     let artifact = census_artifact(dir.path());
     let mut parts = Vec::new();
     for (name, predicate) in [("even", "fnlwgt % 2 = 0"), ("odd", "fnlwgt % 2 = 1")] {
-        let data = dir.path().join(format!("{name}.parquet"));
-        ok(&run_sql(
+        let data = copy_of_test_set(
             dir.path(),
-            &format!(
-                "COPY (SELECT * FROM census WHERE {predicate}) TO '{}';",
-                data.display()
-            ),
-            &["--table", &format!("census={}", test_set())],
-        ));
+            format!("{name}.parquet"),
+            &format!("SELECT * FROM census WHERE {predicate}"),
+        );
         let profile = dir.path().join(format!("{name}-profile.json"));
         ok(&validate(
             &artifact,
