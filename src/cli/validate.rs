@@ -211,7 +211,8 @@ pub(super) async fn validate_command(args: ValidateArgs) -> Result<()> {
     let new = crate::profile::count_new(&ctx, table, &baseline, &skip).await?;
     // Transform-aware: out-of-vocabulary shares by each vocabulary
     // output's own key expression (training-only transforms have none).
-    let vocabularies = match crate::serving::Evaluator::new(&artifact) {
+    // (Artifact::load checked the artifact: compile it, no second check.)
+    let vocabularies = match crate::serving::Evaluator::compile(&artifact) {
         Ok(evaluator) => crate::validate::vocabulary_checks(
             &evaluator.oov_shares(&baseline),
             &evaluator.oov_shares(&new),
@@ -303,6 +304,8 @@ async fn schema_problems(
     artifact: &Artifact,
     profile: &Profile,
 ) -> Result<Vec<SchemaProblem>> {
+    let table = ctx.table(&profile.table).await?;
+    let schema = table.schema().inner();
     let mut problems = Vec::new();
     for c in &profile.columns {
         let fitted = artifact
@@ -312,12 +315,12 @@ async fn schema_problems(
             .flat_map(|t| &t.columns)
             .find(|col| col.name == c.name)
             .map_or(c.data_type.as_str(), |col| col.data_type.as_str());
-        match crate::profile::column_type(ctx, &profile.table, &c.name).await? {
+        match schema.field_with_name(&c.name).ok().map(|f| f.data_type()) {
             None => problems.push(SchemaProblem {
                 column: c.name.clone(),
                 message: format!("missing (fitted as {fitted})"),
             }),
-            Some(t) if !crate::profile::comparable(fitted, &t) => problems.push(SchemaProblem {
+            Some(t) if !crate::profile::comparable(fitted, t) => problems.push(SchemaProblem {
                 column: c.name.clone(),
                 message: format!("type {t}, fitted as {fitted}"),
             }),

@@ -783,14 +783,3 @@ pub fn comparable(fitted: &str, actual: &DataType) -> bool {
         Err(_) => fitted == actual.to_string(),
     }
 }
-
-/// The type of `c` in `ctx`'s table `table`, if it has the column.
-pub async fn column_type(ctx: &SessionContext, table: &str, c: &str) -> Result<Option<DataType>> {
-    let df = ctx.table(table).await?;
-    let schema = df.schema();
-    Ok(schema
-        .fields()
-        .iter()
-        .find(|f| f.name() == c)
-        .map(|f| f.data_type().clone()))
-}

@@ -37,6 +37,9 @@ pub struct TallyPlan {
     training: Profile,
     /// The checksum of the artifact the profile comes from.
     artifact: String,
+    /// The training profile's out-of-vocabulary shares, worked out on the
+    /// first report (they do not change).
+    training_oov: std::sync::OnceLock<Vec<(String, String, Option<f64>)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +133,7 @@ impl TallyPlan {
                 ..profile.clone()
             },
             artifact: artifact.to_string(),
+            training_oov: std::sync::OnceLock::new(),
         }
     }
 
@@ -143,7 +147,8 @@ impl TallyPlan {
     ) -> crate::validate::Report {
         let new = self.profile(tally);
         let vocabularies = crate::validate::vocabulary_checks(
-            &evaluator.oov_shares(&self.training),
+            self.training_oov
+                .get_or_init(|| evaluator.oov_shares(&self.training)),
             &evaluator.oov_shares(&new),
             limits,
         );

@@ -366,31 +366,29 @@ pub fn render_validation(out: &mut String, models: &[(&str, u64, crate::validate
     if models.is_empty() {
         return;
     }
-    family(
-        out,
-        "skewless_model_validation_rows",
-        "gauge",
-        "Served rows the validation report covers (about the last --validation-rows).",
-    );
-    for (model, version, r) in models {
-        let _ = writeln!(
-            out,
-            "skewless_model_validation_rows{{model=\"{model}\",version=\"{version}\"}} {}",
-            r.rows.new
-        );
-    }
-    family(
-        out,
-        "skewless_model_validation_anomalous_columns",
-        "gauge",
-        "Columns of the recent served rows anomalous against the training profile.",
-    );
-    for (model, version, r) in models {
-        let _ = writeln!(
-            out,
-            "skewless_model_validation_anomalous_columns{{model=\"{model}\",version=\"{version}\"}} {}",
-            r.anomalies
-        );
+    type Pick = fn(&crate::validate::Report) -> usize;
+    let gauges: [(&str, &str, Pick); 2] = [
+        (
+            "skewless_model_validation_rows",
+            "Served rows the validation report covers (about the last --validation-rows).",
+            |r| r.rows.new as usize,
+        ),
+        (
+            "skewless_model_validation_anomalous_columns",
+            "Columns and transform checks of the recent served rows anomalous against the \
+             training profile.",
+            |r| r.anomalies,
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        family(out, name, "gauge", help);
+        for (model, version, r) in models {
+            let _ = writeln!(
+                out,
+                "{name}{{model=\"{model}\",version=\"{version}\"}} {}",
+                pick(r)
+            );
+        }
     }
     family(
         out,

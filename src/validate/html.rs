@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use super::{ColumnReport, Report};
 use crate::profile::Counts;
 use crate::progress::group_digits;
+use skewless_udfs::kernel::profile::share;
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;\
 margin:2em auto;max-width:60em;padding:0 1em;color:#1b1b1b;background:#fff}\
@@ -211,8 +212,9 @@ fn numeric(h: &mut String, edges: &[f64], p: &[u64], q: &[u64], against: &str) {
         })
         .collect();
     let outside = |i: usize| i == 0 || i + 1 == p.len();
-    bars(h, &labels, p, q, &outside);
-    table(h, &labels, p, q, against);
+    let (np, nq) = (p.iter().sum(), q.iter().sum());
+    bars(h, &labels, p, q, np, nq, &outside);
+    table(h, &labels, p, q, np, nq, against);
 }
 
 /// The categories whose shares differ most (at most 15), the rest of
@@ -228,7 +230,6 @@ fn categorical(
     let np: u64 = values.iter().map(|(_, n)| n).sum::<u64>() + rest;
     let nq: u64 = seen.iter().map(|(_, n)| n).sum();
     let new_of = |v: &str| seen.iter().find(|(s, _)| s == v).map_or(0, |(_, n)| *n);
-    let share = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
     let mut rows: Vec<(String, u64, u64)> = values
         .iter()
         .map(|(v, n)| (v.clone(), *n, new_of(v)))
@@ -254,8 +255,8 @@ fn categorical(
     let q: Vec<u64> = rows.iter().map(|r| r.2).collect();
     let last = rows.len() - 1;
     // Shares are of every value, shown or not.
-    bars_of(h, &labels, &p, &q, np, nq, &|i| i == last);
-    table_of(h, &labels, &p, &q, np, nq, against);
+    bars(h, &labels, &p, &q, np, nq, &|i| i == last);
+    table(h, &labels, &p, &q, np, nq, against);
     if hidden > 0 {
         let _ = writeln!(
             h,
@@ -274,13 +275,8 @@ fn categorical(
     }
 }
 
-fn bars(h: &mut String, labels: &[String], p: &[u64], q: &[u64], marked: &dyn Fn(usize) -> bool) {
-    let (np, nq) = (p.iter().sum(), q.iter().sum());
-    bars_of(h, labels, p, q, np, nq, marked);
-}
-
 /// Paired vertical bars of the shares p/np and q/nq, one pair per label.
-fn bars_of(
+fn bars(
     h: &mut String,
     labels: &[String],
     p: &[u64],
@@ -289,7 +285,6 @@ fn bars_of(
     nq: u64,
     marked: &dyn Fn(usize) -> bool,
 ) {
-    let share = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
     let top = p
         .iter()
         .map(|&a| share(a, np))
@@ -347,22 +342,8 @@ fn bars_of(
     h.push_str("</svg>\n");
 }
 
-fn table(h: &mut String, labels: &[String], p: &[u64], q: &[u64], against: &str) {
-    let (np, nq) = (p.iter().sum(), q.iter().sum());
-    table_of(h, labels, p, q, np, nq, against);
-}
-
 /// The counts and shares under a chart.
-fn table_of(
-    h: &mut String,
-    labels: &[String],
-    p: &[u64],
-    q: &[u64],
-    np: u64,
-    nq: u64,
-    against: &str,
-) {
-    let share = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
+fn table(h: &mut String, labels: &[String], p: &[u64], q: &[u64], np: u64, nq: u64, against: &str) {
     let _ = writeln!(
         h,
         "<table><thead><tr><th>slot</th><th class=\"n\">{against}</th><th class=\"n\">share</th>\
