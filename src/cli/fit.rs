@@ -123,15 +123,29 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
                 })
                 .collect();
             let table = evaluator.request_table();
+            let filter = where_over(&fitted.plan, table)?;
+            // The statistics pass's counts serve when it ran under the
+            // transform's whole WHERE over the table (or under none).
             let shared = match (&fitted.extra, &candidates) {
-                (Some(values), Some(c)) => c.profile(values, &columns)?,
+                (Some(values), Some(c))
+                    if values.filter.as_ref().map(|(p, _)| p) == filter.as_ref() =>
+                {
+                    c.profile(&values.batch, &columns)?.map(|mut p| {
+                        p.filter = values.filter.as_ref().map(|(predicate, kept)| {
+                            crate::profile::FilterProfile {
+                                predicate: predicate.clone(),
+                                kept: *kept,
+                            }
+                        });
+                        p
+                    })
+                }
                 _ => None,
             };
             let along = shared.is_some();
             artifact.profile = match shared {
                 Some(profile) => Some(profile),
                 None => {
-                    let filter = where_over(&fitted.plan, table)?;
                     crate::profile::profile(&ctx, table, &columns, &profile_plan, filter).await?
                 }
             };

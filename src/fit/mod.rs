@@ -44,14 +44,26 @@ pub struct Fitted {
     /// the passes.
     pub rows_seen: Vec<u64>,
     /// The values of the extra aggregates ([`fit_sharing`]), when a
-    /// statistics pass ran over their table's bare scan: one row, the
-    /// aggregates in order, then the table's row count.
-    pub extra: Option<datafusion::arrow::array::RecordBatch>,
+    /// statistics pass ran over their table's scan.
+    pub extra: Option<ExtraValues>,
+}
+
+/// The values of [`Extra`]'s aggregates, computed in a statistics pass.
+#[derive(Debug, Clone)]
+pub struct ExtraValues {
+    /// One row: the aggregates in order, then the table's row count (every
+    /// row of the table, whatever the WHERE).
+    pub batch: datafusion::arrow::array::RecordBatch,
+    /// When the statistics were computed under a WHERE over the table (its
+    /// predicates AND-ed, outermost first, as SQL) and the rows it kept.
+    pub filter: Option<(String, u64)>,
 }
 
 /// Aggregates to compute in the same pass as the statistics, when a pass
-/// runs over `table`'s rows as they are (its bare scan): the training
-/// profile rides along with the statistics (one scan instead of two).
+/// runs over `table`'s rows as they are (its bare scan) or under a WHERE
+/// over them (then the statistics' aggregates take the WHERE as a `FILTER`
+/// clause and the extra ones see every row): the training profile rides
+/// along with the statistics (one scan instead of two).
 #[derive(Debug, Clone)]
 pub struct Extra {
     pub table: String,
@@ -127,6 +139,45 @@ pub async fn refit(
     Ok(fit_from(ctx, plan, source).await?.plan)
 }
 
+/// `input` when it is `table`'s bare scan, or a chain of WHEREs over it
+/// (without subqueries): the scan and the WHEREs' predicates, outermost
+/// first.
+fn scan_under_where<'a>(
+    mut input: &'a LogicalPlan,
+    table: &str,
+) -> Option<(&'a LogicalPlan, Vec<Expr>)> {
+    let mut predicates = Vec::new();
+    while let LogicalPlan::Filter(filter) = input {
+        if filter
+            .predicate
+            .exists(|e| Ok(is_subquery(e)))
+            .unwrap_or(true)
+        {
+            return None;
+        }
+        predicates.push(filter.predicate.clone());
+        input = filter.input.as_ref();
+    }
+    match input {
+        LogicalPlan::TableScan(scan)
+            if scan.table_name.table() == table && scan.filters.is_empty() =>
+        {
+            Some((input, predicates))
+        }
+        _ => None,
+    }
+}
+
+fn is_subquery(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::ScalarSubquery(_)
+            | Expr::Exists(_)
+            | Expr::InSubquery(_)
+            | Expr::OuterReferenceColumn(..)
+    )
+}
+
 /// Where statistics come from.
 enum Source {
     /// A statistics pass over the data (with aggregates to share a scan
@@ -151,21 +202,45 @@ impl Source {
     ) -> Result<Vec<Statistic>> {
         match self {
             Source::Analyze { progress, extra } => {
-                let shared = match (&extra, input) {
-                    (Some(e), LogicalPlan::TableScan(scan))
-                        if scan.table_name.table() == e.table && scan.filters.is_empty() =>
-                    {
-                        extra.take().map(|e| e.aggregates)
-                    }
-                    _ => None,
+                let shared = match &extra {
+                    Some(e) => scan_under_where(input, &e.table),
+                    None => None,
                 };
-                let (statistics, rows, extra_values) =
-                    stats::analyze(ctx, input, requests, *progress, shared.unwrap_or_default())
-                        .await?;
-                out.rows_seen.push(rows);
-                if extra_values.is_some() {
-                    out.extra = extra_values;
+                if let Some((scan, predicates)) = shared {
+                    let aggregates = extra.take().map(|e| e.aggregates).unwrap_or_default();
+                    let filter = conjunction(predicates.clone());
+                    match stats::analyze(ctx, scan, requests, *progress, aggregates, filter).await {
+                        Ok((statistics, rows, values)) => {
+                            out.rows_seen.push(rows);
+                            out.extra = match (values, conjunction(predicates)) {
+                                (Some(batch), None) => Some(ExtraValues {
+                                    batch,
+                                    filter: None,
+                                }),
+                                (Some(batch), Some(p)) => Some(ExtraValues {
+                                    batch,
+                                    filter: Some((
+                                        datafusion::sql::unparser::expr_to_sql(&p)?.to_string(),
+                                        rows,
+                                    )),
+                                }),
+                                (None, _) => None,
+                            };
+                            return Ok(statistics);
+                        }
+                        // The WHERE as a FILTER clause evaluates the
+                        // statistics' arguments on every row, where the
+                        // WHERE would have dropped some first: one that
+                        // fails on a dropped row fails here. Then the
+                        // statistics get a pass of their own, as they would
+                        // without the profile (and the profile one too).
+                        Err(_) if !predicates.is_empty() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
+                let (statistics, rows, _) =
+                    stats::analyze(ctx, input, requests, *progress, Vec::new(), None).await?;
+                out.rows_seen.push(rows);
                 Ok(statistics)
             }
             Source::Recorded { remaining } => requests

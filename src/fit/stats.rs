@@ -231,20 +231,36 @@ pub(super) fn requests(uses: &[FullPassUse]) -> Vec<StatRequest> {
 }
 
 /// Computes `requests` over `input` in one aggregate pass; also returns the
-/// number of rows of `input`.
+/// number of rows of `input`. With a `filter`, the requests (and the row
+/// count) are over the rows of `input` it keeps, and the `extra` aggregates
+/// over all of them.
 pub(super) async fn analyze(
     ctx: &SessionContext,
     input: &LogicalPlan,
     requests: &[StatRequest],
     progress: bool,
-    extra: Vec<Expr>,
+    mut extra: Vec<Expr>,
+    filter: Option<Expr>,
 ) -> Result<(Vec<Statistic>, u64, Option<RecordBatch>)> {
+    use datafusion::functions_aggregate::count::count;
+    use datafusion::logical_expr::ExprFunctionExt;
+    let kept = |e: Expr| -> DfResult<Expr> {
+        match &filter {
+            Some(p) => e.filter(p.clone()).build(),
+            None => Ok(e),
+        }
+    };
     let mut aggregates = requests
         .iter()
         .enumerate()
-        .map(|(i, r)| Ok(r.aggregate(ctx)?.alias(format!("__skewless_stat_{i}"))))
+        .map(|(i, r)| Ok(kept(r.aggregate(ctx)?)?.alias(format!("__skewless_stat_{i}"))))
         .collect::<DfResult<Vec<_>>>()?;
-    aggregates.push(datafusion::functions_aggregate::count::count(lit(1)).alias("__skewless_rows"));
+    aggregates.push(kept(count(lit(1)))?.alias("__skewless_rows"));
+    // Under a WHERE, the extra aggregates' row count is every row's.
+    let all_rows = filter.is_some() && !extra.is_empty();
+    if all_rows {
+        extra.push(count(lit(1)));
+    }
     let extras = extra.len();
     aggregates.extend(
         extra
@@ -283,7 +299,9 @@ pub(super) async fn analyze(
             let mut columns: Vec<ArrayRef> = (first..first + extras)
                 .map(|i| Arc::clone(batch.column(i)))
                 .collect();
-            columns.push(Arc::clone(batch.column(requests.len())));
+            if !all_rows {
+                columns.push(Arc::clone(batch.column(requests.len())));
+            }
             RecordBatch::try_new(
                 Arc::new(datafusion::arrow::datatypes::Schema::new(
                     (0..columns.len())

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 mod tally;
-pub use tally::{MORE_UNSEEN, Recent, Tally, TallyPlan};
+pub use tally::{LookupOutput, MORE_UNSEEN, Recent, Tally, TallyPlan};
 
 /// Quantile bins of a numeric profile unless `fit --profile-bins` says.
 pub const DEFAULT_BINS: u64 = 10;

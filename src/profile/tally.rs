@@ -5,9 +5,12 @@
 //!
 //! A [`TallyPlan`] is made once per evaluator from the artifact's profile:
 //! per profiled column its input slot, its edges or a table of its training
-//! values. Counting a row is a binary search per number and a hash lookup
-//! per category, into plain integer counters: no allocation but for an
-//! unseen value the first time it is seen.
+//! values. Counting a row is a search among the edges per number and a
+//! hash lookup per category, into plain integer counters: no allocation
+//! but for an unseen value the first time it is seen. A category that an
+//! output looks up as it is (`vocab_index(x)`, `vocab_index(coalesce(x,
+//! '?'))`) is not looked up again: the output's index, read from the row's
+//! evaluated outputs, gives its slot ([`LookupOutput`]).
 
 use std::collections::HashMap;
 
@@ -30,8 +33,10 @@ pub struct TallyPlan {
     /// The numeric columns' (input, first counter, edges), and the
     /// categorical ones' (input, first counter, column index): counted in
     /// two tight loops.
-    numbers: Vec<(usize, usize, Box<[f64]>)>,
-    categories: Vec<(usize, usize, usize)>,
+    numbers: Vec<Number>,
+    categories: Vec<Category>,
+    /// The summary columns' (input, first counter).
+    summaries: Vec<(usize, usize)>,
     /// Counters per tally.
     width: usize,
     training: Profile,
@@ -40,6 +45,83 @@ pub struct TallyPlan {
     /// The training profile's out-of-vocabulary shares, worked out on the
     /// first report (they do not change).
     training_oov: std::sync::OnceLock<Vec<(String, String, Option<f64>)>>,
+}
+
+/// A numeric column's place in a row and in the counters, and its edges.
+#[derive(Debug, Clone)]
+struct Number {
+    input: usize,
+    base: usize,
+    /// The edges, padded with +inf to 16 (a value inside the outer edges
+    /// falls in the slot of the number of edges at or below it: 16
+    /// comparisons without branches), when there are at most 16.
+    padded: Option<[f64; 16]>,
+    edges: Box<[f64]>,
+}
+
+impl Number {
+    /// [`slot`] of a finite `x`.
+    #[inline]
+    fn slot(&self, x: f64) -> usize {
+        match (&self.padded, &self.edges[..]) {
+            (Some(padded), [first, .., last]) if *first <= x && x < *last => at_or_below(padded, x),
+            _ => slot(&self.edges, x),
+        }
+    }
+}
+
+/// How many of `edges` are at or below `x`: eight comparisons of two
+/// edges at once (SSE2, which every x86-64 CPU has), the all-ones masks
+/// subtracted from two counters.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn at_or_below(edges: &[f64; 16], x: f64) -> usize {
+    use std::arch::x86_64::{
+        _mm_castpd_si128, _mm_cmple_pd, _mm_cvtsi128_si64, _mm_set_pd, _mm_set1_pd,
+        _mm_setzero_si128, _mm_sub_epi64, _mm_unpackhi_epi64,
+    };
+    // SAFETY: the intrinsics need SSE2, which this build enables (the cfg
+    // above); none reads memory.
+    unsafe {
+        let xx = _mm_set1_pd(x);
+        let mut below = _mm_setzero_si128();
+        for pair in edges.chunks_exact(2) {
+            let e = _mm_set_pd(pair[1], pair[0]);
+            below = _mm_sub_epi64(below, _mm_castpd_si128(_mm_cmple_pd(e, xx)));
+        }
+        (_mm_cvtsi128_si64(below) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(below, below))) as usize
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline]
+fn at_or_below(edges: &[f64; 16], x: f64) -> usize {
+    edges.iter().map(|e| usize::from(*e <= x)).sum()
+}
+
+/// A categorical column's place in a row and in the counters.
+#[derive(Debug, Clone)]
+struct Category {
+    input: usize,
+    /// The first of its counters.
+    base: usize,
+    /// Its index among the planned columns.
+    column: usize,
+    /// An output that looks the column up as it is, and per index below
+    /// V the counter its value goes to (`u32::MAX`: not a listed training
+    /// value, looked up instead).
+    shared: Option<(usize, Box<[u32]>)>,
+}
+
+/// An output that is a vocabulary index of an input as it is (for a
+/// non-NULL value): the input's slot, the output's place among the
+/// evaluator's outputs, the vocabulary's values in position order (as
+/// text, as the profile lists them).
+#[derive(Debug, Clone)]
+pub struct LookupOutput {
+    pub input: usize,
+    pub output: usize,
+    pub values: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,8 +160,14 @@ pub struct Tally {
 
 impl TallyPlan {
     /// The plan of `profile`'s columns, found by name among `inputs` (a
-    /// column the evaluator does not read is left out).
-    pub fn new(profile: &Profile, inputs: &[String], artifact: &str) -> Self {
+    /// column the evaluator does not read is left out); `lookups`, the
+    /// evaluator's outputs that look an input up as it is.
+    pub fn new(
+        profile: &Profile,
+        inputs: &[String],
+        artifact: &str,
+        lookups: &[LookupOutput],
+    ) -> Self {
         let mut columns = Vec::new();
         let mut kept = Vec::new();
         let mut width = 0;
@@ -113,20 +201,56 @@ impl TallyPlan {
         let numbers = columns
             .iter()
             .filter_map(|c| match &c.kind {
-                PlannedKind::Numeric { edges } => Some((c.input, c.base, edges.clone().into())),
+                PlannedKind::Numeric { edges } => Some(Number {
+                    input: c.input,
+                    base: c.base,
+                    padded: (edges.len() <= 16).then(|| {
+                        let mut padded = [f64::INFINITY; 16];
+                        padded[..edges.len()].copy_from_slice(edges);
+                        padded
+                    }),
+                    edges: edges.clone().into(),
+                }),
                 _ => None,
             })
+            .collect();
+        let summaries = columns
+            .iter()
+            .filter(|c| matches!(c.kind, PlannedKind::Summary))
+            .map(|c| (c.input, c.base))
             .collect();
         let categories = columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| matches!(c.kind, PlannedKind::Categorical { .. }))
-            .map(|(k, c)| (c.input, c.base, k))
+            .filter_map(|(k, c)| {
+                let PlannedKind::Categorical { index, .. } = &c.kind else {
+                    return None;
+                };
+                let shared = lookups.iter().find(|l| l.input == c.input).map(|l| {
+                    let slots = l
+                        .values
+                        .iter()
+                        .map(|v| {
+                            v.as_deref()
+                                .and_then(|v| index.position(v))
+                                .map_or(u32::MAX, |p| (c.base + 2) as u32 + p as u32)
+                        })
+                        .collect();
+                    (l.output, slots)
+                });
+                Some(Category {
+                    input: c.input,
+                    base: c.base,
+                    column: k,
+                    shared,
+                })
+            })
             .collect();
         Self {
             columns,
             numbers,
             categories,
+            summaries,
             width,
             training: Profile {
                 columns: kept,
@@ -178,55 +302,70 @@ impl TallyPlan {
     }
 
     /// Counts one row of inputs (a request, typed in the evaluator's input
-    /// order) into `tally`.
+    /// order) into `tally`; `outputs`, the row's evaluated outputs (as
+    /// [`crate::serving::Evaluator::eval`] gives them; empty when there are
+    /// none, then every category is looked up).
     #[inline]
-    pub fn count(&self, row: &[Value<'_>], tally: &mut Tally) {
+    pub fn count(&self, row: &[Value<'_>], outputs: &[Value<'_>], tally: &mut Tally) {
         tally.rows += 1;
         let counts = &mut tally.counts[..];
-        for (input, base, edges) in &self.numbers {
-            let x = match row.get(*input) {
+        for n in &self.numbers {
+            let x = match row.get(n.input) {
                 Some(Value::Float(f)) => *f,
                 Some(Value::Int(i)) => *i as f64,
                 Some(Value::UInt(u)) => *u as f64,
                 Some(Value::Bool(b)) => f64::from(u8::from(*b)),
                 _ => {
-                    counts[*base] += 1;
+                    counts[n.base] += 1;
                     continue;
                 }
             };
             let at = if x.is_finite() {
-                counts[base + 4] += 1;
-                base + 5 + fast_slot(edges, x)
+                counts[n.base + 4] += 1;
+                n.base + 5 + n.slot(x)
             } else if x.is_nan() {
-                base + 1
+                n.base + 1
             } else if x > 0.0 {
-                base + 2
+                n.base + 2
             } else {
-                base + 3
+                n.base + 3
             };
             counts[at] += 1;
         }
-        for &(input, base, k) in &self.categories {
-            let PlannedKind::Categorical { index, .. } = &self.columns[k].kind else {
-                continue;
-            };
-            let mut buffer = [0u8; 20];
-            let text: &str = match row.get(input) {
-                Some(Value::Str(s)) => s,
-                Some(Value::Bool(true)) => "true",
-                Some(Value::Bool(false)) => "false",
-                Some(Value::Int(i)) => decimal(*i as i128, &mut buffer),
-                Some(Value::UInt(u)) => decimal(*u as i128, &mut buffer),
+        for c in &self.categories {
+            let value = match row.get(c.input) {
+                Some(v @ (Value::Str(_) | Value::Bool(_) | Value::Int(_) | Value::UInt(_))) => v,
                 _ => {
-                    counts[base] += 1;
+                    counts[c.base] += 1;
                     continue;
                 }
             };
-            counts[base + 1] += 1;
+            counts[c.base + 1] += 1;
+            // The output's index of the value, when it is a listed one.
+            if let Some((output, slots)) = &c.shared
+                && let Some(Value::Int(i)) = outputs.get(*output)
+                && let Some(&at) = slots.get(*i as usize)
+                && at != u32::MAX
+            {
+                counts[at as usize] += 1;
+                continue;
+            }
+            let PlannedKind::Categorical { index, .. } = &self.columns[c.column].kind else {
+                continue;
+            };
+            let mut buffer = [0u8; 20];
+            let text: &str = match value {
+                Value::Str(s) => s,
+                Value::Bool(true) => "true",
+                Value::Bool(false) => "false",
+                Value::Int(i) => decimal(*i as i128, &mut buffer),
+                Value::UInt(u) => decimal(*u as i128, &mut buffer),
+                _ => unreachable!("matched above"),
+            };
             match index.position(text) {
-                Some(i) => counts[base + 2 + i as usize] += 1,
+                Some(i) => counts[c.base + 2 + i as usize] += 1,
                 None => {
-                    let unseen = &mut tally.unseen[k];
+                    let unseen = &mut tally.unseen[c.column];
                     if let Some(n) = unseen.get_mut(text) {
                         *n += 1;
                     } else if unseen.len() < UNSEEN_KEPT {
@@ -237,18 +376,15 @@ impl TallyPlan {
                 }
             }
         }
-        for c in &self.columns {
-            if !matches!(c.kind, PlannedKind::Summary) {
-                continue;
-            }
-            let at = match row.get(c.input) {
+        for &(input, base) in &self.summaries {
+            let at = match row.get(input) {
                 None | Some(Value::Null) => 0,
                 Some(Value::Float(f)) if f.is_nan() => 2,
                 Some(Value::Float(f)) if *f == f64::INFINITY => 3,
                 Some(Value::Float(f)) if *f == f64::NEG_INFINITY => 4,
                 Some(_) => 1,
             };
-            counts[c.base + at] += 1;
+            counts[base + at] += 1;
         }
     }
 
@@ -355,22 +491,6 @@ impl Tally {
         self.rows = 0;
         self.counts.iter_mut().for_each(|c| *c = 0);
         self.unseen.iter_mut().for_each(HashMap::clear);
-    }
-}
-
-/// [`slot`] of a finite `x`, counting the edges at or below it without
-/// branches (profiles have few edges).
-#[inline]
-fn fast_slot(edges: &[f64], x: f64) -> usize {
-    match edges {
-        [] => 1,
-        [first, .., last] | [first @ last] => {
-            if x < *first || x >= *last {
-                slot(edges, x)
-            } else {
-                edges.iter().map(|e| usize::from(*e <= x)).sum()
-            }
-        }
     }
 }
 

@@ -339,9 +339,9 @@ impl<'a> Served<'a> {
     }
 
     #[inline]
-    fn count(&mut self, row: &[crate::serving::Value<'_>]) {
+    fn count(&mut self, row: &[crate::serving::Value<'_>], outputs: &[crate::serving::Value<'_>]) {
         if let (Some(live), Some(tally)) = (self.live, self.tally.as_mut()) {
-            live.plan().count(row, tally);
+            live.plan().count(row, outputs, tally);
         }
     }
 
@@ -429,7 +429,7 @@ pub fn v1_predict(shared: &Shared, v: &Version, body: &[u8]) -> Counted {
                 };
                 if let Err(err) = e.row_from_json(object).and_then(|typed| {
                     e.eval(&typed, &mut out)?;
-                    served.count(&typed);
+                    served.count(&typed, &out);
                     Ok(())
                 }) {
                     return Counted {
@@ -493,7 +493,7 @@ fn columnar(shared: &Shared, v: &Version, columns: &serde_json::Map<String, Json
         let row = e.row_from_fields(|name| columns.get(name).and_then(|c| c.get(i)));
         if let Err(err) = row.and_then(|typed| {
             e.eval(&typed, &mut out)?;
-            served.count(&typed);
+            served.count(&typed, &out);
             Ok(())
         }) {
             return Counted {
@@ -786,7 +786,7 @@ pub fn v2_infer(shared: &Shared, model: &Model, v: &Version, body: &[u8]) -> Cou
         let row = e.row_from_fields(|name| by_name.get(name).map(|t| t.data[i]));
         if let Err(err) = row.and_then(|typed| {
             e.eval(&typed, &mut out)?;
-            served.count(&typed);
+            served.count(&typed, &out);
             Ok(())
         }) {
             return Counted {

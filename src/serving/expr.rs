@@ -694,6 +694,32 @@ impl Node {
         }
     }
 
+    /// When this node is `vocab_index(x)` or `vocab_index(coalesce(x,
+    /// literal…))` of an input `x`: that input's slot and the vocabulary's
+    /// values in position order as text. For a non-NULL `x`, an index below
+    /// V is then the position of `x` itself (the live tally reads it
+    /// instead of looking `x` up again).
+    pub(crate) fn vocabulary_of_input(&self) -> Option<(usize, Vec<Option<String>>)> {
+        let Kind::Ours(f, args, _) = &self.kind else {
+            return None;
+        };
+        let input = match &args.first()?.kind {
+            Kind::Input(i) => *i,
+            Kind::Coalesce(c) => match c.split_first()? {
+                (
+                    Node {
+                        kind: Kind::Input(i),
+                        ..
+                    },
+                    rest,
+                ) if rest.iter().all(|n| matches!(n.kind, Kind::Literal(_))) => *i,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some((input, f.vocabulary_texts()?))
+    }
+
     /// Calls `f` on this node, then on each node below it.
     pub(crate) fn visit(&self, f: &mut dyn FnMut(&Node)) {
         f(self);

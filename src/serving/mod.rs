@@ -273,10 +273,23 @@ impl Evaluator {
             .filter(|p| p.table == tables[request].name)
             .map(|p| {
                 let names: Vec<String> = compiled.inputs.iter().map(|c| c.name.clone()).collect();
+                let lookups: Vec<crate::profile::LookupOutput> = outputs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(output, o)| {
+                        let (input, values) = o.node.vocabulary_of_input()?;
+                        Some(crate::profile::LookupOutput {
+                            input,
+                            output,
+                            values,
+                        })
+                    })
+                    .collect();
                 Arc::new(crate::profile::TallyPlan::new(
                     p,
                     &names,
                     &artifact.checksum,
+                    &lookups,
                 ))
             });
         Ok(Self {
@@ -1022,7 +1035,7 @@ impl Evaluator {
         let row = row_of_slots(&self.inputs, mask, clock, |i, _| fields[i].as_ref())?;
         self.eval(&row, out)?;
         if let (Some(plan), Some(tally)) = (&self.tally, tally) {
-            plan.count(&row, tally);
+            plan.count(&row, out, tally);
         }
         if push {
             self.push(&row)

@@ -12,12 +12,15 @@ use crate::common::{adult, fit, ok, root, run_sql, skewless, stderr, stdout};
 #[test]
 fn the_profile_rides_along_with_the_statistics_pass() {
     // The census transform's statistics are computed over the table as it
-    // is: its profile is counted in the same pass. A WHERE on the table
-    // puts the statistics over the rows it keeps: the profile, of every
-    // row, takes a pass of its own. Both give the same profile.
+    // is: its profile is counted in the same pass. Under a WHERE, the
+    // statistics take it as a FILTER clause in that same pass (and the
+    // profile counts every row). Statistics over a subquery's columns take
+    // a pass of their own, and the profile another. All three give the
+    // same profile, and the WHERE's statistics are those of a fit without
+    // a profile (the statistics pass as it always was).
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t.sql");
-    let run = |sql: &str, out: &str| {
+    let run = |sql: &str, out: &str, extra: &[&str]| {
         std::fs::write(&t, sql).unwrap();
         let out = dir.path().join(out);
         let text = ok(&skewless()
@@ -25,28 +28,56 @@ fn the_profile_rides_along_with_the_statistics_pass() {
             .arg(&t)
             .args(["--table", &format!("census={}", adult()), "--out"])
             .arg(&out)
+            .args(extra)
             .output()
             .unwrap());
-        (text, json(&out)["profile"].clone())
+        (text, json(&out))
     };
-    let (along, p1) = run(
+    let along = "training profile: 2 columns of census (counted in the statistics pass)";
+    let apart = "training profile: 2 columns of census (counted in a pass of its own)";
+    let (text, a1) = run(
         "SELECT z_score(age) AS a, vocab_index(education) AS e FROM census",
         "1.json",
+        &[],
     );
-    assert!(
-        along.contains("training profile: 2 columns of census (counted in the statistics pass)"),
-        "{along}"
-    );
-    let (apart, p2) = run(
-        "SELECT z_score(age) AS a, vocab_index(education) AS e FROM census WHERE hours_per_week > 0",
-        "2.json",
-    );
-    assert!(
-        apart.contains("training profile: 2 columns of census (counted in a pass of its own)"),
-        "{apart}"
-    );
-    assert_eq!(p1["columns"], p2["columns"]);
+    assert!(text.contains(along), "{text}");
+    let p1 = &a1["profile"];
     assert_eq!(p1["rows"], 32561);
+    assert_eq!(p1["filter"], serde_json::Value::Null);
+
+    let under_where = "SELECT z_score(age) AS a, vocab_index(education) AS e \
+                       FROM census WHERE age < 60";
+    let (text, a2) = run(under_where, "2.json", &[]);
+    assert!(text.contains(along), "{text}");
+    let p2 = &a2["profile"];
+    assert_eq!(p1["columns"], p2["columns"]);
+    assert_eq!(p2["rows"], 32561);
+    // DuckDB: 2,644 of the 32,561 rows have age >= 60.
+    assert_eq!(p2["filter"]["predicate"], "(census.age < 60)");
+    assert_eq!(p2["filter"]["kept"], 32561 - 2644);
+    let (text, a3) = run(under_where, "3.json", &["--profile", "none"]);
+    assert!(!text.contains("training profile"), "{text}");
+    assert_eq!(a3["profile"], serde_json::Value::Null);
+    assert_eq!(a2["statistics"], a3["statistics"]);
+    assert_eq!(a2["fitted_sql"], a3["fitted_sql"]);
+    // DuckDB: avg(age) over the 29,917 rows with age < 60.
+    assert!(
+        a2["fitted_sql"]
+            .as_str()
+            .unwrap()
+            .contains("36.1242103152054"),
+        "{}",
+        a2["fitted_sql"]
+    );
+
+    let (text, a4) = run(
+        "SELECT z_score(a) AS a, vocab_index(education) AS e \
+         FROM (SELECT age AS a, education FROM census WHERE age < 60) AS s",
+        "4.json",
+        &[],
+    );
+    assert!(text.contains(apart), "{text}");
+    let _ = a4;
 }
 
 fn census_artifact(dir: &Path) -> PathBuf {

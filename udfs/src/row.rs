@@ -150,6 +150,16 @@ impl RowFunction {
         }))
     }
 
+    /// A `vocab_index`'s values in position order as text (integers in
+    /// decimal; `None` at a position a value listed twice left empty): the
+    /// value behind each index below V it gives. `None` for other functions.
+    pub fn vocabulary_texts(&self) -> Option<Vec<Option<String>>> {
+        match self {
+            Self::VocabIndex(VocabLookup(lookup)) => Some(lookup.texts()),
+            _ => None,
+        }
+    }
+
     /// The SQL name of the function.
     pub fn name(&self) -> &'static str {
         match self {

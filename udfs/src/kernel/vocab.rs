@@ -102,6 +102,16 @@ impl<K: Eq + Hash + ShortKey> Vocabulary<K> {
     pub fn oov_buckets(&self) -> u64 {
         self.oov_buckets
     }
+
+    /// The value at each position (`None` where a value listed twice left
+    /// its later position empty).
+    pub fn by_position(&self) -> Vec<Option<&K>> {
+        let mut out = vec![None; self.size as usize];
+        for (k, &p) in &self.positions {
+            out[p as usize] = Some(k);
+        }
+        out
+    }
 }
 
 impl Vocabulary<String> {

@@ -120,6 +120,18 @@ impl Lookup {
         }
     }
 
+    /// The values in position order, as text (integers in decimal).
+    pub(crate) fn texts(&self) -> Vec<Option<String>> {
+        match self {
+            Self::Strings(v) => v.by_position().into_iter().map(|k| k.cloned()).collect(),
+            Self::Integers(v) => v
+                .by_position()
+                .into_iter()
+                .map(|k| k.map(i64::to_string))
+                .collect(),
+        }
+    }
+
     /// `vocab_index` over an array.
     fn indices(&self, x: &ArrayRef) -> Result<Int64Array> {
         Ok(match (self, x.data_type()) {
