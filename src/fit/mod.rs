@@ -228,12 +228,12 @@ impl Source {
                             };
                             return Ok(statistics);
                         }
-                        // The WHERE as a FILTER clause evaluates the
-                        // statistics' arguments on every row, where the
-                        // WHERE would have dropped some first: one that
-                        // fails on a dropped row fails here. Then the
-                        // statistics get a pass of their own, as they would
-                        // without the profile (and the profile one too).
+                        // DataFusion drops the rows a FILTER clause does
+                        // not keep before it evaluates the arguments, as
+                        // the WHERE would; should the shared pass fail all
+                        // the same, the statistics get the pass they would
+                        // have had without the profile (and the profile one
+                        // of its own).
                         Err(_) if !predicates.is_empty() => {}
                         Err(e) => return Err(e),
                     }

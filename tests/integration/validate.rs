@@ -77,7 +77,52 @@ fn the_profile_rides_along_with_the_statistics_pass() {
         &[],
     );
     assert!(text.contains(apart), "{text}");
-    let _ = a4;
+    assert_eq!(p1["columns"], a4["profile"]["columns"]);
+}
+
+#[test]
+fn a_statistic_that_would_fail_on_a_row_the_where_drops_rides_along() {
+    // Under the WHERE as a FILTER clause the statistic's argument is not
+    // evaluated on the rows it drops ('n/a' is never cast): the same
+    // statistics as the WHERE gives, in the one pass.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("t.parquet");
+    ok(&run_sql(
+        dir.path(),
+        &format!(
+            "COPY (SELECT * FROM (VALUES ('1', 'a'), ('3', 'b'), ('n/a', 'a')) AS v(s, k)) \
+             TO '{}' STORED AS PARQUET",
+            data.display()
+        ),
+        &[],
+    ));
+    let t = dir.path().join("t.sql");
+    std::fs::write(
+        &t,
+        "SELECT z_score(CAST(s AS DOUBLE)) AS z, vocab_index(k) AS k_id FROM t WHERE s <> 'n/a'",
+    )
+    .unwrap();
+    let out = dir.path().join("a.json");
+    let text = ok(&skewless()
+        .arg("fit")
+        .arg(&t)
+        .args(["--table", &format!("t={}", data.display()), "--out"])
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(
+        text.contains("training profile: 2 columns of t (counted in the statistics pass)"),
+        "{text}"
+    );
+    let a = json(&out);
+    // Mean 2, population stddev 1 over the two kept rows.
+    let fitted = a["fitted_sql"].as_str().unwrap();
+    assert!(
+        fitted.contains("z_score_with(CAST(t.s AS DOUBLE), 2.0, 1.0)"),
+        "{fitted}"
+    );
+    assert_eq!(a["profile"]["rows"], 3);
+    assert_eq!(a["profile"]["filter"]["kept"], 2);
 }
 
 fn census_artifact(dir: &Path) -> PathBuf {
