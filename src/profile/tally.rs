@@ -57,9 +57,60 @@ struct Number {
     /// comparisons without branches), when there are at most 16.
     padded: Option<[f64; 16]>,
     edges: Box<[f64]>,
+    /// When the outer edges are integers at most [`TABLE_SPAN`] apart: the
+    /// first edge and the slot of each integer from it to the last edge
+    /// (integer values find their slot in one read).
+    table: Option<(i64, Box<[u8]>)>,
 }
 
+/// The widest range of integers whose slots are tabulated (4 KiB a column).
+const TABLE_SPAN: f64 = 4096.0;
+
 impl Number {
+    fn new(input: usize, base: usize, edges: &[f64]) -> Self {
+        let table = match edges {
+            [first, .., last]
+                if first.fract() == 0.0
+                    && last.fract() == 0.0
+                    && last - first <= TABLE_SPAN
+                    && slots(edges.len()) <= usize::from(u8::MAX) =>
+            {
+                let first = *first as i64;
+                let slots = (first..=*last as i64)
+                    .map(|i| slot(edges, i as f64) as u8)
+                    .collect();
+                Some((first, slots))
+            }
+            _ => None,
+        };
+        Self {
+            input,
+            base,
+            padded: (edges.len() <= 16).then(|| {
+                let mut padded = [f64::INFINITY; 16];
+                padded[..edges.len()].copy_from_slice(edges);
+                padded
+            }),
+            edges: edges.into(),
+            table,
+        }
+    }
+
+    /// [`slot`] of an integer.
+    #[inline]
+    fn int_slot(&self, i: i64) -> usize {
+        match &self.table {
+            Some((first, table)) => match i.checked_sub(*first) {
+                Some(k) if k >= 0 => match table.get(k as usize) {
+                    Some(s) => usize::from(*s),
+                    None => slots(self.edges.len()) - 1,
+                },
+                _ => 0,
+            },
+            None => self.slot(i as f64),
+        }
+    }
+
     /// [`slot`] of a finite `x`.
     #[inline]
     fn slot(&self, x: f64) -> usize {
@@ -135,9 +186,11 @@ struct Planned {
 
 #[derive(Debug, Clone)]
 enum PlannedKind {
-    /// Counters: nulls, nan, +inf, −inf, finite, then one per slot.
+    /// Counters: nulls, nan, +inf, −inf, then one per slot (the finite
+    /// values are the slots' sum).
     Numeric { edges: Vec<f64> },
-    /// Counters: nulls, non-NULL, then one per training value listed.
+    /// Counters: nulls, then one per training value listed (the non-NULL
+    /// values are their sum plus the unseen ones').
     Categorical {
         /// The training values' positions (short values packed into one
         /// integer, as vocabulary lookups do).
@@ -186,8 +239,8 @@ impl TallyPlan {
                 },
             };
             let n = match &kind {
-                PlannedKind::Numeric { edges } => 5 + slots(edges.len()),
-                PlannedKind::Categorical { listed, .. } => 2 + listed,
+                PlannedKind::Numeric { edges } => 4 + slots(edges.len()),
+                PlannedKind::Categorical { listed, .. } => 1 + listed,
                 PlannedKind::Summary => 5,
             };
             columns.push(Planned {
@@ -201,16 +254,7 @@ impl TallyPlan {
         let numbers = columns
             .iter()
             .filter_map(|c| match &c.kind {
-                PlannedKind::Numeric { edges } => Some(Number {
-                    input: c.input,
-                    base: c.base,
-                    padded: (edges.len() <= 16).then(|| {
-                        let mut padded = [f64::INFINITY; 16];
-                        padded[..edges.len()].copy_from_slice(edges);
-                        padded
-                    }),
-                    edges: edges.clone().into(),
-                }),
+                PlannedKind::Numeric { edges } => Some(Number::new(c.input, c.base, edges)),
                 _ => None,
             })
             .collect();
@@ -233,7 +277,7 @@ impl TallyPlan {
                         .map(|v| {
                             v.as_deref()
                                 .and_then(|v| index.position(v))
-                                .map_or(u32::MAX, |p| (c.base + 2) as u32 + p as u32)
+                                .map_or(u32::MAX, |p| (c.base + 1) as u32 + p as u32)
                         })
                         .collect();
                     (l.output, slots)
@@ -312,7 +356,10 @@ impl TallyPlan {
         for n in &self.numbers {
             let x = match row.get(n.input) {
                 Some(Value::Float(f)) => *f,
-                Some(Value::Int(i)) => *i as f64,
+                Some(Value::Int(i)) => {
+                    counts[n.base + 4 + n.int_slot(*i)] += 1;
+                    continue;
+                }
                 Some(Value::UInt(u)) => *u as f64,
                 Some(Value::Bool(b)) => f64::from(u8::from(*b)),
                 _ => {
@@ -321,8 +368,7 @@ impl TallyPlan {
                 }
             };
             let at = if x.is_finite() {
-                counts[n.base + 4] += 1;
-                n.base + 5 + n.slot(x)
+                n.base + 4 + n.slot(x)
             } else if x.is_nan() {
                 n.base + 1
             } else if x > 0.0 {
@@ -340,7 +386,6 @@ impl TallyPlan {
                     continue;
                 }
             };
-            counts[c.base + 1] += 1;
             // The output's index of the value, when it is a listed one.
             if let Some((output, slots)) = &c.shared
                 && let Some(Value::Int(i)) = outputs.get(*output)
@@ -363,7 +408,7 @@ impl TallyPlan {
                 _ => unreachable!("matched above"),
             };
             match index.position(text) {
-                Some(i) => counts[c.base + 2 + i as usize] += 1,
+                Some(i) => counts[c.base + 1 + i as usize] += 1,
                 None => {
                     let unseen = &mut tally.unseen[c.column];
                     if let Some(n) = unseen.get_mut(text) {
@@ -400,7 +445,7 @@ impl TallyPlan {
                 let n = &tally.counts[c.base..];
                 let counts = match (&c.kind, &t.counts) {
                     (PlannedKind::Numeric { edges }, _) => Counts::Numeric {
-                        count: n[4],
+                        count: n[4..4 + slots(edges.len())].iter().sum(),
                         nulls: n[0],
                         nan: n[1],
                         pos_inf: n[2],
@@ -408,7 +453,7 @@ impl TallyPlan {
                         min: None,
                         max: None,
                         edges: edges.clone(),
-                        slots: n[5..5 + slots(edges.len())].to_vec(),
+                        slots: n[4..4 + slots(edges.len())].to_vec(),
                     },
                     (
                         PlannedKind::Categorical { listed, .. },
@@ -416,14 +461,14 @@ impl TallyPlan {
                     ) => {
                         let mut seen: Vec<(String, u64)> = values
                             .iter()
-                            .zip(&n[2..2 + listed])
+                            .zip(&n[1..1 + listed])
                             .filter(|(_, c)| **c > 0)
                             .map(|((v, _), c)| (v.clone(), *c))
                             .collect();
                         seen.extend(tally.unseen[k].iter().map(|(v, c)| (v.clone(), *c)));
                         seen.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                         Counts::Categorical {
-                            count: n[1],
+                            count: seen.iter().map(|(_, c)| c).sum(),
                             nulls: n[0],
                             distinct: Some(seen.len() as u64),
                             values: seen,
@@ -516,7 +561,41 @@ fn decimal(n: i128, buffer: &mut [u8; 20]) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::decimal;
+    use super::{Number, decimal, slot};
+
+    #[test]
+    fn the_fast_slots_are_the_kernels_slots() {
+        // Repeated edges (a column mostly 0), integer and fractional
+        // edges, more edges than the padded 16, a span too wide to
+        // tabulate, one edge.
+        let cases: [&[f64]; 6] = [
+            &[0.0, 0.0, 0.0, 5.0, 7.0, 7.0, 4000.0],
+            &[
+                17.0, 22.0, 26.0, 30.0, 33.0, 37.0, 41.0, 45.0, 50.0, 58.0, 90.0,
+            ],
+            &[-3.5, -1.0, 0.25, 2.0],
+            &[
+                0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                15.0, 16.0, 17.0, 18.0, 19.0,
+            ],
+            &[0.0, 3.0, 99999.0],
+            &[4.0],
+        ];
+        for edges in cases {
+            let n = Number::new(0, 0, edges);
+            for i in -20i64..4200 {
+                assert_eq!(n.int_slot(i), slot(edges, i as f64), "{edges:?} at {i}");
+            }
+            for i in [i64::MIN, i64::MAX, 99998, 99999, 100_000] {
+                assert_eq!(n.int_slot(i), slot(edges, i as f64), "{edges:?} at {i}");
+            }
+            for k in -400..4000 {
+                let x = f64::from(k) * 0.25;
+                assert_eq!(n.slot(x), slot(edges, x), "{edges:?} at {x}");
+            }
+            assert_eq!(n.slot(-0.0), slot(edges, 0.0));
+        }
+    }
 
     #[test]
     fn decimals() {
