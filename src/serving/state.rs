@@ -494,7 +494,6 @@ impl Stream {
                 shard.counts.late += 1;
             }
             let w = self.width;
-            let values = values.drain(..);
             // Late, and older than what is held raw: straight into tiles.
             if ts < e.raw_from {
                 if ts >= self.raw_horizon(e.newest) {
@@ -502,20 +501,19 @@ impl Stream {
                     // moved the raw start): they refuse to answer.
                     e.forgot_through = Some(e.forgot_through.map_or(ts, |f| f.max(ts)));
                 }
-                let values: Vec<EventValue> = values.collect();
-                self.fold(e, ts, &values);
+                self.fold(e, ts, values);
+                values.clear();
                 return;
             }
             // After every event at the same time: arrival order among ties.
             let at = e.head + e.times().partition_point(|t| *t <= ts);
             if at == e.all_times.len() {
                 e.all_times.push(ts);
-                e.all_values.extend(values);
+                // One copy of the event's values, `values` left empty.
+                e.all_values.append(values);
             } else {
                 e.all_times.insert(at, ts);
-                for (k, v) in values.enumerate() {
-                    e.all_values.insert(at * w + k, v);
-                }
+                e.all_values.splice(at * w..at * w, values.drain(..));
             }
             if ts > e.newest {
                 e.newest = ts;
