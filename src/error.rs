@@ -51,6 +51,10 @@ pub enum Error {
     #[error("{0}")]
     Data(String),
 
+    /// A cluster process or the connection to a cluster failed.
+    #[error("cluster: {0}")]
+    Cluster(String),
+
     /// The command was stopped by a signal; unfinished outputs were removed.
     #[error("interrupted by {}: stopped, and outputs not completed were removed", .0.name)]
     Interrupted(crate::cancel::Signal),

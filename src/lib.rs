@@ -14,6 +14,7 @@
 pub mod artifact;
 pub mod cancel;
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod exec;
 pub mod fit;

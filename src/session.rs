@@ -30,6 +30,11 @@ pub fn new_context() -> Result<SessionContext> {
     new_context_with_config(config_from_env(true)?)
 }
 
+/// The configuration of [`new_context`]'s sessions.
+pub fn config() -> Result<SessionConfig> {
+    config_from_env(true)
+}
+
 /// The configuration from `DATAFUSION_*` environment variables, with
 /// skewless's Parquet codec unless the environment chooses one.
 fn config_from_env(information_schema: bool) -> Result<SessionConfig> {

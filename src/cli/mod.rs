@@ -78,6 +78,20 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// List skewless's SQL functions with their documentation.
     Functions,
+    /// The processes of a Ballista cluster that knows skewless's functions
+    /// (see docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Run a scheduler: it plans the queries of `--cluster df://HOST:PORT`
+    /// clients and hands their tasks to executors (HTTP /healthz and
+    /// /readyz on the same port).
+    Scheduler(crate::cluster::SchedulerArgs),
+    /// Run an executor: it registers with the scheduler and runs tasks.
+    Executor(crate::cluster::ExecutorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -220,6 +234,11 @@ pub struct RunArgs {
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
+
+    /// Run the queries on a cluster: df://HOST:PORT (a `skewless cluster
+    /// scheduler`) or local:N (Ballista in this process, N task slots).
+    #[arg(long, value_name = "df://HOST:PORT|local:N", env = crate::cluster::CLUSTER_VAR)]
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -402,6 +421,12 @@ pub fn main(args: Args) -> Result<()> {
                     };
                     repl::run(&ctx, options, repl.max_rows).await
                 }
+                Command::Cluster(ClusterCommand::Scheduler(a)) => {
+                    crate::cluster::run_scheduler(a).await
+                }
+                Command::Cluster(ClusterCommand::Executor(a)) => {
+                    crate::cluster::run_executor(a).await
+                }
                 Command::Functions => {
                     let mut out = std::io::stdout().lock();
                     write_functions(&mut out).map_err(|e| Error::Io {
@@ -437,7 +462,16 @@ pub async fn session_with_tables(tables: &TableArgs) -> Result<SessionContext> {
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let text = read_script(&args.script)?;
-    let ctx = session_with_tables(&args.tables).await?;
+    let ctx = match &args.cluster {
+        None => session_with_tables(&args.tables).await?,
+        Some(cluster) => {
+            let ctx = crate::cluster::client_context(cluster, crate::session::config()?).await?;
+            for t in &args.tables.tables {
+                crate::location::register_table(&ctx, &t.name, &t.location).await?;
+            }
+            ctx
+        }
+    };
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
     printer.max_rows = args.max_rows;

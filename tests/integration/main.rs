@@ -8,6 +8,7 @@ mod common;
 static ALLOCATOR: common::CountingAllocator = common::CountingAllocator;
 
 mod cli;
+mod cluster;
 mod fit;
 mod outputs;
 mod repl;
