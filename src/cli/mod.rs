@@ -453,7 +453,19 @@ pub fn main(args: Args) -> Result<()> {
 
 /// A new session with the `--table` inputs registered.
 pub async fn session_with_tables(tables: &TableArgs) -> Result<SessionContext> {
-    let ctx = crate::session::new_context()?;
+    session_on(None, tables).await
+}
+
+/// A session with the `--table` inputs registered whose queries run on
+/// `cluster`, or in this process without one.
+pub async fn session_on(
+    cluster: Option<&crate::cluster::Cluster>,
+    tables: &TableArgs,
+) -> Result<SessionContext> {
+    let ctx = match cluster {
+        None => crate::session::new_context()?,
+        Some(cluster) => crate::cluster::client_context(cluster, crate::session::config()?).await?,
+    };
     for t in &tables.tables {
         crate::location::register_table(&ctx, &t.name, &t.location).await?;
     }
@@ -462,16 +474,7 @@ pub async fn session_with_tables(tables: &TableArgs) -> Result<SessionContext> {
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let text = read_script(&args.script)?;
-    let ctx = match &args.cluster {
-        None => session_with_tables(&args.tables).await?,
-        Some(cluster) => {
-            let ctx = crate::cluster::client_context(cluster, crate::session::config()?).await?;
-            for t in &args.tables.tables {
-                crate::location::register_table(&ctx, &t.name, &t.location).await?;
-            }
-            ctx
-        }
-    };
+    let ctx = session_on(args.cluster.as_ref(), &args.tables).await?;
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
     printer.max_rows = args.max_rows;

@@ -312,6 +312,7 @@ pub async fn client_context(
     check_cluster(&ctx, cluster).await?;
     Ok(ctx)
 }
+
 /// Checks a cluster before its first query: the scheduler answers and has
 /// its executors (`/readyz`), and scheduler and executor run this
 /// skewless with this function set.
