@@ -138,6 +138,9 @@ fn parser_message(e: &datafusion::sql::sqlparser::parser::ParserError) -> String
 
 /// Rewrites the DataFusion messages users meet most into plain text.
 pub(crate) fn readable(message: &str) -> String {
+    if let Some(task) = cluster_task_error(message) {
+        return task;
+    }
     let mut text = unwrap_debug_strings(message);
     // A function's own coercion check said what is wrong: keep only that.
     if let Some(at) = text.rfind("coercion failed with: ") {
@@ -211,6 +214,38 @@ fn strip_prefixes(mut s: &str) -> &str {
     }
 }
 
+/// A task that failed on a cluster: Ballista reports the executor's error
+/// in its Rust debug form (`... Task failed due to runtime execution error:
+/// DataFusionError(Shared(External(Usage("text"))))`); the innermost text,
+/// made readable in turn.
+fn cluster_task_error(message: &str) -> Option<String> {
+    const TASK: &str = "Task failed due to runtime execution error: ";
+    let (_, debug) = message.split_once(TASK)?;
+    let start = debug.find("(\"")? + 2;
+    let (text, _) = debug_string(&debug[start..]);
+    Some(format!("a task failed on the cluster: {}", readable(&text)))
+}
+
+/// The text of a Rust debug string whose opening quote is just before
+/// `body`, and the byte at which its closing quote is.
+fn debug_string(body: &str) -> (String, usize) {
+    let mut chars = body.char_indices();
+    let mut text = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, 'n')) => text.push('\n'),
+                Some((_, 't')) => text.push('\t'),
+                Some((_, other)) => text.push(other),
+                None => {}
+            },
+            '"' => return (text, i),
+            c => text.push(c),
+        }
+    }
+    (text, body.len())
+}
+
 /// `ParserError("text")` and similar Rust debug forms, as their text.
 fn unwrap_debug_strings(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -224,24 +259,7 @@ fn unwrap_debug_strings(message: &str) -> String {
         out.push_str(&rest[..at]);
         let body = &rest[at + form.len()..];
         // The debug string ends at the first unescaped quote.
-        let mut chars = body.char_indices();
-        let mut end = body.len();
-        let mut text = String::new();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => text.push('\n'),
-                    Some((_, 't')) => text.push('\t'),
-                    Some((_, other)) => text.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i;
-                    break;
-                }
-                c => text.push(c),
-            }
-        }
+        let (text, end) = debug_string(body);
         out.push_str(&text);
         rest = body[end..].strip_prefix("\")").unwrap_or(&body[end..]);
     }
@@ -267,6 +285,19 @@ mod tests {
         };
         assert_eq!(wrapped.exit_code(), 2);
         assert_eq!(Error::Usage("bad".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn cluster_task_errors_are_their_innermost_text() {
+        let job = "Execution error: Job 038JJ2CVDE000 failed: Job failed due to stage 1 failed: \
+                   Task failed due to runtime execution error: DataFusionError(Shared(External(\
+                   DataFusionError(External(Usage(\"'/tmp/f/' already exists; pass \\\"--overwrite\\\" \
+                   to replace it\"))))))";
+        assert_eq!(
+            readable(job),
+            "a task failed on the cluster: '/tmp/f/' already exists; pass \"--overwrite\" to \
+             replace it"
+        );
     }
 
     #[test]

@@ -190,6 +190,35 @@ pub async fn register_table(ctx: &SessionContext, name: &str, location: &str) ->
     Ok(())
 }
 
+/// Registers `location` as table `name` with a schema given instead of
+/// inferred (an artifact's declared inputs), for a session on a cluster:
+/// the client reads no data, so it needs no access to it. The format comes
+/// from the location's name, else from a listing if this process can list
+/// it, else Parquet; the executors read the files, the scheduler lists them.
+pub async fn register_declared(
+    ctx: &SessionContext,
+    name: &str,
+    location: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<()> {
+    let state = ctx.state();
+    let url = ListingTableUrl::parse(location).map_err(|e| Error::Table {
+        name: name.to_string(),
+        location: location.to_string(),
+        message: e.to_string(),
+    })?;
+    let (kind, extension) = detect_kind(&state, &url, location)
+        .await
+        .unwrap_or((FileKind::Parquet, ".parquet".into()));
+    let format = kind.format(&state);
+    let options = ListingOptions::new(format).with_file_extension(extension);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
 /// Refuses a directory that mixes data formats (or extensions): a table
 /// over it would read only part of it. Empty or single-format locations
 /// pass.

@@ -37,7 +37,7 @@ pub fn config() -> Result<SessionConfig> {
 
 /// The configuration from `DATAFUSION_*` environment variables, with
 /// skewless's Parquet codec unless the environment chooses one.
-fn config_from_env(information_schema: bool) -> Result<SessionConfig> {
+pub(crate) fn config_from_env(information_schema: bool) -> Result<SessionConfig> {
     let mut config = SessionConfig::from_env()?.with_information_schema(information_schema);
     if std::env::var_os(COMPRESSION_VAR).is_none() {
         config.options_mut().execution.parquet.compression = Some(DEFAULT_COMPRESSION.into());

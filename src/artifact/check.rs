@@ -236,7 +236,14 @@ fn check_outputs(artifact: &Artifact, plan: &LogicalPlan) -> Result<()> {
         .iter()
         .map(|o| (o.name.clone(), o.data_type.clone()))
         .collect();
-    if planned == declared {
+    // Compared in the artifact's spelling: a string is a string whatever
+    // layout this session reads it in (see `artifact::type_name`).
+    if planned.len() == declared.len()
+        && planned
+            .iter()
+            .zip(&declared)
+            .all(|((pn, pt), (dn, dt))| pn == dn && crate::artifact::same_type_name(pt, dt))
+    {
         return Ok(());
     }
     let show = |cols: &[(String, String)]| {

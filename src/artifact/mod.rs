@@ -737,6 +737,62 @@ fn legacy_checksum(text: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// How an artifact spells an Arrow type: one spelling per kind of value,
+/// whatever layout the engine that fitted it read the data in. Strings are
+/// `Utf8` (DataFusion reads Parquet strings as `Utf8View`, Ballista as
+/// `Utf8`; `LargeUtf8` is the same values), bytes are `Binary`, inside
+/// nested types too. So a fit on one machine and on a cluster write the
+/// same artifact. Artifacts written before this spell `Utf8View`: they load
+/// as before, every comparison goes through [`canonical_type`].
+pub fn type_name(t: &DataType) -> String {
+    canonical_type(t).to_string()
+}
+
+/// The canonical form of `t` (see [`type_name`]).
+pub fn canonical_type(t: &DataType) -> DataType {
+    use std::sync::Arc;
+    let field = |f: &datafusion::arrow::datatypes::FieldRef| {
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_data_type(canonical_type(f.data_type())),
+        )
+    };
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::List(f) | DataType::ListView(f) => DataType::List(field(f)),
+        DataType::LargeList(f) | DataType::LargeListView(f) => DataType::List(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(field).collect()),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        DataType::Dictionary(k, v) => DataType::Dictionary(k.clone(), Box::new(canonical_type(v))),
+        t => t.clone(),
+    }
+}
+
+/// The type an output column of strings has in what skewless writes and
+/// serves: `Utf8View` (as DataFusion reads strings on one machine), so
+/// batch apply on one machine or on a cluster and the serving evaluator
+/// give the same schema. Other types are as they are.
+pub fn written_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8View,
+        t => t.clone(),
+    }
+}
+
+/// Whether two type names an artifact or a plan give are the same type in
+/// the artifact's spelling; a name that does not parse is compared as it is.
+pub fn same_type_name(a: &str, b: &str) -> bool {
+    let canon = |s: &str| {
+        s.parse::<DataType>()
+            .map(|t| type_name(&t))
+            .unwrap_or_else(|_| s.to_string())
+    };
+    a == b || canon(a) == canon(b)
+}
+
 /// Whether new data of type `actual` can feed an input fitted as `fitted`:
 /// the same type, or the same family — any string type for a string, any
 /// integer for an integer, any float or integer for a float. Used by batch
@@ -758,6 +814,31 @@ pub fn accepts(fitted: &DataType, actual: &DataType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_spelling_per_kind_of_value() {
+        use datafusion::arrow::datatypes::Field;
+        use std::sync::Arc;
+        assert_eq!(type_name(&DataType::Utf8View), "Utf8");
+        assert_eq!(type_name(&DataType::LargeUtf8), "Utf8");
+        assert_eq!(type_name(&DataType::BinaryView), "Binary");
+        assert_eq!(type_name(&DataType::Int32), "Int32");
+        let list = |t| DataType::List(Arc::new(Field::new("item", t, true)));
+        let large = DataType::LargeList(Arc::new(Field::new("item", DataType::Utf8View, true)));
+        assert_eq!(type_name(&large), list(DataType::Utf8).to_string());
+        assert_eq!(
+            canonical_type(&list(DataType::Utf8View)),
+            list(DataType::Utf8)
+        );
+        // Older artifacts spell the view type; names compare as types.
+        assert!(same_type_name("Utf8View", "Utf8"));
+        assert!(same_type_name(
+            &list(DataType::Utf8View).to_string(),
+            &list(DataType::LargeUtf8).to_string()
+        ));
+        assert!(!same_type_name("Utf8", "Int64"));
+        assert!(!same_type_name("Int32", "Int64"));
+    }
 
     #[test]
     fn input_type_families() {

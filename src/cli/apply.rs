@@ -30,10 +30,14 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
     let (kind, _) = crate::write::output_kind(out)?;
     // The artifact's SQL runs in a sealed session that holds the inputs
     // and nothing else (see `artifact::check`).
-    let ctx = crate::session::sealed_context()?;
+    let cluster = args.cluster.cluster.as_ref();
+    let ctx = match cluster {
+        None => crate::session::sealed_context()?,
+        Some(cluster) => crate::cluster::sealed_client_context(cluster).await?,
+    };
     let missing = register_inputs(&ctx, &artifact, &args).await?;
     let plan = crate::artifact::check::plan_fitted(&ctx, &artifact).await?;
-    let plan = served_only(&artifact, plan, &missing)?;
+    let plan = written_strings(served_only(&artifact, plan, &missing)?)?;
     let written: Vec<&str> = plan
         .schema()
         .fields()
@@ -71,11 +75,17 @@ pub(super) async fn apply_command(args: ApplyArgs) -> Result<()> {
         cancel: None,
     };
     let planned = plan.clone();
-    let rows =
-        match crate::write::write_query(&ctx, plan, out, args.partition_by.clone(), policy).await {
-            Ok(rows) => rows,
-            Err(e) => return Err(crate::location::name_culprit(&ctx, &planned, e).await),
-        };
+    let partition_by = args.partition_by.clone();
+    let written = match cluster {
+        None => crate::write::write_query(&ctx, plan, out, partition_by, policy).await,
+        Some(_) => {
+            crate::write::write_query_on_cluster(&ctx, plan, out, partition_by, policy).await
+        }
+    };
+    let rows = match written {
+        Ok(rows) => rows,
+        Err(e) => return Err(crate::location::name_culprit(&ctx, &planned, e).await),
+    };
     super::write_stdout(&format!(
         "applied {} → {}: {} rows in {:.2} s\n",
         args.artifact.display(),
@@ -118,7 +128,13 @@ async fn register_inputs(
             )));
         };
         let hidden = format!("__skewless_input_{}", input.name);
-        crate::location::register_table(ctx, &hidden, &arg.location).await?;
+        if args.cluster.cluster.is_some() {
+            // The client plans over the declared columns and reads nothing.
+            crate::location::register_declared(ctx, &hidden, &arg.location, declared(input)?)
+                .await?;
+        } else {
+            crate::location::register_table(ctx, &hidden, &arg.location).await?;
+        }
         let provider = ctx.table_provider(hidden.as_str()).await?;
         ctx.deregister_table(hidden.as_str())?;
         let view = typed_view(input, provider, &served_reads, reads_known, &mut missing)?;
@@ -130,6 +146,29 @@ async fn register_inputs(
         }
     }
     Ok(missing)
+}
+
+/// An input's declared columns, strings as Ballista reads them (`Utf8`).
+fn declared(input: &InputTable) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let fields = input
+        .columns
+        .iter()
+        .map(|c| {
+            let t: DataType = c.data_type.parse().map_err(|e| {
+                Error::Data(format!(
+                    "input column '{}' has type '{}', which this version cannot read: {e}",
+                    c.name, c.data_type
+                ))
+            })?;
+            Ok(Field::new(
+                &c.name,
+                crate::artifact::canonical_type(&t),
+                c.nullable,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 fn typed_view(
@@ -160,7 +199,11 @@ fn typed_view(
                     )));
                 }
                 let expr = col(datafusion::common::Column::new_unqualified(&column.name));
-                let expr = if field.data_type() == &fitted {
+                // Strings stay in the layout the input has (Utf8View here,
+                // Utf8 on a cluster): the same values, no copy.
+                let expr = if crate::artifact::canonical_type(field.data_type())
+                    == crate::artifact::canonical_type(&fitted)
+                {
                     expr
                 } else {
                     cast(expr, fitted)
@@ -187,6 +230,34 @@ fn typed_view(
         .project(columns)?
         .build()?;
     Ok(ViewTable::new(plan, None))
+}
+
+/// The plan with its columns in their written types
+/// ([`crate::artifact::written_type`]: strings as `Utf8View`): the files a
+/// cluster writes (where Ballista reads `Utf8`) carry the same schema as
+/// those written on one machine, so the same bytes.
+fn written_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let schema = Arc::clone(plan.schema());
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8))
+    {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            let written = crate::artifact::written_type(field.data_type());
+            if &written == field.data_type() {
+                column
+            } else {
+                cast(column, written).alias(field.name())
+            }
+        })
+        .collect();
+    Ok(LogicalPlanBuilder::from(plan).project(columns)?.build()?)
 }
 
 /// With inputs missing, the served outputs only — and the transform must

@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 
-use super::{FitArgs, read_script, session_with_tables};
+use super::{FitArgs, read_script};
 use crate::artifact::{Artifact, Column, InputTable, Output, StatisticValue};
 use crate::error::{Error, Result};
 use crate::progress::group_digits;
@@ -37,7 +37,7 @@ pub(super) async fn fit_command(args: FitArgs) -> Result<()> {
             args.out.display()
         )));
     }
-    let ctx = session_with_tables(&args.tables).await?;
+    let ctx = super::session_on(args.cluster.cluster.as_ref(), &args.tables).await?;
     let plan = ctx.state().create_logical_plan(&statement.sql).await?;
     if matches!(
         plan,
@@ -322,7 +322,7 @@ fn input_tables(plan: &LogicalPlan) -> Result<Vec<InputTable>> {
                         .filter(|f| read.contains(f.name()))
                         .map(|f| Column {
                             name: f.name().clone(),
-                            data_type: f.data_type().to_string(),
+                            data_type: crate::artifact::type_name(f.data_type()),
                             nullable: f.is_nullable(),
                         })
                         .collect(),
@@ -375,7 +375,7 @@ fn outputs(plan: &LogicalPlan, labels: &[String]) -> Result<Vec<Output>> {
                 .unwrap_or_default();
             Output {
                 name: f.name().clone(),
-                data_type: f.data_type().to_string(),
+                data_type: crate::artifact::type_name(f.data_type()),
                 nullable: f.is_nullable(),
                 reads: reads.into_iter().collect(),
                 training_only: labels.contains(f.name()),

@@ -199,6 +199,15 @@ Example:
 
 Exit codes: 0 success (even with failed lines), 1 unreadable artifact or input.";
 
+/// Where the queries run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClusterArg {
+    /// Run the queries on a cluster: df://HOST:PORT (a `skewless cluster
+    /// scheduler`) or local:N (Ballista in this process, N task slots).
+    #[arg(long, value_name = "df://HOST:PORT|local:N", env = crate::cluster::CLUSTER_VAR)]
+    pub cluster: Option<crate::cluster::Cluster>,
+}
+
 /// Inputs registered before any SQL runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TableArgs {
@@ -235,10 +244,8 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
 
-    /// Run the queries on a cluster: df://HOST:PORT (a `skewless cluster
-    /// scheduler`) or local:N (Ballista in this process, N task slots).
-    #[arg(long, value_name = "df://HOST:PORT|local:N", env = crate::cluster::CLUSTER_VAR)]
-    pub cluster: Option<crate::cluster::Cluster>,
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,6 +256,9 @@ pub struct FitArgs {
 
     #[command(flatten)]
     pub tables: TableArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArg,
 
     /// Where to write the artifact (JSON).
     #[arg(long, value_name = "ARTIFACT.json")]
@@ -308,6 +318,9 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub tables: TableArgs,
 
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+
     /// Refuse the artifact unless it is signed with the key in FILE
     /// (see `fit --sign-key`).
     #[arg(long, value_name = "FILE", env = "SKEWLESS_VERIFY_KEY")]
@@ -340,6 +353,9 @@ pub struct ReplArgs {
     #[command(flatten)]
     pub tables: TableArgs,
 
+    #[command(flatten)]
+    pub cluster: ClusterArg,
+
     /// Rows a result shows at most (0: all).
     #[arg(long, value_name = "N", default_value_t = crate::output::DEFAULT_MAX_ROWS)]
     pub max_rows: usize,
@@ -359,7 +375,8 @@ pub fn init_logging(verbose: u8) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
         _ => EnvFilter::new(match verbose {
-            0 => "warn",
+            // A failed cluster job is the command's error: said once.
+            0 => "warn,ballista_core::execution_plans::distributed_query=off",
             1 => "info",
             2 => "debug",
             _ => "trace",
@@ -398,11 +415,20 @@ pub fn main(args: Args) -> Result<()> {
     // SIGTERM (and SIGINT, but in the REPL, which cancels the running
     // statement instead) stops the command: its unfinished outputs are
     // removed and it exits with 128 + the signal's number.
+    // A cluster process ends on SIGTERM or SIGINT as its normal stop (exit
+    // 0): an executor through Ballista's own stop (on SIGINT it tells the
+    // scheduler and lets its running tasks finish, for up to 30 s here).
     let repl = matches!(args.command, Command::Repl(_));
-    let signal = crate::cancel::on_signal(!repl).map_err(|e| Error::Io {
-        path: "<signal handler>".into(),
-        source: e,
-    })?;
+    let service = match &args.command {
+        Command::Cluster(ClusterCommand::Executor(_)) => Some(true),
+        Command::Cluster(ClusterCommand::Scheduler(_)) => Some(false),
+        _ => None,
+    };
+    let signal =
+        crate::cancel::on_signal(!repl && service != Some(true)).map_err(|e| Error::Io {
+            path: "<signal handler>".into(),
+            source: e,
+        })?;
     let result = runtime.block_on(async {
         let command = async {
             match args.command {
@@ -413,7 +439,7 @@ pub fn main(args: Args) -> Result<()> {
                 Command::Eval(eval) => eval::eval_command(&eval),
                 Command::Serve(_) => unreachable!("served above"),
                 Command::Repl(repl) => {
-                    let ctx = session_with_tables(&repl.tables).await?;
+                    let ctx = session_on(repl.cluster.cluster.as_ref(), &repl.tables).await?;
                     let options = exec::Options {
                         progress: repl.progress.enabled(),
                         overwrite: repl.overwrite,
@@ -436,9 +462,25 @@ pub fn main(args: Args) -> Result<()> {
                 }
             }
         };
+        let Some(executor) = service else {
+            return tokio::select! {
+                result = command => result,
+                Ok(signal) = signal => Err(Error::Interrupted(signal)),
+            };
+        };
+        tokio::pin!(command);
         tokio::select! {
-            result = command => result,
-            Ok(signal) = signal => Err(Error::Interrupted(signal)),
+            result = &mut command => result,
+            Ok(signal) = signal => {
+                tracing::info!("{}: stopping", signal.name);
+                if !executor {
+                    return Ok(());
+                }
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGINT);
+                tokio::time::timeout(std::time::Duration::from_secs(30), command)
+                    .await
+                    .unwrap_or(Ok(()))
+            }
         }
     });
     // Never wait long for work that was given up (a cancelled statement
@@ -474,7 +516,7 @@ pub async fn session_on(
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let text = read_script(&args.script)?;
-    let ctx = session_on(args.cluster.as_ref(), &args.tables).await?;
+    let ctx = session_on(args.cluster.cluster.as_ref(), &args.tables).await?;
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
     printer.max_rows = args.max_rows;

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::session::CloudStores;
 
 pub mod identity;
+pub mod write;
 use identity::Side;
 
 /// The environment variable `--cluster` defaults to.
@@ -113,12 +114,21 @@ pub fn cluster_state(
 ) -> DfResult<SessionState> {
     let mut state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(config)
+        .with_config(with_codecs(config))
         .with_runtime_env(runtime)
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_query_planner(Arc::new(write::QueryPlanner))
         .build();
     register(&mut state, side)?;
     Ok(state)
+}
+
+/// `config` with skewless's codecs: Ballista's, which also carry the
+/// parallel write ([`write`]).
+fn with_codecs(config: SessionConfig) -> SessionConfig {
+    config
+        .with_ballista_logical_extension_codec(Arc::new(write::LogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(write::PhysicalCodec::default()))
 }
 
 /// skewless's functions and `side`'s identity functions.
@@ -133,7 +143,7 @@ fn register(registry: &mut dyn FunctionRegistry, side: Side) -> DfResult<()> {
 /// The configuration a cluster process starts each session from:
 /// Ballista's, with skewless's Parquet codec.
 fn cluster_config() -> SessionConfig {
-    let mut config = SessionConfig::new_with_ballista();
+    let mut config = with_codecs(SessionConfig::new_with_ballista());
     config.options_mut().execution.parquet.compression =
         Some(crate::session::DEFAULT_COMPRESSION.into());
     config
@@ -218,6 +228,8 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         ..Default::default()
     };
     config.override_config_producer = Some(Arc::new(cluster_config));
+    config.override_logical_codec = Some(Arc::new(write::LogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(write::PhysicalCodec::default()));
     config.override_session_builder = Some(Arc::new(move |c: SessionConfig| {
         cluster_state(c, Arc::clone(&runtime), Side::Scheduler)
     }));
@@ -262,6 +274,8 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         work_dir: Some(work_dir.display().to_string()),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
         override_config_producer: Some(Arc::new(cluster_config)),
+        override_logical_codec: Some(Arc::new(write::LogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(write::PhysicalCodec::default())),
         override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
             cluster_runtime(Some(&temp))
         })),
@@ -310,6 +324,18 @@ pub async fn client_context(
     // Ballista's client set-up left only the built-in functions.
     register(&mut *ctx.state_ref().write(), Side::Client)?;
     check_cluster(&ctx, cluster).await?;
+    Ok(ctx)
+}
+
+/// A client session for an artifact's SQL on `cluster`: like
+/// [`crate::session::sealed_context`], no table functions and no
+/// information schema.
+pub async fn sealed_client_context(cluster: &Cluster) -> Result<SessionContext> {
+    let ctx = client_context(cluster, crate::session::config_from_env(false)?).await?;
+    let names: Vec<String> = ctx.state().table_functions().keys().cloned().collect();
+    for name in names {
+        ctx.deregister_udtf(&name);
+    }
     Ok(ctx)
 }
 

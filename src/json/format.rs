@@ -271,6 +271,15 @@ fn sample(head: &Bytes, limit: usize, seen: &mut BTreeMap<&str, Seen>) -> usize 
     count
 }
 
+/// A sink that writes NDJSON in the convention to `config`'s output, with
+/// DataFusion's default JSON writer options (a cluster's part writers).
+pub(crate) fn sink(config: FileSinkConfig) -> Result<Arc<dyn DataSink>> {
+    Ok(Arc::new(JsonSink {
+        config,
+        options: JsonWriterOptions::try_from(&datafusion::config::JsonOptions::default())?,
+    }))
+}
+
 /// Writes NDJSON files in the convention.
 struct JsonSink {
     config: FileSinkConfig,

@@ -237,7 +237,7 @@ pub async fn profile(
     for (c, depth) in &columns {
         out.push(ColumnProfile {
             name: c.name.clone(),
-            data_type: c.data_type.to_string(),
+            data_type: crate::artifact::type_name(&c.data_type),
             counts: decode(&batch, &mut at, c.categorical, *depth, plan.cap)?,
         });
     }
@@ -362,7 +362,7 @@ impl Candidates {
                 decode_with_rows(batch, &mut at, c.categorical, depth, self.plan.cap, rows)?;
             out.push(ColumnProfile {
                 name: c.name.clone(),
-                data_type: c.data_type.to_string(),
+                data_type: crate::artifact::type_name(&c.data_type),
                 counts,
             });
         }

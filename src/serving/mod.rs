@@ -256,7 +256,7 @@ impl Evaluator {
             .iter()
             .map(|o| OutputColumn {
                 name: o.name.clone(),
-                data_type: o.data_type.clone(),
+                data_type: crate::artifact::written_type(&o.data_type),
                 nullable: o.nullable,
             })
             .collect();

@@ -113,6 +113,43 @@ pub async fn write_query(
     write_copy(ctx, copy, policy).await
 }
 
+/// [`write_query`] on the cluster `ctx` runs on (see
+/// [`crate::cluster::write`]): the executors write the parts in parallel
+/// and move them into place; the client touches no storage. Partitioned
+/// (`partition_by`) outputs are not written on a cluster yet.
+pub async fn write_query_on_cluster(
+    ctx: &SessionContext,
+    input: LogicalPlan,
+    location: &str,
+    partition_by: Vec<String>,
+    policy: Policy,
+) -> Result<u64> {
+    if !partition_by.is_empty() {
+        return Err(Error::Usage(format!(
+            "--partition-by is not available on a cluster yet: write '{location}' without it, \
+             or run without --cluster"
+        )));
+    }
+    let (_, directory) = output_kind(location)?;
+    let target = Target::parse(location, directory)?;
+    refuse_overlap(&target, &input)?;
+    crate::cluster::write::write(ctx, input, target, policy.overwrite).await
+}
+
+/// Refuses an output that is, holds or is inside an input of `plan`.
+fn refuse_overlap(target: &Target, plan: &LogicalPlan) -> Result<()> {
+    for (table, place) in input_places(plan)? {
+        if target.overlaps(&place) {
+            return Err(Error::Usage(format!(
+                "cannot write '{}': it is (or holds, or is inside) the location of input table \
+                 '{table}', which this command reads; write the output elsewhere",
+                target.display
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs a COPY (planned by DataFusion) the skewless way: see the module.
 pub async fn write_copy(ctx: &SessionContext, copy: CopyTo, policy: Policy) -> Result<u64> {
     let single = copy
@@ -122,15 +159,7 @@ pub async fn write_copy(ctx: &SessionContext, copy: CopyTo, policy: Policy) -> R
     let directory = !copy.partition_by.is_empty()
         || single.map_or_else(|| is_directory_name(&copy.output_url), |single| !single);
     let target = Target::parse(&copy.output_url, directory)?;
-    for (table, place) in input_places(&copy.input)? {
-        if target.overlaps(&place) {
-            return Err(Error::Usage(format!(
-                "cannot write '{}': it is (or holds, or is inside) the location of input table \
-                 '{table}', which this command reads; write the output elsewhere",
-                target.display
-            )));
-        }
-    }
+    refuse_overlap(&target, &copy.input)?;
     if !policy.overwrite && target.exists(ctx).await? {
         return Err(Error::Usage(format!(
             "'{}' already exists; pass --overwrite to replace it",

@@ -8,12 +8,14 @@
 //! to the same target. The temporary's name carries no data extension, so
 //! readers of the directory never pick it up.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
@@ -170,6 +172,25 @@ impl Target {
     /// cannot be written fails here, naming it), and removes temporaries
     /// that killed processes left for this target.
     pub fn temporary(&self) -> Result<Temporary> {
+        let place = self.temporary_place();
+        if let (Place::Local(path), Place::Local(temp)) = (&self.place, &place) {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io_error(format!("cannot write '{}'", self.display), e))?;
+            sweep_stale(parent, &self.file_name());
+            let created = if self.directory {
+                std::fs::create_dir(temp)
+            } else {
+                std::fs::File::create_new(temp).map(drop)
+            };
+            created.map_err(|e| io_error(format!("cannot write '{}'", self.display), e))?;
+        }
+        Ok(Temporary::register(self.clone(), place))
+    }
+
+    /// A new temporary name beside the target, `.NAME.skewless-PID-N.tmp`,
+    /// without touching the file system (a cluster's executors create it).
+    pub fn temporary_place(&self) -> Place {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nonce = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!(
@@ -177,33 +198,17 @@ impl Target {
             self.file_name(),
             std::process::id()
         );
-        let place = match &self.place {
-            Place::Local(path) => {
-                let parent = path.parent().unwrap_or(Path::new("/"));
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| io_error(format!("cannot write '{}'", self.display), e))?;
-                sweep_stale(parent, &self.file_name());
-                let temp = parent.join(&name);
-                let created = if self.directory {
-                    std::fs::create_dir(&temp)
-                } else {
-                    std::fs::File::create_new(&temp).map(drop)
-                };
-                created.map_err(|e| io_error(format!("cannot write '{}'", self.display), e))?;
-                Place::Local(temp)
-            }
+        match &self.place {
+            Place::Local(path) => Place::Local(path.parent().unwrap_or(Path::new("/")).join(&name)),
             Place::Store { url, path } => {
                 let parent: Vec<_> = path.parts().collect();
                 let parent = parent[..parent.len().saturating_sub(1)].iter().cloned();
-                let mut temp: StorePath = StorePath::from_iter(parent);
-                temp = temp.join(name.as_str());
                 Place::Store {
                     url: url.clone(),
-                    path: temp,
+                    path: StorePath::from_iter(parent).join(name.as_str()),
                 }
             }
-        };
-        Ok(Temporary::register(self.clone(), place))
+        }
     }
 
     /// The last part of the target's path.
@@ -320,9 +325,34 @@ pub struct Temporary {
     pub target: Target,
     pub place: Place,
     done: bool,
+    /// The final names of a directory's files (none: removed), when the
+    /// writer chose them ([`Temporary::with_names`]).
+    names: Option<HashMap<String, Option<String>>>,
 }
 
 impl Temporary {
+    /// Takes charge of a temporary that another process named (a cluster
+    /// client) and this one wrote into: removed if dropped uncommitted.
+    pub fn adopt(target: Target, place: Place) -> Self {
+        Self::register(target, place)
+    }
+
+    /// The final name of each file of a directory output (by its name in
+    /// the temporary; `None`: not kept), instead of the stable names of
+    /// DataFusion's files.
+    pub fn with_names(mut self, names: HashMap<String, Option<String>>) -> Self {
+        self.names = Some(names);
+        self
+    }
+
+    /// The final name of a file of the temporary directory.
+    fn final_name(&self, name: &str) -> Option<String> {
+        match &self.names {
+            Some(names) => names.get(name).cloned().flatten(),
+            None => Some(Self::stable_name(name)),
+        }
+    }
+
     fn register(target: Target, place: Place) -> Self {
         let id = IDS.fetch_add(1, Ordering::Relaxed);
         PENDING
@@ -334,6 +364,7 @@ impl Temporary {
             target,
             place,
             done: false,
+            names: None,
         }
     }
 
@@ -386,13 +417,18 @@ impl Temporary {
     /// Moves the complete output into place. With `overwrite`, an existing
     /// target is replaced (a directory is swapped out and removed after);
     /// without it, an existing target is an error and is left alone.
-    pub async fn commit(mut self, ctx: &SessionContext, overwrite: bool) -> Result<()> {
+    pub async fn commit(self, ctx: &SessionContext, overwrite: bool) -> Result<()> {
+        self.commit_in(&ctx.runtime_env(), overwrite).await
+    }
+
+    /// [`Temporary::commit`] with the object stores of `runtime`.
+    pub async fn commit_in(mut self, runtime: &RuntimeEnv, overwrite: bool) -> Result<()> {
         let result = match (&self.place, &self.target.place) {
             (Place::Local(temp), Place::Local(target)) => {
                 self.move_local(temp.clone(), target.clone(), overwrite)
             }
             (Place::Store { url, path: temp }, Place::Store { path: target, .. }) => {
-                let store = ctx.runtime_env().object_store(url)?;
+                let store = runtime.object_store(url)?;
                 self.commit_store(&store, temp, target, overwrite).await
             }
             _ => Err(Error::Internal(
@@ -420,7 +456,7 @@ impl Temporary {
     fn move_local(&self, temp: PathBuf, target: PathBuf, overwrite: bool) -> Result<()> {
         let display = &self.target.display;
         if self.target.directory {
-            rename_files(&temp)?;
+            self.rename_files(&temp)?;
         }
         let existing = std::fs::symlink_metadata(&target).ok();
         let io = |e| io_error(format!("cannot move the output into '{display}'"), e);
@@ -495,15 +531,19 @@ impl Temporary {
                 .into_iter()
                 .flatten()
                 .collect();
-            let mut to = target.clone();
+            let mut to = Some(target.clone());
             for (i, part) in parts.iter().enumerate() {
                 let part = part.as_ref();
                 to = if i + 1 == parts.len() {
-                    to.join(Self::stable_name(part).as_str())
+                    self.final_name(part)
+                        .and_then(|n| to.map(|t| t.join(n.as_str())))
                 } else {
-                    to.join(part)
+                    to.map(|t| t.join(part))
                 };
             }
+            let Some(to) = to else {
+                continue;
+            };
             store.copy(&meta.location, &to).await.map_err(error)?;
             written.push(to);
         }
@@ -538,23 +578,27 @@ fn exists_error(display: &str) -> Error {
     ))
 }
 
-/// Renames DataFusion's files in a local output directory to stable names.
-fn rename_files(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir.display(), e))? {
-        let entry = entry.map_err(|e| io_error(dir.display(), e))?;
-        let path = entry.path();
-        if path.is_dir() {
-            rename_files(&path)?;
-        } else {
+impl Temporary {
+    /// Gives the files of a local output directory their final names
+    /// ([`Temporary::final_name`]), removing those not kept.
+    fn rename_files(&self, dir: &Path) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir.display(), e))? {
+            let entry = entry.map_err(|e| io_error(dir.display(), e))?;
+            let path = entry.path();
+            if path.is_dir() {
+                self.rename_files(&path)?;
+                continue;
+            }
             let name = entry.file_name().to_string_lossy().into_owned();
-            let stable = Temporary::stable_name(&name);
-            if stable != name {
-                std::fs::rename(&path, dir.join(&stable))
-                    .map_err(|e| io_error(path.display(), e))?;
+            match self.final_name(&name) {
+                Some(stable) if stable == name => {}
+                Some(stable) => std::fs::rename(&path, dir.join(&stable))
+                    .map_err(|e| io_error(path.display(), e))?,
+                None => std::fs::remove_file(&path).map_err(|e| io_error(path.display(), e))?,
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Drop for Temporary {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{adult, ok, run_sql, skewless, stderr, user_error};
+use crate::common::{adult, ok, root, run_sql, skewless, stderr, user_error};
 
 /// A free loopback port (bound, read, released).
 fn free_port() -> u16 {
@@ -192,6 +192,195 @@ fn a_scheduler_and_two_executors_give_the_local_answers() {
         &["--table", &table, "--cluster", "local:2"],
     ));
     assert_eq!(standalone, local);
+}
+
+/// A transform whose statistics are partial states that cross the shuffle:
+/// min/max, moments, quantiles, a vocabulary, the most frequent value,
+/// stratum hashes.
+const TRANSFORM: &str = "\
+SELECT
+  min_max_scale(age) AS age_scaled,
+  z_score(hours_per_week) AS hours_z,
+  quantile_bucket(age, 10) AS age_decile,
+  vocab_index(education) AS education_id,
+  impute(occupation, 'most_frequent') AS occupation_filled,
+  stratified_split(concat_ws('|', age, fnlwgt, education, occupation, hours_per_week),
+                   income_bracket, 'train', 0.8, 'eval', 0.2) AS split,
+  feature_cross(education, occupation, 1000) AS education_x_occupation,
+  income_bracket
+FROM census";
+
+/// The census in four Parquet files (rows by `fnlwgt % 4`), so a scan has
+/// four partitions: returns the directory.
+fn census_in_four_files(dir: &Path) -> String {
+    let parts = dir.join("census");
+    let sql: String = (0..4)
+        .map(|i| {
+            format!(
+                "COPY (SELECT * FROM census WHERE fnlwgt % 4 = {i}) TO '{}';\n",
+                parts.join(format!("part{i}.parquet")).display()
+            )
+        })
+        .collect();
+    ok(&run_sql(
+        dir,
+        &sql,
+        &["--table", &format!("census={}", adult())],
+    ));
+    format!("{}/", parts.display())
+}
+
+/// `skewless ARGS` with four target partitions; its output.
+fn with_four_partitions(args: &[&str]) -> std::process::Output {
+    skewless()
+        .args(args)
+        .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "4")
+        .output()
+        .unwrap()
+}
+
+/// The rows of Parquet files, in order, as NDJSON lines.
+fn rows_of(dir: &Path, files: &[std::path::PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| {
+            ok(&run_sql(
+                dir,
+                &format!("SELECT * FROM '{}';", f.display()),
+                &["--format", "ndjson"],
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn fit_and_apply_on_the_cluster_write_what_they_write_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let census = census_in_four_files(d);
+    let table = format!("census={census}");
+    let transform = d.join("transform.sql");
+    std::fs::write(&transform, TRANSFORM).unwrap();
+    let fit = |out: &str, cluster: Option<&str>| {
+        let out = d.join(out);
+        let mut args = vec!["fit", transform.to_str().unwrap(), "--table", &table];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if let Some(c) = cluster {
+            args.extend(["--cluster", c]);
+        }
+        let text = ok(&with_four_partitions(&args));
+        (std::fs::read(&out).unwrap(), text)
+    };
+    let (local, text) = fit("local.json", None);
+    // The census's well-known figures: 24,720 rows <=50K and 7,841 >50K;
+    // Prof-specialty is the most frequent occupation.
+    assert!(
+        text.contains("2 strata ('<=50K' 24720, '>50K' 7841)"),
+        "{text}"
+    );
+    assert!(text.contains("most frequent \"Prof-specialty\""), "{text}");
+    let cluster = Cluster::start(d, 2);
+    let url = cluster.url();
+    let (remote, _) = fit("cluster.json", Some(&url));
+    assert!(
+        local == remote,
+        "the artifact fitted on the cluster differs"
+    );
+    let (standalone, _) = fit("standalone.json", Some("local:2"));
+    assert!(
+        local == standalone,
+        "the artifact fitted on local:2 differs"
+    );
+
+    let artifact = d.join("cluster.json");
+    let apply = |out: &Path, cluster: Option<&str>| {
+        let mut args = vec!["apply", artifact.to_str().unwrap(), "--table", &table];
+        args.extend(["--out", out.to_str().unwrap()]);
+        if let Some(c) = cluster {
+            args.extend(["--cluster", c]);
+        }
+        let text = ok(&with_four_partitions(&args));
+        assert!(text.contains(": 32,561 rows in "), "{text}");
+    };
+    // One file: the same bytes.
+    apply(&d.join("local.parquet"), None);
+    apply(&d.join("cluster.parquet"), Some(&url));
+    assert!(
+        std::fs::read(d.join("local.parquet")).unwrap()
+            == std::fs::read(d.join("cluster.parquet")).unwrap(),
+        "the feature file written on the cluster differs"
+    );
+    // A directory: one part per input partition, written by both
+    // executors, whose rows in part order are the local file's.
+    let parts = d.join("features");
+    apply(&parts.join(""), Some(&url));
+    let mut files: Vec<_> = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "part-00000.parquet",
+            "part-00001.parquet",
+            "part-00002.parquet",
+            "part-00003.parquet"
+        ]
+    );
+    assert_eq!(rows_of(d, &files), rows_of(d, &[d.join("local.parquet")]));
+    for name in ["executor0", "executor1"] {
+        let log = std::fs::read_to_string(d.join(format!("{name}.log"))).unwrap();
+        assert!(
+            log.contains("skewless wrote a part"),
+            "{name} wrote no part:\n{log}"
+        );
+    }
+    // An existing output is refused before any work, as locally.
+    let out = with_four_partitions(&[
+        "apply",
+        artifact.to_str().unwrap(),
+        "--table",
+        &table,
+        "--out",
+        parts.to_str().unwrap(),
+        "--cluster",
+        &url,
+    ]);
+    let err = user_error(&out);
+    assert!(err.contains("already exists; pass --overwrite"), "{err}");
+}
+
+/// Ports `base` to `base + 4` free on loopback (the example script's).
+fn five_free_ports() -> u16 {
+    loop {
+        let base = free_port();
+        if base < 60000 && (1..5).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+#[test]
+fn the_example_script_starts_a_cluster_and_runs_the_job_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(root().join("examples/cluster.sh"))
+        .env("SKEWLESS", env!("CARGO_BIN_EXE_skewless"))
+        .env("CLUSTER_PORT", five_free_ports().to_string())
+        .env("CLUSTER_OUT", dir.path())
+        .env_remove("SKEWLESS_CLUSTER")
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("ready: 2 executors registered"), "{text}");
+    assert!(text.contains("the artifacts are the same bytes"), "{text}");
+    assert!(text.contains(": 16,281 rows in "), "{text}");
+    assert!(dir.path().join("features/part-00000.parquet").exists());
 }
 
 #[test]

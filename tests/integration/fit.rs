@@ -326,7 +326,9 @@ fn apply_checks_the_input_schema_first() {
     .unwrap();
     let err = user_error(&apply(&format!("census={}", missing.display())));
     assert!(
-        err.contains("table 'census' has no column 'education', which the transform reads (fitted as Utf8View)"),
+        err.contains(
+            "table 'census' has no column 'education', which the transform reads (fitted as Utf8)"
+        ),
         "{err}"
     );
     let wrong = dir.path().join("wrong.csv");
@@ -350,4 +352,70 @@ fn apply_checks_the_input_schema_first() {
         "{err}"
     );
     assert!(!dir.path().join("out.parquet").exists(), "nothing written");
+}
+
+#[test]
+fn strings_have_one_spelling_and_older_artifacts_still_apply_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    let path = crate::common::fit(
+        d,
+        &transform,
+        &format!("census={}", adult()),
+        &["--label", "label"],
+    );
+    let artifact = Artifact::load(&path, None).unwrap();
+    // Parquet strings are read as Utf8View here and as Utf8 on a cluster:
+    // the artifact says Utf8 either way.
+    let education = artifact.inputs[0]
+        .columns
+        .iter()
+        .find(|c| c.name == "education")
+        .unwrap();
+    assert_eq!(education.data_type, "Utf8");
+    assert!(!artifact.to_json().contains("Utf8View"));
+    // An artifact written before (strings as Utf8View) loads, applies and
+    // serves as before: the same features, the same bytes.
+    let mut old = artifact.clone();
+    let view = |t: &mut String| {
+        if t == "Utf8" {
+            *t = "Utf8View".into();
+        }
+    };
+    old.inputs
+        .iter_mut()
+        .flat_map(|i| i.columns.iter_mut())
+        .for_each(|c| view(&mut c.data_type));
+    old.outputs.iter_mut().for_each(|o| view(&mut o.data_type));
+    if let Some(p) = old.profile.as_mut() {
+        p.columns.iter_mut().for_each(|c| view(&mut c.data_type));
+    }
+    let old_path = d.join("old.json");
+    std::fs::write(&old_path, old.to_json()).unwrap();
+    assert!(
+        std::fs::read_to_string(&old_path)
+            .unwrap()
+            .contains("\"Utf8View\"")
+    );
+    let apply = |artifact: &Path, out: &str| {
+        ok(&skewless()
+            .arg("apply")
+            .arg(artifact)
+            .args(["--table", &format!("census={}", adult_test()), "--out"])
+            .arg(d.join(out))
+            .output()
+            .unwrap());
+        std::fs::read(d.join(out)).unwrap()
+    };
+    assert!(apply(&path, "new.parquet") == apply(&old_path, "old.parquet"));
+    let rows = concat!(
+        r#"{"age": 25, "workclass": "Private", "education": "11th", "education_num": 7, "#,
+        r#""occupation": "Machine-op-inspct", "relationship": "Own-child", "gender": "Male", "#,
+        r#""capital_gain": 0, "capital_loss": 0, "hours_per_week": 40, "native_country": "United-States"}"#,
+        "\n"
+    );
+    let served = ok(&eval_with_input(&path, &[], rows));
+    assert!(served.contains("\"education_id\":"), "{served}");
+    assert_eq!(ok(&eval_with_input(&old_path, &[], rows)), served);
 }

@@ -562,7 +562,7 @@ fn requests_are_checked_against_the_input_schema() {
     let err = e.eval_json(r#"{"n": 1.5}"#).unwrap_err().to_string();
     assert_eq!(err, "column 'n': expected Int64, got a number (1.5)");
     let err = e.eval_json(r#"{"n": 1, "s": 7}"#).unwrap_err().to_string();
-    assert_eq!(err, "column 's': expected Utf8View, got a number (7)");
+    assert_eq!(err, "column 's': expected Utf8, got a number (7)");
     let err = e
         .eval_json(r#"{"n": 1, "x": "1.0"}"#)
         .unwrap_err()
