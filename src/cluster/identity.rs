@@ -9,7 +9,13 @@
 //! `skewless_executor_identity()` is volatile everywhere: an executor
 //! evaluates it. A process without them (a stock Ballista binary) fails
 //! to plan the query, which the client reports as such.
+//!
+//! Each answer also carries the process's gRPC message limit and, for an
+//! executor, its task slots (`IDENTITY|LIMIT|SLOTS`): a client refuses a
+//! plan too large for the smallest limit on its way, with an error that
+//! says so, rather than leaving the job to fail somewhere on the cluster.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::DataType;
@@ -36,6 +42,47 @@ pub fn identity() -> &'static str {
         format!("skewless {} (functions {hex})", env!("CARGO_PKG_VERSION"))
     });
     &IDENTITY
+}
+
+/// The gRPC message limit of cluster processes and clients unless set
+/// (`--grpc-max-message-size`): 1 GiB, far above Ballista's 16 MiB, so
+/// that a plan with a large inlined vocabulary travels (tonic allocates a
+/// message's size only when one that large comes).
+pub const DEFAULT_MESSAGE_LIMIT: usize = 1 << 30;
+
+static MESSAGE_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_MESSAGE_LIMIT);
+static SLOTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets this process's gRPC message limit (bytes) and task slots (an
+/// executor's vcores), which its identity answers carry.
+pub fn set_limits(message_limit: usize, slots: usize) {
+    MESSAGE_LIMIT.store(message_limit, Ordering::Relaxed);
+    SLOTS.store(slots, Ordering::Relaxed);
+}
+
+/// This process's gRPC message limit, in bytes.
+pub fn message_limit() -> usize {
+    MESSAGE_LIMIT.load(Ordering::Relaxed)
+}
+
+/// What an identity function answers: `IDENTITY|LIMIT|SLOTS`.
+fn answer() -> String {
+    format!(
+        "{}|{}|{}",
+        identity(),
+        message_limit(),
+        SLOTS.load(Ordering::Relaxed)
+    )
+}
+
+/// An answer read back: identity, message limit, task slots.
+pub fn parse_answer(answer: &str) -> (&str, Option<usize>, Option<usize>) {
+    let mut fields = answer.rsplitn(3, '|');
+    let (slots, limit, id) = (fields.next(), fields.next(), fields.next());
+    match (id, limit, slots) {
+        (Some(id), Some(limit), Some(slots)) => (id, limit.parse().ok(), slots.parse().ok()),
+        _ => (answer, None, None),
+    }
 }
 
 /// The environment variable that replaces a process's identity.
@@ -101,8 +148,24 @@ impl ScalarUDFImpl for Identity {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
-            identity().to_string(),
-        ))))
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(answer()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_answer;
+
+    #[test]
+    fn answers_read_back() {
+        assert_eq!(
+            parse_answer("skewless 0.1.0 (functions 0123)|1073741824|2"),
+            ("skewless 0.1.0 (functions 0123)", Some(1 << 30), Some(2))
+        );
+        // An identity without limits (forced, or another build).
+        assert_eq!(
+            parse_answer("skewless 9.9.9"),
+            ("skewless 9.9.9", None, None)
+        );
     }
 }

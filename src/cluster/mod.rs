@@ -86,6 +86,12 @@ impl std::fmt::Display for Cluster {
     }
 }
 
+/// `--grpc-max-message-size` unless given, in MiB.
+pub const DEFAULT_MESSAGE_MIB: u32 = (identity::DEFAULT_MESSAGE_LIMIT >> 20) as u32;
+
+/// The environment variable that sets a client's gRPC message limit (MiB).
+pub const MESSAGE_LIMIT_VAR: &str = "SKEWLESS_GRPC_MAX_MESSAGE_SIZE";
+
 /// Ballista's scheduler port.
 pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 
@@ -143,9 +149,22 @@ fn register(registry: &mut dyn FunctionRegistry, side: Side) -> DfResult<()> {
 /// The configuration a cluster process starts each session from:
 /// Ballista's, with skewless's Parquet codec.
 fn cluster_config() -> SessionConfig {
-    let mut config = with_codecs(SessionConfig::new_with_ballista());
+    let mut config = with_limit(with_codecs(SessionConfig::new_with_ballista()));
     config.options_mut().execution.parquet.compression =
         Some(crate::session::DEFAULT_COMPRESSION.into());
+    config
+}
+
+/// `config` with this process's gRPC message limit for Ballista's clients
+/// (a client's requests, an executor's shuffle reads).
+fn with_limit(mut config: SessionConfig) -> SessionConfig {
+    let limit = identity::message_limit().to_string();
+    if let Err(e) = config.options_mut().set(
+        ballista_core::config::BALLISTA_CLIENT_GRPC_MAX_MESSAGE_SIZE,
+        &limit,
+    ) {
+        tracing::warn!("cannot set the gRPC message limit: {e}");
+    }
     config
 }
 
@@ -167,6 +186,13 @@ pub struct SchedulerArgs {
     /// /readyz answers 200 once this many executors are registered.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub min_ready_executors: usize,
+
+    /// The largest gRPC message this process sends or takes, in MiB
+    /// (plans with inlined vocabularies are large; Ballista's default is
+    /// 16). Give every process of a cluster the same.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MESSAGE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub grpc_max_message_size: u32,
 }
 
 /// Flags of `skewless cluster executor`.
@@ -209,6 +235,13 @@ pub struct ExecutorArgs {
     /// Where shuffle files and spills are written.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+
+    /// The largest gRPC message this process sends or takes, in MiB
+    /// (plans with inlined vocabularies are large; Ballista's default is
+    /// 16). Give every process of a cluster the same.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MESSAGE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=4095))]
+    pub grpc_max_message_size: u32,
 }
 
 /// Runs a scheduler until it fails or the process is stopped.
@@ -220,11 +253,16 @@ pub async fn run_scheduler(args: SchedulerArgs) -> Result<()> {
         .parse()
         .map_err(|e| Error::Usage(format!("--bind-host {}: {e}", args.bind_host)))?;
     let runtime = cluster_runtime(None)?;
+    let limit = args.grpc_max_message_size << 20;
+    identity::set_limits(limit as usize, 0);
     let mut config = SchedulerConfig {
         bind_host: args.bind_host.clone(),
         bind_port: args.bind_port,
         external_host: args.external_host.clone(),
         min_ready_executors: args.min_ready_executors,
+        grpc_server_max_decoding_message_size: limit,
+        grpc_server_max_encoding_message_size: limit,
+        grpc_client_max_message_size: limit,
         ..Default::default()
     };
     config.override_config_producer = Some(Arc::new(cluster_config));
@@ -259,6 +297,11 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         path: work_dir.display().to_string(),
         source,
     })?;
+    let limit = args.grpc_max_message_size << 20;
+    let slots = args.vcores.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    identity::set_limits(limit as usize, slots);
     let runtime = cluster_runtime(Some(&work_dir))?;
     let functions = cluster_state(cluster_config(), Arc::clone(&runtime), Side::Executor)?;
     let temp = work_dir.clone();
@@ -270,7 +313,9 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
         scheduler_host: args.scheduler_host.clone(),
         scheduler_port: args.scheduler_port,
         scheduler_connect_timeout_seconds: args.scheduler_connect_timeout,
-        vcores: args.vcores.unwrap_or(0),
+        vcores: slots,
+        grpc_max_decoding_message_size: limit,
+        grpc_max_encoding_message_size: limit,
         work_dir: Some(work_dir.display().to_string()),
         override_function_registry: Some(Arc::new(BallistaFunctionRegistry::from(&functions))),
         override_config_producer: Some(Arc::new(cluster_config)),
@@ -307,6 +352,20 @@ pub async fn client_context(
         .options_mut()
         .optimizer
         .enable_round_robin_repartition = false;
+    if let Ok(mib) = std::env::var(MESSAGE_LIMIT_VAR) {
+        let mib: usize = mib
+            .trim()
+            .parse()
+            .ok()
+            .filter(|m| (1..4096).contains(m))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{MESSAGE_LIMIT_VAR}={mib}: give a number of MiB from 1 to 4095"
+                ))
+            })?;
+        identity::set_limits(mib << 20, 0);
+    }
+    let config = with_limit(config.upgrade_for_ballista());
     let runtime = cluster_runtime(None)?;
     let ctx = match cluster {
         Cluster::Remote { host, port } => {
@@ -380,15 +439,70 @@ async fn check_cluster(ctx: &SessionContext, cluster: &Cluster) -> Result<()> {
         .iter()
         .find(|b| b.num_rows() > 0)
         .ok_or_else(|| Error::Cluster(format!("the cluster at {cluster} answered no row")))?;
+    let mut budget = PlanBudget {
+        limit: identity::message_limit(),
+        slots: 1,
+    };
     for (i, side) in ["scheduler", "executor"].into_iter().enumerate() {
-        let theirs = datafusion::arrow::util::display::array_value_to_string(row.column(i), 0)
+        let answer = datafusion::arrow::util::display::array_value_to_string(row.column(i), 0)
             .map_err(|e| Error::Cluster(e.to_string()))?;
+        let (theirs, limit, slots) = identity::parse_answer(&answer);
         if theirs != ours {
             return Err(Error::Cluster(format!(
                 "the cluster at {cluster} runs {theirs} on its {side}, this client is {ours}: \
                  run the same skewless everywhere"
             )));
         }
+        budget.limit = budget.limit.min(limit.unwrap_or(usize::MAX));
+        budget.slots = budget.slots.max(slots.unwrap_or(1));
+    }
+    *PLAN_BUDGET.lock().expect("budget lock") = Some(budget);
+    Ok(())
+}
+
+/// How large a plan the cluster this process checked takes: the smallest
+/// gRPC message limit on its way (client, scheduler, executor), and the
+/// tasks one message to an executor may carry (its slots), each with its
+/// own copy of the plan.
+#[derive(Debug, Clone, Copy)]
+struct PlanBudget {
+    limit: usize,
+    slots: usize,
+}
+
+static PLAN_BUDGET: std::sync::Mutex<Option<PlanBudget>> = std::sync::Mutex::new(None);
+
+/// Refuses a plan too large to travel through the cluster this process
+/// checked: its encoded size (as Ballista sends it), times the executor's
+/// slots, must fit the smallest gRPC message limit with a quarter to spare
+/// (the executors' plans carry the same literals as this one, and more).
+pub fn check_plan_size(plan: &datafusion::logical_expr::LogicalPlan) -> Result<()> {
+    let Some(budget) = *PLAN_BUDGET.lock().expect("budget lock") else {
+        return Ok(());
+    };
+    let codec = write::LogicalCodec::default();
+    let size =
+        datafusion_proto::bytes::logical_plan_to_bytes_with_extension_codec(plan, &codec)?.len();
+    let needed = size.saturating_mul(budget.slots).saturating_add(size / 4);
+    tracing::info!(
+        size,
+        slots = budget.slots,
+        limit = budget.limit,
+        "plan size"
+    );
+    if needed > budget.limit {
+        let mib = |n: usize| n as f64 / (1 << 20) as f64;
+        return Err(Error::Cluster(format!(
+            "the plan is {:.1} MiB (its inlined statistics), and an executor with {} task \
+             slot(s) takes {:.1} MiB of plans in one message: over the cluster's gRPC message \
+             limit of {:.1} MiB; start the scheduler and executors with a larger \
+             --grpc-max-message-size (and the client with SKEWLESS_GRPC_MAX_MESSAGE_SIZE), or \
+             fewer --vcores",
+            mib(size),
+            budget.slots,
+            mib(needed),
+            mib(budget.limit)
+        )));
     }
     Ok(())
 }

@@ -846,6 +846,7 @@ pub async fn write(
         overwrite,
     };
     let plan = WriteNode::new(input, spec)?.into_plan();
+    super::check_plan_size(&plan)?;
     let mut state = ctx.state();
     if !directory {
         // One file: one partition reads the input in order.

@@ -38,18 +38,25 @@ impl Cluster {
     /// Starts a scheduler and `executors` executors (one task slot each,
     /// work dirs under `dir`) and waits until the scheduler is ready.
     fn start(dir: &Path, executors: usize) -> Cluster {
-        Self::start_with(dir, executors, executors, &[])
+        Self::start_with(dir, executors, executors, &[], &[])
     }
 
     /// [`Cluster::start`] with `ready` executors awaited (the scheduler's
-    /// `--min-ready-executors`) and extra environment variables for
-    /// processes by name (`scheduler`, `executor0`, …).
+    /// `--min-ready-executors`), extra environment variables and
+    /// arguments for processes by name (`scheduler`, `executor0`, …).
     fn start_with(
         dir: &Path,
         executors: usize,
         ready: usize,
         env: &[(&str, &str, &str)],
+        args: &[(&str, &str)],
     ) -> Cluster {
+        let args_of = |name: &str| {
+            args.iter()
+                .filter(move |(who, _)| *who == name)
+                .map(|(_, a)| *a)
+                .collect::<Vec<_>>()
+        };
         let env_of = |name: &str| {
             env.iter()
                 .filter(move |(who, _, _)| *who == name)
@@ -66,6 +73,7 @@ impl Cluster {
             .args(["cluster", "scheduler", "--bind-port"])
             .arg(scheduler_port.to_string())
             .args(["--min-ready-executors", &ready.to_string()])
+            .args(args_of("scheduler"))
             .env("RUST_LOG", "info")
             .envs(env_of("scheduler"))
             .stdout(Stdio::null())
@@ -91,6 +99,7 @@ impl Cluster {
                 .arg(scheduler_port.to_string())
                 .args(["--vcores", "1", "--work-dir"])
                 .arg(&work)
+                .args(args_of(&name))
                 .env("RUST_LOG", "info")
                 .envs(env_of(&name))
                 .stdout(Stdio::null())
@@ -355,6 +364,58 @@ fn fit_and_apply_on_the_cluster_write_what_they_write_locally() {
     assert!(err.contains("already exists; pass --overwrite"), "{err}");
 }
 
+#[test]
+fn a_plan_over_the_clusters_message_limit_is_refused_with_the_limit_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 40,000 distinct values of 35 bytes: a vocabulary of 1.4 MB inlined in
+    // the fitted plan.
+    let values = d.join("values.parquet");
+    ok(&run_sql(
+        d,
+        &format!(
+            "COPY (SELECT 'a value long enough to weigh-' || CAST(value + 100000 AS VARCHAR) \
+             AS v FROM generate_series(1, 40000)) TO '{}';",
+            values.display()
+        ),
+        &[],
+    ));
+    let transform = d.join("transform.sql");
+    std::fs::write(&transform, "SELECT vocab_index(v) AS id FROM t").unwrap();
+    let table = format!("t={}", values.display());
+    let artifact = d.join("artifact.json");
+    ok(&skewless()
+        .arg("fit")
+        .arg(&transform)
+        .args(["--table", &table, "--out"])
+        .arg(&artifact)
+        .output()
+        .unwrap());
+    let one_mib = [
+        ("scheduler", "--grpc-max-message-size"),
+        ("scheduler", "1"),
+        ("executor0", "--grpc-max-message-size"),
+        ("executor0", "1"),
+    ];
+    let cluster = Cluster::start_with(d, 1, 1, &[], &one_mib);
+    let out = skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &table, "--out"])
+        .arg(d.join("features/"))
+        .args(["--cluster", &cluster.url()])
+        .output()
+        .unwrap();
+    let err = user_error(&out);
+    assert!(
+        err.contains(
+            "MiB of plans in one message: over the cluster's gRPC message limit of 1.0 MiB"
+        ),
+        "{err}"
+    );
+    assert!(!d.join("features").exists());
+}
+
 /// Ports `base` to `base + 4` free on loopback (the example script's).
 fn five_free_ports() -> u16 {
     loop {
@@ -401,6 +462,7 @@ fn a_cluster_of_another_build_or_without_executors_is_refused_by_name() {
         1,
         1,
         &[("scheduler", "SKEWLESS_CLUSTER_IDENTITY", other)],
+        &[],
     );
     let err = user_error(&query(&cluster));
     assert!(
@@ -416,6 +478,7 @@ fn a_cluster_of_another_build_or_without_executors_is_refused_by_name() {
         1,
         1,
         &[("executor0", "SKEWLESS_CLUSTER_IDENTITY", other)],
+        &[],
     );
     let err = user_error(&query(&cluster));
     assert!(
@@ -424,7 +487,7 @@ fn a_cluster_of_another_build_or_without_executors_is_refused_by_name() {
     );
     drop(cluster);
     // A scheduler waiting for an executor that never comes.
-    let cluster = Cluster::start_with(dir.path(), 0, 1, &[]);
+    let cluster = Cluster::start_with(dir.path(), 0, 1, &[], &[]);
     let err = user_error(&query(&cluster));
     assert!(
         err.contains(&format!(

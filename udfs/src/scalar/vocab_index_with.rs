@@ -2,9 +2,11 @@
 //! `one_hot_with(x, [v1, …, vV])`: vocabulary lookups with the vocabulary
 //! given as a literal — the fitted forms of `vocab_index` and `one_hot`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Builder, Int64Array, ListBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float32Builder, Int64Array, ListArray, ListBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
@@ -204,6 +206,37 @@ impl Lookup {
 pub struct VocabWith {
     one_hot: bool,
     signature: Signature,
+    lookups: LookupCache,
+}
+
+/// The lookups last built, by the vocabulary list they were built from: a
+/// plan evaluates the same literal list batch after batch (and planning
+/// checks it several times), and building a lookup of a large vocabulary
+/// (1M entries: about a second) each time would cost more than the lookups.
+/// Keyed by the list's allocation, held weakly: an entry whose plan is gone
+/// is dropped at the next use; at most [`CACHED`] are kept.
+#[derive(Debug, Default)]
+struct LookupCache(Mutex<Vec<CachedLookup>>);
+
+#[derive(Debug)]
+struct CachedLookup {
+    list: Weak<ListArray>,
+    x_type: DataType,
+    oov: Option<ScalarValue>,
+    lookup: Arc<Lookup>,
+}
+
+const CACHED: usize = 8;
+
+// A cache says nothing about what the function is.
+impl PartialEq for LookupCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for LookupCache {}
+impl std::hash::Hash for LookupCache {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 impl VocabWith {
@@ -212,6 +245,7 @@ impl VocabWith {
         Self {
             one_hot: false,
             signature: Signature::user_defined(Volatility::Immutable),
+            lookups: LookupCache::default(),
         }
     }
 
@@ -220,6 +254,7 @@ impl VocabWith {
         Self {
             one_hot: true,
             signature: Signature::user_defined(Volatility::Immutable),
+            lookups: LookupCache::default(),
         }
     }
 
@@ -248,6 +283,46 @@ impl VocabWith {
             None => 1,
         };
         Lookup::new(name, x_type, list, oov).map(Some)
+    }
+
+    /// [`VocabWith::lookup`], built once per vocabulary list
+    /// ([`LookupCache`]).
+    fn cached_lookup(
+        &self,
+        x_type: &DataType,
+        literals: &[Option<&ScalarValue>],
+        strict: bool,
+    ) -> Result<Option<Arc<Lookup>>> {
+        let Some(Some(ScalarValue::List(list))) = literals.get(1) else {
+            return Ok(self.lookup(x_type, literals, strict)?.map(Arc::new));
+        };
+        let oov = literals.get(2).copied().flatten().cloned();
+        let key = Arc::downgrade(list);
+        {
+            let mut cache = self.lookups.0.lock().expect("lookup cache");
+            cache.retain(|c| c.list.strong_count() > 0);
+            if let Some(c) = cache
+                .iter()
+                .find(|c| c.list.ptr_eq(&key) && &c.x_type == x_type && c.oov == oov)
+            {
+                return Ok(Some(Arc::clone(&c.lookup)));
+            }
+        }
+        let Some(lookup) = self.lookup(x_type, literals, strict)? else {
+            return Ok(None);
+        };
+        let lookup = Arc::new(lookup);
+        let mut cache = self.lookups.0.lock().expect("lookup cache");
+        if cache.len() == CACHED {
+            cache.remove(0);
+        }
+        cache.push(CachedLookup {
+            list: key,
+            x_type: x_type.clone(),
+            oov,
+            lookup: Arc::clone(&lookup),
+        });
+        Ok(Some(lookup))
     }
 
     fn output_type(&self) -> DataType {
@@ -288,7 +363,7 @@ impl ScalarUDFImpl for VocabWith {
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        self.lookup(args.arg_fields[0].data_type(), args.scalar_arguments, false)?;
+        self.cached_lookup(args.arg_fields[0].data_type(), args.scalar_arguments, false)?;
         let nullable = args.arg_fields[0].is_nullable()
             || (!self.one_hot
                 && matches!(
@@ -304,7 +379,7 @@ impl ScalarUDFImpl for VocabWith {
 
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         let x_type = info.get_data_type(&args[0]).unwrap_or(DataType::Null);
-        self.lookup(&x_type, &args::literals(&args), true)?;
+        self.cached_lookup(&x_type, &args::literals(&args), true)?;
         Ok(ExprSimplifyResult::Original(args))
     }
 
@@ -312,7 +387,7 @@ impl ScalarUDFImpl for VocabWith {
         let literals = args::scalar_values(&args.args);
         let x_type = args.arg_fields[0].data_type();
         let lookup = self
-            .lookup(x_type, &literals, true)?
+            .cached_lookup(x_type, &literals, true)?
             .expect("strict lookups always resolve");
         let (x, scalar) = match &args.args[0] {
             ColumnarValue::Array(a) => (Arc::clone(a), false),
