@@ -192,10 +192,11 @@ pub async fn register_table(ctx: &SessionContext, name: &str, location: &str) ->
 
 /// Registers `location` as table `name` with a schema given instead of
 /// inferred (an artifact's declared inputs), for a session on a cluster:
-/// the client reads no data, so it needs no access to it. The format comes
-/// from the location's name, else from a listing if this process can list
-/// it, else Parquet; the executors read the files, the scheduler lists them.
-pub async fn register_declared(
+/// the client reads and lists nothing, so it needs no access to the data
+/// (the scheduler lists the files, the executors read them). The format
+/// comes from the location's name (`dir/*.csv`, `file.ndjson`), Parquet
+/// otherwise.
+pub fn register_declared(
     ctx: &SessionContext,
     name: &str,
     location: &str,
@@ -207,9 +208,14 @@ pub async fn register_declared(
         location: location.to_string(),
         message: e.to_string(),
     })?;
-    let (kind, extension) = detect_kind(&state, &url, location)
-        .await
-        .unwrap_or((FileKind::Parquet, ".parquet".into()));
+    let path = location.trim_end_matches('/');
+    let (kind, extension) = match FileKind::from_path(path) {
+        Some(kind) => (
+            kind,
+            format!(".{}", path.rsplit_once('.').map_or("", |(_, e)| e)),
+        ),
+        None => (FileKind::Parquet, ".parquet".to_string()),
+    };
     let format = kind.format(&state);
     let options = ListingOptions::new(format).with_file_extension(extension);
     let config = ListingTableConfig::new(url)

@@ -130,8 +130,7 @@ async fn register_inputs(
         let hidden = format!("__skewless_input_{}", input.name);
         if args.cluster.cluster.is_some() {
             // The client plans over the declared columns and reads nothing.
-            crate::location::register_declared(ctx, &hidden, &arg.location, declared(input)?)
-                .await?;
+            crate::location::register_declared(ctx, &hidden, &arg.location, declared(input)?)?;
         } else {
             crate::location::register_table(ctx, &hidden, &arg.location).await?;
         }

@@ -416,6 +416,151 @@ fn a_plan_over_the_clusters_message_limit_is_refused_with_the_limit_named() {
     assert!(!d.join("features").exists());
 }
 
+#[test]
+fn apply_on_the_cluster_reads_and_writes_s3_with_credentials_only_the_cluster_has() {
+    let (storage, server) = crate::s3::census_warehouse();
+    let bucket = storage.path().join("warehouse");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Fitted locally; the client below has no AWS variables at all.
+    let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    let artifact = crate::common::fit(d, &transform, &format!("census={}", adult()), &[]);
+    let s3 = server.env();
+    let env: Vec<(&str, &str, &str)> = ["scheduler", "executor0", "executor1"]
+        .into_iter()
+        .flat_map(|who| s3.iter().map(move |(k, v)| (who, *k, v.as_str())))
+        .collect();
+    let cluster = Cluster::start_with(d, 2, 2, &env, &[]);
+    let out = skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args([
+            "--table",
+            "census=s3://warehouse/census/",
+            "--out",
+            "s3://warehouse/features/",
+            "--cluster",
+            &cluster.url(),
+        ])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains(": 32,561 rows in "), "{text}");
+    // The executors wrote the part into the bucket, and no temporary
+    // object is left (s3s-fs keeps empty directories).
+    let written = bucket.join("features/part-00000.parquet");
+    assert_eq!(
+        crate::s3::objects(&bucket),
+        ["census/adult.parquet", "features/part-00000.parquet"]
+    );
+    // The same rows as a local apply of the same data.
+    let local = d.join("local.parquet");
+    ok(&skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(&local)
+        .output()
+        .unwrap());
+    assert_eq!(rows_of(d, &[written]), rows_of(d, &[local]));
+}
+
+#[test]
+fn window_features_on_the_cluster_are_the_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let flights = root().join("examples/data/nycflights13/flights.parquet");
+    let table = format!("flights={}", flights.display());
+    let transform = d.join("windows.sql");
+    std::fs::write(
+        &transform,
+        "SELECT carrier, flight, origin, sched_dep, m, z_score(m) AS m_z, \
+                min_max_scale(n) AS n_scaled, d7 \
+         FROM (SELECT carrier, flight, origin, sched_dep, \
+                      window_mean(dep_delay, sched_dep, INTERVAL '24 hours') \
+                        OVER (PARTITION BY tailnum) AS m, \
+                      window_count(dep_delay, sched_dep, INTERVAL '1 hour', INTERVAL '5 minutes') \
+                        OVER (PARTITION BY tailnum) AS n, \
+                      window_distinct_count(dest, sched_dep, INTERVAL '7 days') \
+                        OVER (PARTITION BY tailnum) AS d7 \
+               FROM flights)",
+    )
+    .unwrap();
+    let run = |args: &[&str]| ok(&skewless().args(args).output().unwrap());
+    let t = transform.to_str().unwrap();
+    let local = d.join("local.json");
+    let remote = d.join("cluster.json");
+    run(&[
+        "fit",
+        t,
+        "--table",
+        &table,
+        "--out",
+        local.to_str().unwrap(),
+    ]);
+    let cluster = Cluster::start(d, 2);
+    let url = cluster.url();
+    let c = ["--cluster", url.as_str()];
+    let fit = [
+        &[
+            "fit",
+            t,
+            "--table",
+            &table,
+            "--out",
+            remote.to_str().unwrap(),
+        ][..],
+        &c,
+    ]
+    .concat();
+    run(&fit);
+    assert!(
+        std::fs::read(&local).unwrap() == std::fs::read(&remote).unwrap(),
+        "the window transform's artifact fitted on the cluster differs"
+    );
+    // The same features (DataFusion's window operator orders the rows its
+    // own way on a cluster: compared as sets, each row whole).
+    let a = remote.to_str().unwrap();
+    let batch = d.join("cluster.parquet");
+    let apply = [
+        &[
+            "apply",
+            a,
+            "--table",
+            &table,
+            "--out",
+            batch.to_str().unwrap(),
+        ][..],
+        &c,
+    ]
+    .concat();
+    run(&apply);
+    run(&[
+        "apply",
+        a,
+        "--table",
+        &table,
+        "--out",
+        d.join("local.parquet").to_str().unwrap(),
+    ]);
+    let counts = ok(&run_sql(
+        d,
+        "SELECT count(*) FROM c;\n\
+         SELECT count(*) FROM (SELECT * FROM c EXCEPT ALL SELECT * FROM l);\n\
+         SELECT count(*) FROM (SELECT * FROM l EXCEPT ALL SELECT * FROM c);",
+        &[
+            "--table",
+            &format!("c={}", batch.display()),
+            "--table",
+            &format!("l={}", d.join("local.parquet").display()),
+            "--format",
+            "csv",
+        ],
+    ));
+    // nycflights13: 336,776 flights.
+    assert_eq!(counts, "count(*)\n336776\ncount(*)\n0\ncount(*)\n0\n");
+}
+
 /// Ports `base` to `base + 4` free on loopback (the example script's).
 fn five_free_ports() -> u16 {
     loop {

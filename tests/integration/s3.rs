@@ -16,13 +16,13 @@ const ACCESS_KEY: &str = "skewless-test";
 const SECRET_KEY: &str = "skewless-test-secret";
 
 /// A running S3 server; stops when dropped.
-struct S3Server {
+pub(crate) struct S3Server {
     addr: SocketAddr,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl S3Server {
-    fn start(root: &Path) -> Self {
+    pub(crate) fn start(root: &Path) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -59,18 +59,25 @@ impl S3Server {
     /// The binary, configured for this server by the standard AWS variables.
     fn client(&self) -> Command {
         let mut cmd = skewless();
-        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
-            .env("AWS_ALLOW_HTTP", "true");
+        cmd.envs(self.env());
         cmd
+    }
+
+    /// The standard AWS variables that reach this server.
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", format!("http://{}", self.addr)),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
     }
 }
 
 /// A server whose bucket "warehouse" holds the census at `census/adult.parquet`
 /// (s3s-fs maps a bucket to a directory and keys to files in it).
-fn census_warehouse() -> (tempfile::TempDir, S3Server) {
+pub(crate) fn census_warehouse() -> (tempfile::TempDir, S3Server) {
     let storage = tempfile::tempdir().unwrap();
     let census = storage.path().join("warehouse/census");
     std::fs::create_dir_all(&census).unwrap();
@@ -185,7 +192,7 @@ fn fit_locally_apply_on_s3() {
 }
 
 /// Every file under a bucket directory, as sorted relative paths.
-fn objects(bucket: &Path) -> Vec<String> {
+pub(crate) fn objects(bucket: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let path = e.path();
