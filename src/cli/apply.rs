@@ -147,7 +147,9 @@ async fn register_inputs(
     Ok(missing)
 }
 
-/// An input's declared columns, strings as Ballista reads them (`Utf8`).
+/// An input's declared columns, strings as `Utf8View` (as DataFusion reads
+/// Parquet strings on one machine, where skewless's string kernels are
+/// fastest; Ballista would read `Utf8`).
 fn declared(input: &InputTable) -> Result<datafusion::arrow::datatypes::SchemaRef> {
     use datafusion::arrow::datatypes::{Field, Schema};
     let fields = input
@@ -160,11 +162,8 @@ fn declared(input: &InputTable) -> Result<datafusion::arrow::datatypes::SchemaRe
                     c.name, c.data_type
                 ))
             })?;
-            Ok(Field::new(
-                &c.name,
-                crate::artifact::canonical_type(&t),
-                c.nullable,
-            ))
+            let t = crate::artifact::written_type(&crate::artifact::canonical_type(&t));
+            Ok(Field::new(&c.name, t, c.nullable))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Arc::new(Schema::new(fields)))
