@@ -590,6 +590,36 @@ fn the_example_script_starts_a_cluster_and_runs_the_job_on_it() {
 }
 
 #[test]
+fn the_repl_runs_its_statements_on_a_cluster() {
+    use std::io::Write as _;
+    let home = tempfile::tempdir().unwrap();
+    let mut repl = skewless()
+        .args(["repl", "--cluster", "local:2", "--table"])
+        .arg(format!("census={}", adult()))
+        .env("XDG_DATA_HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    repl.stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"SELECT income_bracket, count(*) AS n FROM census GROUP BY 1 ORDER BY 1;\n\
+              SELECT vocab_index_with(gender, ['Male', 'Female']) AS g, count(*) AS n \
+              FROM census GROUP BY 1 ORDER BY 1;\n",
+        )
+        .unwrap();
+    let out = ok(&repl.wait_with_output().unwrap());
+    // The census: 24,720 rows <=50K, 7,841 >50K; 21,790 men, 10,771 women.
+    assert!(out.contains("| <=50K          | 24720 |"), "{out}");
+    assert!(out.contains("| >50K           | 7841  |"), "{out}");
+    assert!(out.contains("| 0 | 21790 |"), "{out}");
+    assert!(out.contains("| 1 | 10771 |"), "{out}");
+}
+
+#[test]
 fn a_cluster_of_another_build_or_without_executors_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let table = format!("census={}", adult());
