@@ -79,6 +79,22 @@ fn is_directory_name(location: &str) -> bool {
     !name.contains('.')
 }
 
+/// The extension of the files an output named `location` holds:
+/// `parquet` (also for a directory), `csv`, or its NDJSON extension.
+pub(crate) fn output_extension(location: &str) -> Result<String> {
+    let (kind, _) = output_kind(location)?;
+    Ok(match kind {
+        FileKind::Parquet => "parquet".to_string(),
+        FileKind::Csv => "csv".to_string(),
+        FileKind::Json => location
+            .trim_end_matches('/')
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .filter(|e| crate::json::format::EXTENSIONS.contains(&e.as_str()))
+            .unwrap_or_else(|| "json".into()),
+    })
+}
+
 /// Writes the rows of `input` to `location` (format from its extension,
 /// [`output_kind`]), one hive directory per value of `partition_by`.
 pub async fn write_query(
@@ -88,18 +104,8 @@ pub async fn write_query(
     partition_by: Vec<String>,
     policy: Policy,
 ) -> Result<u64> {
-    let (kind, _) = output_kind(location)?;
+    let ext = output_extension(location)?;
     let state = ctx.state();
-    let ext = match kind {
-        FileKind::Parquet => "parquet".to_string(),
-        FileKind::Csv => "csv".to_string(),
-        FileKind::Json => location
-            .trim_end_matches('/')
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .filter(|e| crate::json::format::EXTENSIONS.contains(&e.as_str()))
-            .unwrap_or_else(|| "json".into()),
-    };
     let factory = state
         .get_file_format_factory(&ext)
         .ok_or_else(|| Error::Internal(format!("no file format registered for '{ext}'")))?;
