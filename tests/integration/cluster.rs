@@ -620,6 +620,28 @@ fn the_repl_runs_its_statements_on_a_cluster() {
 }
 
 #[test]
+fn a_partitioned_apply_on_a_cluster_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let transform = std::fs::read_to_string(root().join("sql/census_wide_deep.sql")).unwrap();
+    let artifact = crate::common::fit(d, &transform, &format!("census={}", adult()), &[]);
+    let out = skewless()
+        .arg("apply")
+        .arg(&artifact)
+        .args(["--table", &format!("census={}", adult()), "--out"])
+        .arg(d.join("features/"))
+        .args(["--partition-by", "gender_id", "--cluster", "local:2"])
+        .output()
+        .unwrap();
+    let err = user_error(&out);
+    assert!(
+        err.contains("--partition-by is not available on a cluster yet"),
+        "{err}"
+    );
+    assert!(!d.join("features").exists());
+}
+
+#[test]
 fn a_cluster_of_another_build_or_without_executors_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let table = format!("census={}", adult());
