@@ -208,14 +208,8 @@ pub fn register_declared(
         location: location.to_string(),
         message: e.to_string(),
     })?;
-    let path = location.trim_end_matches('/');
-    let (kind, extension) = match FileKind::from_path(path) {
-        Some(kind) => (
-            kind,
-            format!(".{}", path.rsplit_once('.').map_or("", |(_, e)| e)),
-        ),
-        None => (FileKind::Parquet, ".parquet".to_string()),
-    };
+    let (kind, extension) =
+        kind_by_name(location).unwrap_or((FileKind::Parquet, ".parquet".to_string()));
     let format = kind.format(&state);
     let options = ListingOptions::new(format).with_file_extension(extension);
     let config = ListingTableConfig::new(url)
@@ -247,18 +241,25 @@ pub async fn kind_of(state: &dyn Session, location: &str) -> Result<FileKind, St
         .map(|(kind, _)| kind)
 }
 
+/// The format and file extension a location's name says (`file.csv`,
+/// `dir/*.parquet`), if it says one.
+fn kind_by_name(location: &str) -> Option<(FileKind, String)> {
+    let kind = FileKind::from_path(location.trim_end_matches('/'))?;
+    let ext = location
+        .rsplit_once('.')
+        .map(|(_, e)| format!(".{e}"))
+        .unwrap_or_default();
+    Some((kind, ext))
+}
+
 /// The format of a location and the file extension its data files carry.
 async fn detect_kind(
     state: &dyn Session,
     url: &ListingTableUrl,
     location: &str,
 ) -> Result<(FileKind, String), String> {
-    if let Some(kind) = FileKind::from_path(location.trim_end_matches('/')) {
-        let ext = location
-            .rsplit_once('.')
-            .map(|(_, e)| format!(".{e}"))
-            .unwrap_or_default();
-        return Ok((kind, ext));
+    if let Some(known) = kind_by_name(location) {
+        return Ok(known);
     }
     let store = state
         .runtime_env()

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::empty::EmptyTable;
@@ -84,6 +84,11 @@ pub async fn plan_fitted(ctx: &SessionContext, artifact: &Artifact) -> Result<Lo
 
 /// An empty table with an input's declared columns.
 pub(crate) fn empty_table(input: &InputTable) -> Result<Arc<dyn TableProvider>> {
+    Ok(Arc::new(EmptyTable::new(declared_schema(input)?)))
+}
+
+/// An input's declared columns, in the types the artifact spells.
+pub(crate) fn declared_schema(input: &InputTable) -> Result<SchemaRef> {
     let fields = input
         .columns
         .iter()
@@ -98,7 +103,7 @@ pub(crate) fn empty_table(input: &InputTable) -> Result<Arc<dyn TableProvider>> 
             Ok(Field::new(&c.name, data_type, c.nullable))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(EmptyTable::new(Arc::new(Schema::new(fields)))))
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// Refuses anything but one query statement.

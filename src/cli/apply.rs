@@ -151,22 +151,18 @@ async fn register_inputs(
 /// Parquet strings on one machine, where skewless's string kernels are
 /// fastest; Ballista would read `Utf8`).
 fn declared(input: &InputTable) -> Result<datafusion::arrow::datatypes::SchemaRef> {
-    use datafusion::arrow::datatypes::{Field, Schema};
-    let fields = input
-        .columns
+    use crate::artifact::{canonical_type, written_type};
+    let schema = crate::artifact::check::declared_schema(input)?;
+    let fields: Vec<_> = schema
+        .fields()
         .iter()
-        .map(|c| {
-            let t: DataType = c.data_type.parse().map_err(|e| {
-                Error::Data(format!(
-                    "input column '{}' has type '{}', which this version cannot read: {e}",
-                    c.name, c.data_type
-                ))
-            })?;
-            let t = crate::artifact::written_type(&crate::artifact::canonical_type(&t));
-            Ok(Field::new(&c.name, t, c.nullable))
+        .map(|f| {
+            f.as_ref()
+                .clone()
+                .with_data_type(written_type(&canonical_type(f.data_type())))
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Arc::new(Schema::new(fields)))
+        .collect();
+    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
 }
 
 fn typed_view(
@@ -236,22 +232,19 @@ fn typed_view(
 /// those written on one machine, so the same bytes.
 fn written_strings(plan: LogicalPlan) -> Result<LogicalPlan> {
     let schema = Arc::clone(plan.schema());
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8))
-    {
+    let written = |t: &DataType| crate::artifact::written_type(t) == *t;
+    if schema.fields().iter().all(|f| written(f.data_type())) {
         return Ok(plan);
     }
     let columns: Vec<Expr> = schema
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
-            let written = crate::artifact::written_type(field.data_type());
-            if &written == field.data_type() {
+            if written(field.data_type()) {
                 column
             } else {
-                cast(column, written).alias(field.name())
+                let t = crate::artifact::written_type(field.data_type());
+                cast(column, t).alias(field.name())
             }
         })
         .collect();

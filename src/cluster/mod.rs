@@ -342,16 +342,7 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<()> {
 
 /// A client session whose queries run on `cluster`, with skewless's
 /// functions and object stores; `config` as for a local session.
-pub async fn client_context(
-    cluster: &Cluster,
-    mut config: SessionConfig,
-) -> Result<SessionContext> {
-    // Ballista turns it off on every session (with a warning per query
-    // when the client has it on).
-    config
-        .options_mut()
-        .optimizer
-        .enable_round_robin_repartition = false;
+pub async fn client_context(cluster: &Cluster, config: SessionConfig) -> Result<SessionContext> {
     if let Ok(mib) = std::env::var(MESSAGE_LIMIT_VAR) {
         let mib: usize = mib
             .trim()
@@ -365,6 +356,8 @@ pub async fn client_context(
             })?;
         identity::set_limits(mib << 20, 0);
     }
+    // Ballista's settings (round-robin repartition off, strings as Utf8)
+    // once, then the message limit on them.
     let config = with_limit(config.upgrade_for_ballista());
     let runtime = cluster_runtime(None)?;
     let ctx = match cluster {

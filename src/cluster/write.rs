@@ -65,12 +65,13 @@ use crate::write::target::{Place, Target, Temporary};
 /// What a cluster write does: fixed by the client, carried in the plans.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Serialize, Deserialize)]
 pub struct WriteSpec {
-    /// The target, as the user wrote it.
+    /// The target: an absolute path or a store URL (a trailing `/` for a
+    /// directory).
     pub target: String,
     /// A directory of part files (otherwise one file).
     pub directory: bool,
-    /// The temporary beside the target (a path or URL), which the parts
-    /// are written into (a directory) or which is the file.
+    /// The temporary beside the target (as `target`), which the parts are
+    /// written into (a directory) or which is the file.
     pub temp: String,
     /// The extension of the files: `parquet`, `csv`, `json`, `ndjson` or
     /// `jsonl`.
@@ -155,18 +156,9 @@ impl UserDefinedLogicalNodeCore for WriteNode {
         )
     }
 
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> Result<Self> {
-        if inputs.len() != 1 {
-            return Err(DataFusionError::Internal(
-                "SkewlessWrite takes one input".into(),
-            ));
-        }
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
         Ok(Self {
-            input: inputs.swap_remove(0),
+            input: one(&inputs)?,
             spec: self.spec.clone(),
             schema: Arc::clone(&self.schema),
         })
@@ -193,12 +185,10 @@ impl ExtensionPlanner for WritePlanner {
         let Some(node) = node.as_any().downcast_ref::<WriteNode>() else {
             return Ok(None);
         };
-        let [input] = physical_inputs else {
-            return Err(DataFusionError::Internal(
-                "SkewlessWrite takes one input".into(),
-            ));
-        };
-        let parts = Arc::new(PartWriterExec::new(Arc::clone(input), node.spec.clone()));
+        let parts = Arc::new(PartWriterExec::new(
+            one(physical_inputs)?,
+            node.spec.clone(),
+        ));
         Ok(Some(Arc::new(CommitExec::new(parts, node.spec.clone()))))
     }
 }
@@ -302,17 +292,9 @@ impl ExecutionPlan for PartWriterExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(
-                "PartWriterExec takes one child".into(),
-            ));
-        }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.spec.clone(),
-        )))
+        Ok(Arc::new(Self::new(one(&children)?, self.spec.clone())))
     }
 
     fn execute(
@@ -483,17 +465,9 @@ impl ExecutionPlan for CommitExec {
 
     fn with_new_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 1 {
-            return Err(DataFusionError::Internal(
-                "CommitExec takes one child".into(),
-            ));
-        }
-        Ok(Arc::new(Self::new(
-            children.swap_remove(0),
-            self.spec.clone(),
-        )))
+        Ok(Arc::new(Self::new(one(&children)?, self.spec.clone())))
     }
 
     fn execute(
@@ -539,20 +513,14 @@ impl ExecutionPlan for CommitExec {
             }
             parts.sort();
             let total: u64 = parts.iter().map(|p| p.1).sum();
-            let keep_empty = total == 0;
             let mut names = std::collections::HashMap::new();
+            let mut kept = 0;
             for (i, (_, rows, file)) in parts.iter().enumerate() {
                 let name = file.rsplit('/').next().unwrap_or(file).to_string();
-                if *rows == 0 && !(keep_empty && i == 0) {
-                    names.insert(name, None);
-                } else {
-                    let part = format!(
-                        "part-{:05}.{}",
-                        names.values().flatten().count(),
-                        spec.format
-                    );
-                    names.insert(name, Some(part));
-                }
+                let keep = *rows > 0 || (total == 0 && i == 0);
+                let part = keep.then(|| format!("part-{kept:05}.{}", spec.format));
+                kept += usize::from(keep);
+                names.insert(name, part);
             }
             let temp = if spec.directory {
                 temp.with_names(names)
@@ -590,7 +558,7 @@ fn decode_spec(buf: &[u8], what: u8) -> Option<Result<WriteSpec>> {
         .then(|| serde_json::from_slice(json).map_err(|e| DataFusionError::External(Box::new(e))))
 }
 
-/// The one input of a decoded node.
+/// The one input (child) of a write node.
 fn one<T: Clone>(inputs: &[T]) -> Result<T> {
     match inputs {
         [input] => Ok(input.clone()),
@@ -783,29 +751,16 @@ pub async fn write(
     // What the client can see of a local target (on one machine, or a
     // shared volume) is checked before the job; the commit checks again.
     if !overwrite && matches!(target.place, Place::Local(_)) && target.exists(ctx).await? {
-        return Err(crate::error::Error::Usage(format!(
-            "'{}' already exists; pass --overwrite to replace it",
-            target.display
-        )));
+        return Err(crate::write::target::exists_error(&target.display));
     }
-    let temp = match target.temporary_place() {
-        Place::Local(path) => path.display().to_string(),
-        Place::Store { url, path } => format!("{}{path}", url.as_str()),
-    };
-    let format = crate::write::output_extension(&target.display)?;
     let directory = target.directory;
-    // The executors resolve a local path in their own directories: send it
-    // absolute.
-    let target = match &target.place {
-        Place::Local(path) if directory => format!("{}/", path.display()),
-        Place::Local(path) => path.display().to_string(),
-        Place::Store { .. } => target.display,
-    };
+    // The executors resolve a local path in their own directories: both
+    // places go absolute.
     let spec = WriteSpec {
-        target,
+        target: target.place.url(directory),
         directory,
-        temp,
-        format,
+        temp: target.temporary_place().url(directory),
+        format: crate::write::output_extension(&target.display)?,
         overwrite,
     };
     let plan = WriteNode::new(input, spec)?.into_plan();

@@ -167,10 +167,7 @@ pub async fn write_copy(ctx: &SessionContext, copy: CopyTo, policy: Policy) -> R
     let target = Target::parse(&copy.output_url, directory)?;
     refuse_overlap(&target, &copy.input)?;
     if !policy.overwrite && target.exists(ctx).await? {
-        return Err(Error::Usage(format!(
-            "'{}' already exists; pass --overwrite to replace it",
-            target.display
-        )));
+        return Err(target::exists_error(&target.display));
     }
     let temp = target.temporary()?;
     if let Place::Store { url, .. } = &temp.place {

@@ -35,6 +35,18 @@ pub enum Place {
     },
 }
 
+impl Place {
+    /// The place as DataFusion takes it: an absolute path or a store URL,
+    /// with a trailing `/` for a directory.
+    pub fn url(&self, directory: bool) -> String {
+        let slash = if directory { "/" } else { "" };
+        match self {
+            Place::Local(p) => format!("{}{slash}", p.display()),
+            Place::Store { url, path } => format!("{}{path}{slash}", url.as_str()),
+        }
+    }
+}
+
 /// The output of a write: a file, or a directory of files.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -380,13 +392,7 @@ impl Temporary {
 
     /// The URL DataFusion writes to (a trailing `/` for a directory).
     pub fn url(&self) -> String {
-        let slash = if self.target.directory { "/" } else { "" };
-        match &self.place {
-            Place::Local(p) => format!("{}{slash}", p.display()),
-            Place::Store { url, path } => {
-                format!("{}{path}{slash}", url.as_str())
-            }
-        }
+        self.place.url(self.target.directory)
     }
 
     fn unregister(&mut self) {
@@ -572,7 +578,7 @@ impl Target {
     }
 }
 
-fn exists_error(display: &str) -> Error {
+pub(crate) fn exists_error(display: &str) -> Error {
     Error::Usage(format!(
         "'{display}' already exists; pass --overwrite to replace it"
     ))
