@@ -13,6 +13,8 @@
 #
 # The peers are installed from PyPI (bench/compare/requirements.txt) into
 # bench/.venv; the data goes to $DIR (default /tmp/skewless-bench).
+# CARGO_PROFILE=test builds the binary at the test profile (CI's quick run
+# reuses what `cargo test` built; timings want the default, dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=10m RUNS=3 PEERS=duckdb,polars,sklearn QUICK=
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-cargo build --quiet
+cargo build --quiet --profile "${CARGO_PROFILE:-dev}"
 if [ -n "$QUICK" ]; then
   exec python3 bench/compare/compare.py --quick
 fi
