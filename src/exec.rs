@@ -192,7 +192,7 @@ pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPl
 
 /// For `CREATE EXTERNAL TABLE … LOCATION '…'` without `STORED AS`: where
 /// to insert it (the byte offset of `LOCATION`) and the location.
-fn missing_stored_as(sql: &str) -> Option<(usize, String)> {
+pub(crate) fn missing_stored_as(sql: &str) -> Option<(usize, String)> {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};

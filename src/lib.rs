@@ -23,6 +23,7 @@ pub mod location;
 pub mod output;
 pub mod profile;
 pub mod progress;
+pub mod query;
 pub mod script;
 pub mod server;
 pub mod serving;

@@ -68,21 +68,44 @@ pub fn sealed_context() -> Result<SessionContext> {
     Ok(SessionContext::new_with_state(with_skewless(state)?))
 }
 
+/// A query server's client session: skewless's functions and formats, the
+/// configuration from the environment, no URL tables (`FROM '/path'`
+/// would read any file of the server's), and DDL and SET held by a memory
+/// pool of `memory` bytes (each query gets a pool of its own:
+/// [`crate::query`]).
+pub fn server_context(memory: usize) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(CloudStores::default()))
+        .with_memory_pool(Arc::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(memory),
+        ))
+        .build_arc()?;
+    let state = state_builder_on(config()?, runtime).build();
+    Ok(SessionContext::new_with_state(with_skewless(state)?))
+}
+
 /// DataFusion's defaults over skewless's object stores.
 fn state_builder(config: SessionConfig) -> Result<SessionStateBuilder> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_store_registry(Arc::new(CloudStores::default()))
         .build_arc()?;
+    Ok(state_builder_on(config, runtime))
+}
+
+fn state_builder_on(
+    config: SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> SessionStateBuilder {
     // skewless's window steps run on every entity at once, planned before
     // DataFusion's rules add a sort (skewless_udfs::window::exec).
     let rules = skewless_udfs::window::exec::with_entity_windows(
         datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules,
     );
-    Ok(SessionStateBuilder::new()
+    SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_physical_optimizer_rules(rules))
+        .with_physical_optimizer_rules(rules)
 }
 
 /// Registers skewless's functions and file formats.

@@ -82,6 +82,38 @@ pub enum Command {
     /// (see docs/cluster.md).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Serve skewless's SQL over Arrow Flight SQL to the REPL (`repl
+    /// --connect`), ADBC, JDBC and BI tools: shared read-only tables, a
+    /// session per client, limits on every query.
+    #[command(after_help = crate::query::QUERY_SERVER_HELP)]
+    QueryServer(crate::query::QueryServerArgs),
+}
+
+/// Run the statements on a query server instead of in this process.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConnectArg {
+    /// A `skewless query-server` to run the statements on: grpc://HOST:PORT.
+    /// --table, --cluster and --overwrite are the server's then.
+    #[arg(long, value_name = "grpc://HOST:PORT", conflicts_with_all = ["tables", "cluster"])]
+    pub connect: Option<String>,
+
+    /// With --connect: a file holding the server's token
+    /// (SKEWLESS_QUERY_TOKEN gives the token itself).
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl ConnectArg {
+    /// The connection, when --connect asks for one.
+    pub async fn connect(&self) -> Result<Option<crate::query::client::Remote>> {
+        let Some(url) = &self.connect else {
+            return Ok(None);
+        };
+        let token = crate::query::read_token(self.token_file.as_ref())?;
+        crate::query::client::Remote::connect(url, token)
+            .await
+            .map(Some)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +278,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArg,
+
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -367,6 +402,9 @@ pub struct ReplArgs {
     /// Progress of long statements on stderr.
     #[arg(long, value_enum, default_value_t)]
     pub progress: ProgressMode,
+
+    #[command(flatten)]
+    pub connect: ConnectArg,
 }
 
 /// Sets up tracing on stderr: `RUST_LOG` if set, otherwise by `-v` count.
@@ -421,7 +459,7 @@ pub fn main(args: Args) -> Result<()> {
     let repl = matches!(args.command, Command::Repl(_));
     let service = match &args.command {
         Command::Cluster(ClusterCommand::Executor(_)) => Some(true),
-        Command::Cluster(ClusterCommand::Scheduler(_)) => Some(false),
+        Command::Cluster(ClusterCommand::Scheduler(_)) | Command::QueryServer(_) => Some(false),
         _ => None,
     };
     let signal =
@@ -439,14 +477,20 @@ pub fn main(args: Args) -> Result<()> {
                 Command::Eval(eval) => eval::eval_command(&eval),
                 Command::Serve(_) => unreachable!("served above"),
                 Command::Repl(repl) => {
-                    let ctx = session_on(repl.cluster.cluster.as_ref(), &repl.tables).await?;
+                    let backend = match repl.connect.connect().await? {
+                        Some(remote) => repl::Backend::Remote(Box::new(remote)),
+                        None => repl::Backend::Local(
+                            session_on(repl.cluster.cluster.as_ref(), &repl.tables).await?,
+                        ),
+                    };
                     let options = exec::Options {
                         progress: repl.progress.enabled(),
                         overwrite: repl.overwrite,
                         cancel: None,
                     };
-                    repl::run(&ctx, options, repl.max_rows).await
+                    repl::run(backend, options, repl.max_rows).await
                 }
+                Command::QueryServer(a) => crate::query::run(a).await,
                 Command::Cluster(ClusterCommand::Scheduler(a)) => {
                     crate::cluster::run_scheduler(a).await
                 }
@@ -516,7 +560,12 @@ pub async fn session_on(
 
 async fn run_command(args: RunArgs) -> Result<()> {
     let text = read_script(&args.script)?;
-    let ctx = session_on(args.cluster.cluster.as_ref(), &args.tables).await?;
+    let backend = match args.connect.connect().await? {
+        Some(remote) => repl::Backend::Remote(Box::new(remote)),
+        None => {
+            repl::Backend::Local(session_on(args.cluster.cluster.as_ref(), &args.tables).await?)
+        }
+    };
     let stdout = BufWriter::new(std::io::stdout());
     let mut printer = Printer::new(args.format, stdout);
     printer.max_rows = args.max_rows;
@@ -525,7 +574,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
         overwrite: args.overwrite,
         cancel: None,
     };
-    run_script(&ctx, &text, &mut printer, options).await
+    run_script(&backend, &text, &mut printer, options).await
 }
 
 /// Writes `text` to stdout and flushes it. A closed reader (`| head`) or a
@@ -558,7 +607,7 @@ pub(crate) fn read_script(path: &PathBuf) -> Result<String> {
 /// Runs every statement of `text` in order, stopping at the first failure,
 /// which is reported with its position in the script.
 pub async fn run_script<W: Write + Send>(
-    ctx: &SessionContext,
+    backend: &repl::Backend,
     text: &str,
     printer: &mut Printer<W>,
     options: exec::Options,
@@ -570,7 +619,8 @@ pub async fn run_script<W: Write + Send>(
             "running {}",
             statement.head()
         );
-        let outcome = exec::execute(ctx, &statement.sql, printer, options.clone())
+        let outcome = backend
+            .execute(&statement.sql, printer, options.clone(), None)
             .await
             .map_err(|e| Error::Statement {
                 index: statement.index,

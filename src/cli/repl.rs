@@ -85,8 +85,32 @@ pub fn history_path() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("skewless").join("history"))
 }
 
-struct Repl<'a> {
-    ctx: &'a SessionContext,
+/// Where statements run: a session in this process, or a query server's.
+#[derive(Clone)]
+pub enum Backend {
+    Local(SessionContext),
+    Remote(Box<crate::query::client::Remote>),
+}
+
+impl Backend {
+    /// Runs one statement; query rows stream into `sink`. For a remote
+    /// statement, `running` receives what cancels it on the server.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        sink: &mut (dyn crate::output::ResultSink + Send),
+        options: exec::Options,
+        running: Option<Arc<std::sync::Mutex<Option<arrow_flight::FlightInfo>>>>,
+    ) -> Result<Outcome> {
+        match self {
+            Self::Local(ctx) => exec::execute(ctx, sql, sink, options).await,
+            Self::Remote(remote) => remote.execute(sql, sink, running).await,
+        }
+    }
+}
+
+struct Repl {
+    backend: Backend,
     options: exec::Options,
     max_rows: usize,
     timing: bool,
@@ -133,7 +157,7 @@ impl Interrupts {
 }
 
 /// Runs the REPL until `\q` or end of input.
-pub async fn run(ctx: &SessionContext, options: exec::Options, max_rows: usize) -> Result<()> {
+pub async fn run(backend: Backend, options: exec::Options, max_rows: usize) -> Result<()> {
     let mut editor = DefaultEditor::new().map_err(readline_error)?;
     // After the editor: its own SIGINT handler stays in the chain.
     let interrupts = Interrupts::install()?;
@@ -145,8 +169,18 @@ pub async fn run(ctx: &SessionContext, options: exec::Options, max_rows: usize) 
         // A missing history file is normal on first use.
         let _ = editor.load_history(path);
     }
+    if let Backend::Remote(remote) = &backend {
+        println!("connected to {} at {}", remote.server, remote.url);
+        if remote.server != crate::cluster::identity::identity() {
+            eprintln!(
+                "note: the server runs {}, this client is {}; \\functions lists this client's",
+                remote.server,
+                crate::cluster::identity::identity()
+            );
+        }
+    }
     let mut repl = Repl {
-        ctx,
+        backend,
         options,
         max_rows,
         timing: true,
@@ -222,7 +256,7 @@ fn readline_error(e: ReadlineError) -> Error {
     }
 }
 
-impl Repl<'_> {
+impl Repl {
     /// Runs one statement; Ctrl-C cancels it. Errors are printed, not returned:
     /// the REPL goes on.
     async fn statement(&mut self, sql: &str) {
@@ -235,14 +269,20 @@ impl Repl<'_> {
         // cancels its token, which stops its operators within a batch
         // (`cancel::cancellable`), and the prompt comes back at once: it never
         // waits for the cancelled work to wind down.
-        let ctx = self.ctx.clone();
+        // On a query server, the statement's FlightInfo cancels it there.
+        let backend = self.backend.clone();
         let sql = sql.to_string();
         let token = crate::cancel::CancelToken::new();
         let mut options = self.options.clone();
         options.cancel = Some(token.clone());
+        let running = Arc::new(std::sync::Mutex::new(None));
+        let slot = Arc::clone(&running);
         let interrupted = self.interrupts.notify.notified();
-        let mut task =
-            tokio::spawn(async move { exec::execute(&ctx, &sql, &mut printer, options).await });
+        let mut task = tokio::spawn(async move {
+            backend
+                .execute(&sql, &mut printer, options, Some(slot))
+                .await
+        });
         let result = tokio::select! {
             r = &mut task => Some(r.unwrap_or_else(|e| {
                 Err(Error::Internal(format!("the statement's task failed: {e}")))
@@ -250,6 +290,10 @@ impl Repl<'_> {
             _ = interrupted => {
                 token.cancel();
                 task.abort();
+                let info = running.lock().unwrap().take();
+                if let (Backend::Remote(remote), Some(info)) = (&self.backend, info) {
+                    remote.cancel(info).await;
+                }
                 None
             }
         };
@@ -288,11 +332,19 @@ impl Repl<'_> {
             path: "<stdout>".into(),
             source,
         };
-        match command {
-            Command::ListTables => {
+        match (command, &self.backend) {
+            (Command::ListTables, Backend::Remote(remote)) => {
+                let rows = remote.tables().await?;
+                print_strings(&mut out, &["name", "type"], &rows)?;
+            }
+            (Command::Describe(name), Backend::Remote(remote)) => {
+                let rows = remote.describe(&name).await?;
+                print_strings(&mut out, &["column", "type", "nullable"], &rows)?;
+            }
+            (Command::ListTables, Backend::Local(ctx)) => {
                 let mut rows = Vec::new();
-                for catalog_name in self.ctx.catalog_names() {
-                    let Some(catalog) = self.ctx.catalog(&catalog_name) else {
+                for catalog_name in ctx.catalog_names() {
+                    let Some(catalog) = ctx.catalog(&catalog_name) else {
                         continue;
                     };
                     for schema_name in catalog.schema_names() {
@@ -315,8 +367,8 @@ impl Repl<'_> {
                 }
                 print_strings(&mut out, &["name", "type"], &rows)?;
             }
-            Command::Describe(name) => {
-                let table = self.ctx.table_provider(name.as_str()).await?;
+            (Command::Describe(name), Backend::Local(ctx)) => {
+                let table = ctx.table_provider(name.as_str()).await?;
                 let rows: Vec<[String; 3]> = table
                     .schema()
                     .fields()
@@ -331,13 +383,13 @@ impl Repl<'_> {
                     .collect();
                 print_strings(&mut out, &["column", "type", "nullable"], &rows)?;
             }
-            Command::Functions => super::write_functions(&mut out).map_err(io)?,
-            Command::Timing => {
+            (Command::Functions, _) => super::write_functions(&mut out).map_err(io)?,
+            (Command::Timing, _) => {
                 self.timing = !self.timing;
                 let state = if self.timing { "on" } else { "off" };
                 writeln!(out, "timing is {state}").map_err(io)?;
             }
-            Command::Help => {
+            (Command::Help, _) => {
                 for (usage, help) in Command::HELP {
                     writeln!(out, "  {usage:<12} {help}").map_err(io)?;
                 }
@@ -347,7 +399,7 @@ impl Repl<'_> {
                 )
                 .map_err(io)?;
             }
-            Command::Quit => {}
+            (Command::Quit, _) => {}
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod fit;
 mod outputs;
+mod query;
 mod repl;
 mod replay;
 mod robust;

@@ -1,0 +1,632 @@
+//! The query server's state: one session per client connection, the
+//! statements waiting for their `DoGet`, the running queries, and the
+//! limits every query runs under (memory, time, how many at once).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tonic::Status;
+
+use super::guard::{self, Allowed, Refused};
+use crate::cancel::CancelToken;
+use crate::error::Error;
+
+/// The limits every client query runs under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Memory one query may hold (DataFusion's memory pool; sorts,
+    /// aggregates and joins that can spill do so beyond it).
+    pub query_memory: usize,
+    /// A query running longer is stopped (DEADLINE_EXCEEDED).
+    pub query_timeout: Option<Duration>,
+    /// Queries running at once; more wait, up to `max_queued`.
+    pub max_queries: usize,
+    /// Queries waiting for a slot; beyond, RESOURCE_EXHAUSTED at once.
+    pub max_queued: usize,
+    /// A session unused this long ends (its views and settings go).
+    pub idle_timeout: Duration,
+    /// Sessions (client connections) at once.
+    pub max_sessions: usize,
+}
+
+/// What a `FlightInfo`'s `app_metadata` says a statement gives: rows, a
+/// count of rows written, or nothing (DDL, SET). skewless's own client
+/// prints accordingly; other clients ignore it.
+pub const KIND_ROWS: &[u8] = b"skewless:rows";
+pub const KIND_WRITTEN: &[u8] = b"skewless:written";
+pub const KIND_DONE: &[u8] = b"skewless:done";
+
+/// One client connection's session.
+pub struct Session {
+    pub id: u64,
+    pub ctx: SessionContext,
+    last_used: std::sync::Mutex<Instant>,
+    /// Queries of this session planned or running.
+    active: AtomicUsize,
+    pub prepared: std::sync::Mutex<HashMap<String, Prepared>>,
+}
+
+/// A prepared statement: its plan with placeholders, and the parameters
+/// bound last.
+#[derive(Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub plan: LogicalPlan,
+    pub parameters: Option<Vec<datafusion::common::ScalarValue>>,
+}
+
+impl Session {
+    fn touch(&self) {
+        *self.last_used.lock().unwrap() = Instant::now();
+    }
+}
+
+/// A planned query waiting for its `DoGet`.
+struct Pending {
+    session: Arc<Session>,
+    plan: LogicalPlan,
+    created: Instant,
+}
+
+/// The server-wide state.
+pub struct Engine {
+    /// The shared tables, read-only, in every session.
+    pub tables: Vec<(String, Arc<dyn TableProvider>)>,
+    providers: Vec<Arc<dyn TableProvider>>,
+    pub allowed: Allowed,
+    pub limits: Limits,
+    cluster: Option<crate::cluster::Cluster>,
+    sessions: std::sync::Mutex<HashMap<u64, Arc<Session>>>,
+    expired: std::sync::Mutex<HashSet<u64>>,
+    pending: std::sync::Mutex<HashMap<String, Pending>>,
+    running: std::sync::Mutex<HashMap<String, CancelToken>>,
+    slots: Arc<Semaphore>,
+    queued: AtomicUsize,
+    next_handle: AtomicU64,
+    /// Where queries run: a runtime of their own, so that a query busy in
+    /// one long poll never delays the gRPC side (new connections, the
+    /// cancel of that very query, the time limit).
+    work: tokio::runtime::Handle,
+    /// Queries finished, failed, cancelled, refused (for the log line at exit).
+    pub counters: Counters,
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The runtime queries run on: one worker per core. It lives as long as the
+/// process (a server runs until it exits).
+fn work_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("skewless-query")
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::mem::forget(runtime);
+    Ok(handle)
+}
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub queries: AtomicU64,
+    pub failed: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Engine {
+    pub fn new(
+        tables: Vec<(String, Arc<dyn TableProvider>)>,
+        allowed: Allowed,
+        limits: Limits,
+        cluster: Option<crate::cluster::Cluster>,
+    ) -> std::io::Result<Self> {
+        let providers = tables.iter().map(|(_, p)| Arc::clone(p)).collect();
+        Ok(Self {
+            work: work_runtime()?,
+            tables,
+            providers,
+            allowed,
+            slots: Arc::new(Semaphore::new(limits.max_queries.max(1))),
+            limits,
+            cluster,
+            sessions: Default::default(),
+            expired: Default::default(),
+            pending: Default::default(),
+            running: Default::default(),
+            queued: AtomicUsize::new(0),
+            next_handle: AtomicU64::new(1),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The session of connection `conn`, made on its first call. A session
+    /// that ended idle is reported once, then a new one starts.
+    pub async fn session(&self, conn: u64) -> Result<Arc<Session>, Status> {
+        if let Some(session) = self.sessions.lock().unwrap().get(&conn) {
+            session.touch();
+            return Ok(Arc::clone(session));
+        }
+        let expired = self.expired.lock().unwrap().remove(&conn);
+        if self.sessions.lock().unwrap().len() >= self.limits.max_sessions {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "the query server holds its maximum of {} sessions (--max-sessions); \
+                 try again when a client disconnects",
+                self.limits.max_sessions
+            )));
+        }
+        let ctx = self.new_context().await.map_err(|e| status(&e))?;
+        let session = Arc::new(Session {
+            id: conn,
+            ctx,
+            last_used: std::sync::Mutex::new(Instant::now()),
+            active: AtomicUsize::new(0),
+            prepared: Default::default(),
+        });
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(conn, Arc::clone(&session));
+        tracing::info!(conn, "session started");
+        if expired {
+            return Err(Status::failed_precondition(format!(
+                "the session ended after {} s without use: its views, tables and settings \
+                 are gone; a new session has started, run the statement again",
+                self.limits.idle_timeout.as_secs()
+            )));
+        }
+        Ok(session)
+    }
+
+    async fn new_context(&self) -> crate::error::Result<SessionContext> {
+        let ctx = match &self.cluster {
+            Some(cluster) => {
+                crate::cluster::client_context(cluster, crate::session::config()?).await?
+            }
+            None => crate::session::server_context(self.limits.query_memory)?,
+        };
+        guard::register_shared(&ctx, &self.tables)?;
+        Ok(ctx)
+    }
+
+    /// The connection closed: its session and its waiting queries end.
+    pub fn close(&self, conn: u64) {
+        self.expired.lock().unwrap().remove(&conn);
+        if self.sessions.lock().unwrap().remove(&conn).is_some() {
+            self.pending
+                .lock()
+                .unwrap()
+                .retain(|_, p| p.session.id != conn);
+            tracing::info!(conn, "session ended: the client disconnected");
+        }
+    }
+
+    /// Ends sessions idle longer than the limit, and forgets planned
+    /// queries nobody fetched in that time.
+    pub fn sweep(&self) {
+        let idle = self.limits.idle_timeout;
+        let mut ended = Vec::new();
+        self.sessions.lock().unwrap().retain(|id, s| {
+            let keep =
+                s.active.load(Ordering::SeqCst) > 0 || s.last_used.lock().unwrap().elapsed() < idle;
+            if !keep {
+                ended.push(*id);
+            }
+            keep
+        });
+        for id in &ended {
+            tracing::info!(conn = id, "session ended: idle for {} s", idle.as_secs());
+            self.expired.lock().unwrap().insert(*id);
+        }
+        self.pending
+            .lock()
+            .unwrap()
+            .retain(|_, p| p.created.elapsed() < idle && !ended.contains(&p.session.id));
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().unwrap().len()
+    }
+
+    /// Plans one statement in `session`, refusing what clients may not do
+    /// before anything reads a location.
+    pub async fn plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
+        let refused = |r: Refused| {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            Status::permission_denied(r.0)
+        };
+        if let Some((_, location)) = crate::exec::missing_stored_as(sql) {
+            self.allowed
+                .check("CREATE EXTERNAL TABLE location", &location)
+                .map_err(refused)?;
+        }
+        let state = session.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        if let Ok(statement) = state.sql_to_statement(sql, &dialect) {
+            self.allowed.check_statement(&statement).map_err(refused)?;
+        }
+        let plan = crate::exec::plan_statement(&session.ctx, sql)
+            .await
+            .map_err(|e| status(&e))?;
+        guard::check_plan(&plan, &self.providers).map_err(refused)?;
+        Ok(plan)
+    }
+
+    /// Runs a statement that gives no rows (DDL, SET) in its session now.
+    pub async fn run_command(&self, session: &Session, plan: LogicalPlan) -> Result<(), Status> {
+        let _slot = self.admit().await?;
+        let ctx = session.ctx.clone();
+        // Dropped (the client went away, the time ran out): stopped.
+        let mut work = AbortOnDrop(self.work.spawn(async move {
+            let df = ctx.execute_logical_plan(plan).await?;
+            df.collect().await?;
+            Ok::<_, Error>(())
+        }));
+        let result = match self.limits.query_timeout {
+            Some(limit) => tokio::time::timeout(limit, &mut work.0)
+                .await
+                .map_err(|_| timed_out(limit))?,
+            None => (&mut work.0).await,
+        };
+        session.touch();
+        result
+            .map_err(|e| Status::internal(format!("the statement's task failed: {e}")))?
+            .map_err(|e| status(&e))
+    }
+
+    /// Keeps a planned query for its `DoGet`; the handle is its ticket.
+    pub fn hold(&self, session: Arc<Session>, plan: LogicalPlan) -> String {
+        let handle = self.new_handle();
+        session.active.fetch_add(1, Ordering::SeqCst);
+        self.pending.lock().unwrap().insert(
+            handle.clone(),
+            Pending {
+                session,
+                plan,
+                created: Instant::now(),
+            },
+        );
+        handle
+    }
+
+    /// An unguessable handle: a counter and 128 random bits.
+    pub fn new_handle(&self) -> String {
+        let mut random = [0u8; 16];
+        getrandom::getrandom(&mut random).expect("the system's random numbers");
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", self.next_handle.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Waits for a query slot, or refuses when too many queries wait.
+    async fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "the query server runs its maximum of {} queries and {} more wait \
+                 (--max-concurrent-queries, --max-queued-queries); try again later",
+                self.limits.max_queries, self.limits.max_queued
+            )));
+        }
+        struct Queued<'a>(&'a AtomicUsize);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _queued = Queued(&self.queued);
+        Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the query server is stopping"))
+    }
+
+    /// Starts the query of `handle`: its rows arrive on the receiver (at
+    /// most two batches ahead of the client). Dropping the receiver, a
+    /// cancel of the handle or the time limit stops its work.
+    pub async fn start(
+        self: &Arc<Self>,
+        handle: &str,
+    ) -> Result<(SchemaRef, mpsc::Receiver<Result<RecordBatch, Status>>), Status> {
+        let pending = self.pending.lock().unwrap().remove(handle).ok_or_else(|| {
+            Status::not_found(
+                "no query has this ticket: it was fetched already, its session ended, \
+                 or it was not fetched in time",
+            )
+        })?;
+        let session = pending.session;
+        let schema = plain_schema(pending.plan.schema().as_arrow());
+        let slot = match self.admit().await {
+            Ok(slot) => slot,
+            Err(e) => {
+                session.active.fetch_sub(1, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let token = CancelToken::new();
+        self.running
+            .lock()
+            .unwrap()
+            .insert(handle.to_string(), token.clone());
+        let (tx, rx) = mpsc::channel(2);
+        let engine = Arc::clone(self);
+        let handle = handle.to_string();
+        let out_schema = Arc::clone(&schema);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let work =
+                AbortOnDrop(engine.work.spawn({
+                    let engine = Arc::clone(&engine);
+                    let session = Arc::clone(&session);
+                    let token = token.clone();
+                    let tx = tx.clone();
+                    async move {
+                        run_query(&engine, &session, pending.plan, &token, &tx, &out_schema).await
+                    }
+                }));
+            let stopped = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if token.is_cancelled() {
+                        break;
+                    }
+                }
+            };
+            let limit = engine.limits.query_timeout;
+            let deadline = async {
+                match limit {
+                    Some(l) => tokio::time::sleep(l).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut work = work;
+            let outcome = tokio::select! {
+                r = &mut work.0 => match r {
+                    Ok(Ok(())) => "done",
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        "failed"
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(format!("the query's task failed: {e}")))).await;
+                        "failed"
+                    }
+                },
+                _ = tx.closed() => "cancelled: the client went away",
+                _ = stopped => {
+                    let _ = tx.send(Err(Status::cancelled(crate::cancel::CANCELLED))).await;
+                    "cancelled"
+                }
+                _ = deadline => {
+                    let _ = tx.send(Err(timed_out(limit.unwrap_or_default()))).await;
+                    "timed out"
+                }
+            };
+            // The token stops the work's operators within a batch; the
+            // abort drops its streams at their next await.
+            token.cancel();
+            drop(work);
+            drop(slot);
+            engine.running.lock().unwrap().remove(&handle);
+            session.active.fetch_sub(1, Ordering::SeqCst);
+            session.touch();
+            let counter = match outcome {
+                "done" => &engine.counters.queries,
+                "failed" | "timed out" => &engine.counters.failed,
+                _ => &engine.counters.cancelled,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                conn = session.id,
+                seconds = started.elapsed().as_secs_f64(),
+                "query {outcome}"
+            );
+        });
+        Ok((schema, rx))
+    }
+
+    /// Cancels the running or waiting query of `handle`; false if none.
+    pub fn cancel(&self, handle: &str) -> bool {
+        if let Some(token) = self.running.lock().unwrap().get(handle) {
+            token.cancel();
+            return true;
+        }
+        match self.pending.lock().unwrap().remove(handle) {
+            Some(p) => {
+                p.session.active.fetch_sub(1, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Runs one query and sends its batches, in the server's plain types.
+async fn run_query(
+    engine: &Engine,
+    session: &Session,
+    mut plan: LogicalPlan,
+    token: &CancelToken,
+    tx: &mpsc::Sender<Result<RecordBatch, Status>>,
+    schema: &SchemaRef,
+) -> Result<(), Status> {
+    let ctx = match engine.cluster {
+        Some(_) => session.ctx.clone(),
+        None => query_context(&session.ctx, engine.limits.query_memory),
+    };
+    let fail = |e: Error| status_with(&e, engine.limits.query_memory);
+    if crate::fit::has_full_pass(&plan) {
+        plan = crate::fit::fit_plan(&ctx, plan, false)
+            .await
+            .map_err(fail)?;
+    }
+    if let LogicalPlan::Copy(copy) = plan {
+        let policy = crate::write::Policy {
+            overwrite: false,
+            progress: false,
+            cancel: Some(token.clone()),
+        };
+        let rows = crate::write::write_copy(&ctx, copy, policy)
+            .await
+            .map_err(fail)?;
+        let count: ArrayRef = Arc::new(UInt64Array::from(vec![rows]));
+        let batch = RecordBatch::try_new(Arc::clone(schema), vec![count])
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let _ = tx.send(Ok(batch)).await;
+        return Ok(());
+    }
+    let df = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let physical = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let physical = crate::cancel::cancellable(physical, token).map_err(|e| fail(e.into()))?;
+    let mut stream = execute_stream(physical, ctx.task_ctx()).map_err(|e| fail(e.into()))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| fail(e.into()))?;
+        let batch = plain_batch(batch, schema).map_err(|e| Status::internal(e.to_string()))?;
+        if tx.send(Ok(batch)).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The session's state over a runtime of its own: this query's memory pool
+/// (the object stores and spill files are the server's).
+fn query_context(session: &SessionContext, memory: usize) -> SessionContext {
+    let state = session.state();
+    let base = state.runtime_env();
+    let runtime = RuntimeEnv {
+        memory_pool: Arc::new(FairSpillPool::new(memory)),
+        disk_manager: Arc::clone(&base.disk_manager),
+        cache_manager: Arc::clone(&base.cache_manager),
+        object_store_registry: Arc::clone(&base.object_store_registry),
+    };
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(Arc::new(runtime))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Results go out with strings as `Utf8` and bytes as `Binary` (not the
+/// view layouts DataFusion reads Parquet into), which every Flight SQL
+/// client reads.
+pub fn plain_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .clone()
+                    .with_data_type(crate::artifact::canonical_type(f.data_type()))
+            })
+            .collect::<Vec<Field>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+fn plain_batch(batch: RecordBatch, schema: &SchemaRef) -> arrow::error::Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(Arc::clone(c))
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<arrow::error::Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+}
+
+/// The schema of a statement's result as clients see it.
+pub fn result_schema(plan: &LogicalPlan) -> SchemaRef {
+    plain_schema(plan.schema().as_arrow())
+}
+
+fn timed_out(limit: Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the query ran longer than the server allows ({} s, --query-timeout) and was stopped",
+        limit.as_secs_f64()
+    ))
+}
+
+/// A skewless error as a gRPC status.
+pub fn status(e: &Error) -> Status {
+    status_with(e, 0)
+}
+
+fn status_with(e: &Error, memory: usize) -> Status {
+    use datafusion::error::DataFusionError;
+    let message = e.to_string();
+    let root = match e {
+        Error::DataFusion(d) => Some(d.find_root()),
+        _ => None,
+    };
+    match root {
+        Some(DataFusionError::ResourcesExhausted(_)) => {
+            let limit = if memory > 0 {
+                format!(" (each query may hold {}, --query-memory)", size(memory))
+            } else {
+                String::new()
+            };
+            Status::resource_exhausted(format!(
+                "the query needs more memory than the server allows{limit}: {message}"
+            ))
+        }
+        Some(DataFusionError::Execution(m)) if m.contains(crate::cancel::CANCELLED) => {
+            Status::cancelled(message)
+        }
+        _ => match e {
+            Error::Internal(_) => Status::internal(message),
+            Error::Io { .. } => Status::internal(message),
+            _ => Status::invalid_argument(message),
+        },
+    }
+}
+
+/// A size in the units `--query-memory` takes.
+pub fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
