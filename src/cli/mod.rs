@@ -94,13 +94,18 @@ pub enum Command {
 pub struct ConnectArg {
     /// A `skewless query-server` to run the statements on: grpc://HOST:PORT.
     /// --table, --cluster and --overwrite are the server's then.
-    #[arg(long, value_name = "grpc://HOST:PORT", conflicts_with_all = ["tables", "cluster"])]
+    #[arg(long, value_name = "grpc[+tls]://HOST:PORT", conflicts_with_all = ["tables", "cluster"])]
     pub connect: Option<String>,
 
     /// With --connect: a file holding the server's token
     /// (SKEWLESS_QUERY_TOKEN gives the token itself).
     #[arg(long, value_name = "FILE", requires = "connect")]
     pub token_file: Option<PathBuf>,
+
+    /// With --connect grpc+tls://: the certificate (PEM) the server's is
+    /// checked against, instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl ConnectArg {
@@ -110,7 +115,7 @@ impl ConnectArg {
             return Ok(None);
         };
         let token = crate::query::read_token(self.token_file.as_ref())?;
-        crate::query::client::Remote::connect(url, token)
+        crate::query::client::Remote::connect(url, token, self.tls_ca.as_deref())
             .await
             .map(Some)
     }

@@ -2,6 +2,7 @@
 //! run their statements on a query server and print what comes back as a
 //! local run prints it.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,13 +76,18 @@ fn flight_error(e: FlightError) -> Error {
 impl Remote {
     /// Connects to `url` (`grpc://HOST:PORT`) and asks the server who it is;
     /// a wrong or missing token fails here.
-    pub async fn connect(url: &str, token: Option<String>) -> Result<Self> {
+    pub async fn connect(url: &str, token: Option<String>, ca: Option<&Path>) -> Result<Self> {
         let usage = || {
             Error::Usage(format!(
-                "--connect {url}: expected grpc://HOST:PORT (a `skewless query-server`)"
+                "--connect {url}: expected grpc://HOST:PORT or grpc+tls://HOST:PORT (a \
+                 `skewless query-server`)"
             ))
         };
-        let address = url.strip_prefix("grpc://").ok_or_else(usage)?;
+        let (address, tls) = match (url.strip_prefix("grpc://"), url.strip_prefix("grpc+tls://")) {
+            (Some(a), _) => (a, false),
+            (_, Some(a)) => (a, true),
+            _ => return Err(usage()),
+        };
         if address.is_empty() || address.contains('/') {
             return Err(usage());
         }
@@ -89,7 +95,32 @@ impl Remote {
             .map_err(|_| usage())?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
-        let channel = endpoint.connect().await.map_err(|e| {
+        let connected = if tls {
+            let config = super::tls::client_config(ca)?;
+            let host = address
+                .rsplit_once(':')
+                .map_or(address, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| usage())?;
+            let address = address.to_string();
+            let connector = tower::service_fn(move |_: http::Uri| {
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+                let name = name.clone();
+                let address = address.clone();
+                async move {
+                    let tcp = tokio::net::TcpStream::connect(&address).await?;
+                    tcp.set_nodelay(true)?;
+                    let tls = connector.connect(name, tcp).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                }
+            });
+            endpoint.connect_with_connector(connector).await
+        } else {
+            endpoint.connect().await
+        };
+        let channel = connected.map_err(|e| {
             let mut source: &dyn std::error::Error = &e;
             while let Some(inner) = source.source() {
                 source = inner;
@@ -114,7 +145,18 @@ impl Remote {
             url: url.to_string(),
             server: String::new(),
         };
-        remote.server = remote.server_identity().await?;
+        remote.server = match remote.server_identity().await {
+            Ok(server) => server,
+            // A TLS server closes a plain connection at once (the error
+            // varies: cancelled, an h2 error, a transport error).
+            Err(Error::Data(m)) if !tls && !m.ends_with("(Unauthenticated)") => {
+                return Err(Error::Data(format!(
+                    "the query server at {url} closed the connection: {m}; if the server has \
+                     --tls-cert, connect with grpc+tls://"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         Ok(remote)
     }
 

@@ -16,6 +16,7 @@ pub mod client;
 pub mod engine;
 pub mod guard;
 pub mod service;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,6 +112,15 @@ pub struct QueryServerArgs {
     /// settings go; the client's next call says so).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800.0)]
     pub idle_timeout: f64,
+
+    /// Serve TLS (clients connect to grpc+tls://) with this certificate
+    /// chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `512MiB`, `4GiB`, `1000000` (bytes).
@@ -183,9 +193,13 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
 }
 
+/// A byte stream a client connection runs over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// A connection's byte stream; its session ends when it is dropped.
 struct Conn {
-    io: tokio::net::TcpStream,
+    io: Box<dyn Io>,
     info: ConnInfo,
     engine: Weak<Engine>,
 }
@@ -237,7 +251,7 @@ impl AsyncWrite for Conn {
         Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_write_vectored()
     }
 }
 
@@ -357,29 +371,14 @@ pub async fn run(args: QueryServerArgs) -> Result<()> {
             }
         })
     };
-    let incoming = {
-        let engine = Arc::downgrade(&engine);
-        let mut next = 0u64;
-        futures::stream::unfold(listener, move |listener| {
-            next += 1;
-            let id = next;
-            let engine = Weak::clone(&engine);
-            async move {
-                let accepted = listener.accept().await.map(|(io, peer)| {
-                    let _ = io.set_nodelay(true);
-                    Conn {
-                        io,
-                        info: ConnInfo {
-                            id,
-                            peer: Some(peer),
-                        },
-                        engine,
-                    }
-                });
-                Some((accepted, listener))
-            }
-        })
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            cert, key,
+        )?)),
+        _ => None,
     };
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    let incoming = accept(listener, tls, Arc::downgrade(&engine));
     let auth = Auth {
         digest: token.as_deref().map(|t| Auth::digest(t.as_bytes())),
     };
@@ -391,7 +390,7 @@ pub async fn run(args: QueryServerArgs) -> Result<()> {
     let intercepted =
         tonic::service::interceptor::InterceptedService::new(flight, move |r| auth.check(r));
     eprintln!(
-        "skewless query server listening on grpc://{local} ({} shared table(s); {}; client \
+        "skewless query server listening on {scheme}://{local} ({} shared table(s); {}; client \
          locations: {})",
         engine.tables.len(),
         if token_required {
@@ -409,8 +408,76 @@ pub async fn run(args: QueryServerArgs) -> Result<()> {
         .await;
     sweeper.abort();
     served.map_err(|e| Error::Io {
-        path: format!("grpc://{local}"),
+        path: format!("{scheme}://{local}"),
         source: std::io::Error::other(e),
+    })
+}
+
+/// The connections, as tonic takes them: accepted here, each TLS
+/// handshake (10 s at most) in a task of its own so that a slow client
+/// holds up no other.
+fn accept(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    engine: Weak<Engine>,
+) -> impl futures::Stream<Item = std::io::Result<Conn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Conn>(16);
+    tokio::spawn(async move {
+        let mut next = 0u64;
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            next += 1;
+            let info = ConnInfo {
+                id: next,
+                peer: Some(peer),
+            };
+            let engine = Weak::clone(&engine);
+            let tx = tx.clone();
+            match &tls {
+                None => {
+                    let conn = Conn {
+                        io: Box::new(tcp),
+                        info,
+                        engine,
+                    };
+                    if tx.send(conn).await.is_err() {
+                        break;
+                    }
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(io)) => {
+                                let _ = tx
+                                    .send(Conn {
+                                        io: Box::new(io),
+                                        info,
+                                        engine,
+                                    })
+                                    .await;
+                            }
+                            Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                            Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|conn| (Ok(conn), rx))
     })
 }
 

@@ -47,7 +47,11 @@ impl Server {
         let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on grpc://127.0.0.1:").nth(1) {
+                if let Some(rest) = line
+                    .split_once("listening on grpc")
+                    .and_then(|(_, r)| r.split_once("://127.0.0.1:"))
+                    .map(|(_, r)| r)
+                {
                     let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
                     let _ = tx.send(port);
                 }
@@ -781,6 +785,133 @@ fn the_server_refuses_bad_flags_by_name() {
         .unwrap();
     assert!(
         stderr(&out).contains("expected grpc://HOST:PORT"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn tls_serves_adbc_and_the_repl_and_refuses_plain_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A test CA and a certificate it signs for localhost and 127.0.0.1.
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=skewless test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ]);
+    let server = Server::start(&[
+        "--tls-cert",
+        d.join("server.pem").to_str().unwrap(),
+        "--tls-key",
+        d.join("server.key").to_str().unwrap(),
+    ]);
+    let tls_url = server.url().replace("grpc://", "grpc+tls://");
+    let ca = d.join("ca.pem");
+    let body = r#"
+url, ca = sys.argv[2], open(sys.argv[3]).read()
+conn = flight.connect(url, autocommit=True, db_kwargs={fsql.DatabaseOptions.TLS_ROOT_CERTS.value: ca})
+print("tls:", query(conn, "SELECT count(*) AS n FROM census").column(0)[0].as_py())
+print("untrusted:", failure(lambda: query(flight.connect(url, autocommit=True), "SELECT 1")))
+"#;
+    let text = ok(&client(&server, d, body, &[&tls_url, ca.to_str().unwrap()]));
+    assert!(text.contains("tls: 32561"), "{text}");
+    assert!(
+        text.contains("untrusted: ") && text.contains("certificate"),
+        "{text}"
+    );
+    let out = skewless()
+        .args([
+            "repl",
+            "--connect",
+            &tls_url,
+            "--tls-ca",
+            ca.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = out;
+    out.stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT count(*) AS n FROM census;\n")
+        .unwrap();
+    let out = wait_bounded(out, Duration::from_secs(60));
+    assert!(ok(&out).contains("| 32561 |"), "{}", stdout(&out));
+    // Without the CA, and over plain gRPC: refused, saying why.
+    let out = repl(&server, "SELECT 1;\n", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("if the server has --tls-cert, connect with grpc+tls://"),
+        "{}",
+        stderr(&out)
+    );
+    let out = skewless()
+        .args(["run", "--connect", &tls_url, "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid peer certificate: UnknownIssuer"),
         "{}",
         stderr(&out)
     );
