@@ -916,3 +916,24 @@ print("untrusted:", failure(lambda: query(flight.connect(url, autocommit=True), 
         stderr(&out)
     );
 }
+
+#[test]
+fn a_server_on_a_cluster_answers_as_a_local_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--cluster", "local:2"]);
+    let script = "SELECT gender, count(*) AS n, min_max_scale(sum(age)) AS scaled FROM census GROUP BY gender ORDER BY gender;\n\
+        CREATE VIEW old AS SELECT * FROM census WHERE age > 80;\n\
+        SELECT hash_bucket(education, 10) AS b, count(*) AS n FROM old GROUP BY 1 ORDER BY 1;";
+    let remote = run_sql(
+        dir.path(),
+        script,
+        &["--connect", &server.url(), "--format", "csv"],
+    );
+    let local = run_sql(
+        dir.path(),
+        script,
+        &["--table", &format!("census={}", adult()), "--format", "csv"],
+    );
+    assert_eq!(ok(&remote), ok(&local));
+    assert!(ok(&remote).starts_with("gender,n,scaled\nFemale,10771,0.0\nMale,21790,1.0\n"));
+}
