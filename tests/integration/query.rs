@@ -937,3 +937,33 @@ fn a_server_on_a_cluster_answers_as_a_local_run() {
     assert_eq!(ok(&remote), ok(&local));
     assert!(ok(&remote).starts_with("gender,n,scaled\nFemale,10771,0.0\nMale,21790,1.0\n"));
 }
+
+#[test]
+fn the_example_script_serves_the_census_to_run_and_python() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new("bash")
+        .arg(root().join("examples/query_server.sh"))
+        .env("SKEWLESS", env!("CARGO_BIN_EXE_skewless"))
+        .env("QUERY_PORT", port.to_string())
+        .env("PYTHON", python())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = ok(&wait_bounded(out, Duration::from_secs(120)));
+    assert!(text.contains("the same output as a local run"), "{text}");
+    assert!(
+        text.contains("| HS-grad      | 0            | 10                | -0.03542944697277691 |"),
+        "{text}"
+    );
+    // 13,443 people over 40: 3,946 women and 9,497 men.
+    assert!(
+        text.contains("[{'gender': 'Female', 'n': 3946}, {'gender': 'Male', 'n': 9497}]"),
+        "{text}"
+    );
+}
