@@ -407,8 +407,9 @@ impl Engine {
                 r = &mut work.0 => match r {
                     Ok(Ok(())) => "done",
                     Ok(Err(e)) => {
+                        let cancelled = e.code() == tonic::Code::Cancelled;
                         let _ = tx.send(Err(e)).await;
-                        "failed"
+                        if cancelled { "cancelled" } else { "failed" }
                     }
                     Err(e) => {
                         let _ = tx.send(Err(Status::internal(format!("the query's task failed: {e}")))).await;

@@ -286,13 +286,17 @@ impl Auth {
             Some(token.trim().as_bytes().to_vec())
         } else if let Some(basic) = header.strip_prefix("Basic ") {
             use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(basic.trim())
-                .ok()
-                .and_then(|b| {
-                    let at = b.iter().position(|&c| c == b':')?;
-                    Some(b[at + 1..].to_vec())
-                })
+            use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+            // Go's Flight client leaves the padding out.
+            let engine = GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+            );
+            engine.decode(basic.trim()).ok().and_then(|b| {
+                let at = b.iter().position(|&c| c == b':')?;
+                Some(b[at + 1..].to_vec())
+            })
         } else {
             None
         };
@@ -514,8 +518,10 @@ mod tests {
             digest: Some(Auth::digest(b"s3cret")),
         };
         assert!(auth.check(request(Some("Bearer s3cret"))).is_ok());
-        // user:s3cret
+        // user:s3cret, with and without padding
         assert!(auth.check(request(Some("Basic dXNlcjpzM2NyZXQ="))).is_ok());
+        assert!(auth.check(request(Some("Basic dXNlcjpzM2NyZXQ"))).is_ok());
+        assert!(auth.check(request(Some("Basic dXNlcjpzM2NyZXR="))).is_err());
         let wrong = auth.check(request(Some("Bearer s3cre"))).unwrap_err();
         assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
         assert!(wrong.message().contains("wrong"));

@@ -618,6 +618,11 @@ print("none:", failure(lambda: query(connect(), "SELECT 1")))
 print("wrong:", failure(lambda: query(connect("t0ps3cre"), "SELECT 1")))
 conn = connect("t0ps3cret")
 print("right:", query(conn, "SELECT count(*) AS n FROM census").column(0)[0].as_py())
+# The handshake: Basic credentials with the token as password, answered
+# with the bearer token the driver then sends.
+basic = flight.connect(URL, autocommit=True, db_kwargs={"username": "anyone", "password": "t0ps3cret"})
+print("handshake:", query(basic, "SELECT count(*) AS n FROM census").column(0)[0].as_py())
+print("bad handshake:", failure(lambda: flight.connect(URL, autocommit=True, db_kwargs={"username": "anyone", "password": "nope"}).cursor().execute("SELECT 1")))
 allowed, outside = sys.argv[2], sys.argv[3]
 print("outside:", failure(lambda: query(conn, f"CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION '{outside}/secret.parquet'")))
 print("climb:", failure(lambda: query(conn, f"CREATE EXTERNAL TABLE s LOCATION '{allowed}/../outside/secret.parquet'")))
@@ -651,6 +656,11 @@ print("copy in:", query(conn, f"COPY (SELECT gender, count(*) AS n FROM mine GRO
     assert!(line("wrong:").contains("(Unauthenticated; "), "{text}");
     assert!(line("wrong:").contains("the token is wrong"), "{text}");
     assert_eq!(line("right:"), "right: 32561");
+    assert_eq!(line("handshake:"), "handshake: 32561");
+    assert!(
+        line("bad handshake:").contains("(Unauthenticated; "),
+        "{text}"
+    );
     let outside_text = outside.display().to_string();
     assert!(
         line("outside:").contains(&format!(
@@ -966,4 +976,125 @@ fn the_example_script_serves_the_census_to_run_and_python() {
         text.contains("[{'gender': 'Female', 'n': 3946}, {'gender': 'Male', 'n': 9497}]"),
         "{text}"
     );
+}
+
+/// Flight SQL commands by hand (pyarrow's raw Flight client and protobuf
+/// bytes written out), for the calls ADBC does not make.
+const RAW: &str = r#"
+import pyarrow.flight as fl
+
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+def field(number, payload):
+    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
+
+def command(name, body=b""):
+    url = b"type.googleapis.com/arrow.flight.protocol.sql." + name.encode()
+    return field(1, url) + (field(2, body) if body else b"")
+
+raw = fl.connect(URL)
+
+def info_of(cmd):
+    return raw.get_flight_info(fl.FlightDescriptor.for_command(cmd))
+
+def table_of(cmd):
+    return raw.do_get(info_of(cmd).endpoints[0].ticket).read_all()
+
+def statement(sql):
+    return info_of(command("CommandStatementQuery", field(1, sql.encode())))
+
+def cancel(info):
+    result = list(raw.do_action(fl.Action("CancelFlightInfo", field(1, info.serialize()))))
+    return result[0].body.to_pybytes().hex()
+"#;
+
+#[test]
+fn raw_flight_calls_list_types_and_cancel_a_planned_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let body = format!(
+        r#"{RAW}
+endless = {ENDLESS:?}
+print("catalogs:", table_of(command("CommandGetCatalogs")).column(0).to_pylist())
+print("schemas:", table_of(command("CommandGetDbSchemas")).to_pylist())
+print("types:", table_of(command("CommandGetXdbcTypeInfo")).column("type_name").to_pylist())
+print("table types:", table_of(command("CommandGetTableTypes")).column(0).to_pylist())
+info = statement(endless)
+print("cancel planned:", cancel(info))
+print("fetch cancelled:", failure(lambda: raw.do_get(info.endpoints[0].ticket).read_all()))
+# (A query cancelled while it runs is the REPL test's: pyarrow's own
+# client does not return from a stream that ends CANCELLED.)
+print("after:", table_of(command("CommandStatementQuery", field(1, b"SELECT count(*) AS n FROM census"))).column(0).to_pylist())
+"#
+    );
+    let text = ok(&client(&server, dir.path(), &body, &[]));
+    assert!(text.contains("catalogs: ['datafusion']"), "{text}");
+    assert!(
+        text.contains("schemas: [{'catalog_name': 'datafusion', 'db_schema_name': 'public'}]"),
+        "{text}"
+    );
+    assert!(
+        // In the order of their XDBC codes (BIT -7 … TIMESTAMP 93), as JDBC
+        // lists them.
+        text.contains("types: ['BOOLEAN', 'TINYINT', 'BIGINT', 'BINARY', 'DECIMAL', 'INTEGER', 'SMALLINT', 'FLOAT', 'DOUBLE', 'VARCHAR', 'DATE', 'TIME', 'TIMESTAMP']"),
+        "{text}"
+    );
+    assert!(
+        text.contains("table types: ['LOCAL TEMPORARY', 'TABLE', 'VIEW']"),
+        "{text}"
+    );
+    // CancelFlightInfoResult { status: CANCELLED (1) }
+    assert!(text.contains("cancel planned: 0801"), "{text}");
+    assert!(text.contains("no query has this ticket"), "{text}");
+    assert!(text.contains("after: [32561]"), "{text}");
+}
+
+#[test]
+fn a_query_over_its_memory_fails_alone_while_another_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--query-memory", "16MiB"]);
+    let moderate =
+        "SELECT count(*) AS n FROM census a CROSS JOIN census b WHERE a.age + b.age = 100";
+    let expected = ok(&run_sql(
+        dir.path(),
+        &format!("{moderate};"),
+        &["--table", &format!("census={}", adult()), "--format", "csv"],
+    ));
+    let expected = expected.lines().nth(1).unwrap().to_string();
+    let body = r#"
+moderate = sys.argv[2]
+big = "SELECT max(length(a.p) + length(b.q)) AS m FROM (SELECT fnlwgt, repeat(education, 100) AS p FROM census) a JOIN (SELECT fnlwgt, repeat(education, 100) AS q FROM census) b ON a.fnlwgt = b.fnlwgt"
+out = {}
+def run_moderate():
+    started = time.time()
+    out["moderate"] = query(connect(), moderate).column(0)[0].as_py()
+    out["moderate_seconds"] = time.time() - started
+thread = threading.Thread(target=run_moderate)
+thread.start()
+time.sleep(0.3)
+started = time.time()
+out["big"] = failure(lambda: query(connect(), big))
+out["big_ended"] = time.time() - started
+thread.join()
+print("big:", out["big"])
+print("moderate:", out["moderate"])
+print("overlapped:", out["moderate_seconds"] > 0.3 + out["big_ended"])
+"#;
+    let text = ok(&client(&server, dir.path(), body, &[moderate]));
+    assert!(
+        text.contains("the query needs more memory than the server allows (each query may hold 16 MiB, --query-memory)")
+            && text.contains("(ResourceExhausted; "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("moderate: {expected}\n")),
+        "{text}\n{expected}"
+    );
+    assert!(text.contains("overlapped: True"), "{text}");
 }
