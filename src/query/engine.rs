@@ -74,9 +74,27 @@ impl Session {
     }
 }
 
+/// A query of a session, planned or running: the session does not end
+/// idle while one is held.
+struct Active(Arc<Session>);
+
+impl Active {
+    fn new(session: Arc<Session>) -> Self {
+        session.active.fetch_add(1, Ordering::SeqCst);
+        Self(session)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.touch();
+    }
+}
+
 /// A planned query waiting for its `DoGet`.
 struct Pending {
-    session: Arc<Session>,
+    active: Active,
     plan: LogicalPlan,
     created: Instant,
 }
@@ -90,6 +108,9 @@ pub struct Engine {
     pub limits: Limits,
     cluster: Option<crate::cluster::Cluster>,
     sessions: std::sync::Mutex<HashMap<u64, Arc<Session>>>,
+    /// Held while a session is made, so that two first calls on one
+    /// connection make one session.
+    making: tokio::sync::Mutex<()>,
     expired: std::sync::Mutex<HashSet<u64>>,
     pending: std::sync::Mutex<HashMap<String, Pending>>,
     running: std::sync::Mutex<HashMap<String, CancelToken>>,
@@ -150,6 +171,7 @@ impl Engine {
             limits,
             cluster,
             sessions: Default::default(),
+            making: Default::default(),
             expired: Default::default(),
             pending: Default::default(),
             running: Default::default(),
@@ -164,6 +186,10 @@ impl Engine {
     pub async fn session(&self, conn: u64) -> Result<Arc<Session>, Status> {
         if let Some(session) = self.sessions.lock().unwrap().get(&conn) {
             session.touch();
+            return Ok(Arc::clone(session));
+        }
+        let _making = self.making.lock().await;
+        if let Some(session) = self.sessions.lock().unwrap().get(&conn) {
             return Ok(Arc::clone(session));
         }
         let expired = self.expired.lock().unwrap().remove(&conn);
@@ -216,7 +242,7 @@ impl Engine {
             self.pending
                 .lock()
                 .unwrap()
-                .retain(|_, p| p.session.id != conn);
+                .retain(|_, p| p.active.0.id != conn);
             tracing::info!(conn, "session ended: the client disconnected");
         }
     }
@@ -241,7 +267,7 @@ impl Engine {
         self.pending
             .lock()
             .unwrap()
-            .retain(|_, p| p.created.elapsed() < idle && !ended.contains(&p.session.id));
+            .retain(|_, p| p.created.elapsed() < idle && !ended.contains(&p.active.0.id));
     }
 
     pub fn session_count(&self) -> usize {
@@ -297,11 +323,10 @@ impl Engine {
     /// Keeps a planned query for its `DoGet`; the handle is its ticket.
     pub fn hold(&self, session: Arc<Session>, plan: LogicalPlan) -> String {
         let handle = self.new_handle();
-        session.active.fetch_add(1, Ordering::SeqCst);
         self.pending.lock().unwrap().insert(
             handle.clone(),
             Pending {
-                session,
+                active: Active::new(session),
                 plan,
                 created: Instant::now(),
             },
@@ -357,15 +382,10 @@ impl Engine {
                  or it was not fetched in time",
             )
         })?;
-        let session = pending.session;
-        let schema = plain_schema(pending.plan.schema().as_arrow());
-        let slot = match self.admit().await {
-            Ok(slot) => slot,
-            Err(e) => {
-                session.active.fetch_sub(1, Ordering::SeqCst);
-                return Err(e);
-            }
-        };
+        let Pending { active, plan, .. } = pending;
+        let session = Arc::clone(&active.0);
+        let schema = plain_schema(plan.schema().as_arrow());
+        let slot = self.admit().await?;
         let token = CancelToken::new();
         self.running
             .lock()
@@ -377,16 +397,13 @@ impl Engine {
         let out_schema = Arc::clone(&schema);
         tokio::spawn(async move {
             let started = Instant::now();
-            let work =
-                AbortOnDrop(engine.work.spawn({
-                    let engine = Arc::clone(&engine);
-                    let session = Arc::clone(&session);
-                    let token = token.clone();
-                    let tx = tx.clone();
-                    async move {
-                        run_query(&engine, &session, pending.plan, &token, &tx, &out_schema).await
-                    }
-                }));
+            let work = AbortOnDrop(engine.work.spawn({
+                let engine = Arc::clone(&engine);
+                let session = Arc::clone(&session);
+                let token = token.clone();
+                let tx = tx.clone();
+                async move { run_query(&engine, &session, plan, &token, &tx, &out_schema).await }
+            }));
             let stopped = async {
                 loop {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -432,8 +449,7 @@ impl Engine {
             drop(work);
             drop(slot);
             engine.running.lock().unwrap().remove(&handle);
-            session.active.fetch_sub(1, Ordering::SeqCst);
-            session.touch();
+            drop(active);
             let counter = match outcome {
                 "done" => &engine.counters.queries,
                 "failed" | "timed out" => &engine.counters.failed,
@@ -455,13 +471,7 @@ impl Engine {
             token.cancel();
             return true;
         }
-        match self.pending.lock().unwrap().remove(handle) {
-            Some(p) => {
-                p.session.active.fetch_sub(1, Ordering::SeqCst);
-                true
-            }
-            None => false,
-        }
+        self.pending.lock().unwrap().remove(handle).is_some()
     }
 }
 

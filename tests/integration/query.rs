@@ -725,13 +725,20 @@ fn an_idle_session_ends_and_says_so_once() {
 conn = connect()
 query(conn, "CREATE VIEW v AS SELECT 1 AS x")
 print("before:", query(conn, "SELECT x FROM v").column(0)[0].as_py())
+# A query planned and never fetched does not keep its session alive.
+statement("SELECT 1")
 time.sleep(2.5)
+print("planned only:", failure(lambda: statement("SELECT 1")))
 print("expired:", failure(lambda: query(conn, "SELECT x FROM v")))
 print("then:", failure(lambda: query(conn, "SELECT x FROM v")))
 print("census:", query(conn, "SELECT count(*) FROM census").column(0)[0].as_py())
 "#;
-    let text = ok(&client(&server, dir.path(), body, &[]));
+    let text = ok(&client(&server, dir.path(), &format!("{RAW}\n{body}"), &[]));
     assert!(text.contains("before: 1"), "{text}");
+    assert!(
+        text.contains("planned only: gRPC returned precondition failed error, with message: the session ended after 1 s"),
+        "{text}"
+    );
     assert!(
         text.contains("] the session ended after 1 s without use")
             && text.contains("(FailedPrecondition; "),
