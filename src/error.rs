@@ -59,6 +59,11 @@ pub enum Error {
     #[error("interrupted by {}: stopped, and outputs not completed were removed", .0.name)]
     Interrupted(crate::cancel::Signal),
 
+    /// A query server refuses what its clients may not do (a location
+    /// outside `--allow-location`, a write into a shared table, …).
+    #[error("{0}")]
+    Refused(String),
+
     /// A bug: something that should not happen did.
     #[error("internal error: {0}")]
     Internal(String),

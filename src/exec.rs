@@ -147,11 +147,30 @@ async fn execute_plan(
 /// from the extension — `.ndjson` and `.jsonl` included — Parquet for a
 /// directory, an error for an extension skewless does not write).
 pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+    plan_statement_guarded(ctx, sql, &|_| Ok(())).await
+}
+
+/// What [`plan_statement_guarded`] shows its guard before anything reads a
+/// location: the location of a `CREATE EXTERNAL TABLE` without `STORED AS`
+/// (before its format is looked up), then the parsed statement.
+pub enum Guarded<'a> {
+    Location(&'a str),
+    Statement(&'a datafusion::sql::parser::Statement),
+}
+
+/// [`plan_statement`], with `guard` asked first: an error from it stops the
+/// statement before any location is listed or read.
+pub async fn plan_statement_guarded(
+    ctx: &SessionContext,
+    sql: &str,
+    guard: &(dyn Fn(Guarded<'_>) -> Result<()> + Sync),
+) -> Result<LogicalPlan> {
     use datafusion::sql::parser::Statement;
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let sql = match missing_stored_as(sql) {
+    let sql = match missing_stored_as(sql, &dialect) {
         Some((at, location)) => {
+            guard(Guarded::Location(&location))?;
             let kind = location::kind_of(&state, &location)
                 .await
                 .map_err(|message| Error::Data(format!("location '{location}': {message}")))?;
@@ -165,6 +184,7 @@ pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPl
         None => sql.to_string(),
     };
     let mut statement = state.sql_to_statement(&sql, &dialect)?;
+    guard(Guarded::Statement(&statement))?;
     if let Statement::CreateExternalTable(create) = &statement {
         for location in &create.locations {
             location::check_one_format(&state, location)
@@ -192,11 +212,15 @@ pub async fn plan_statement(ctx: &SessionContext, sql: &str) -> Result<LogicalPl
 
 /// For `CREATE EXTERNAL TABLE … LOCATION '…'` without `STORED AS`: where
 /// to insert it (the byte offset of `LOCATION`) and the location.
-pub(crate) fn missing_stored_as(sql: &str) -> Option<(usize, String)> {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
+/// The SQL is read in the session's dialect, as DataFusion then parses it.
+fn missing_stored_as(
+    sql: &str,
+    dialect: &datafusion::common::config::Dialect,
+) -> Option<(usize, String)> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect)?;
+    let tokens = Tokenizer::new(dialect.as_ref(), sql)
         .tokenize_with_location()
         .ok()?;
     let words: Vec<(usize, &datafusion::sql::sqlparser::tokenizer::TokenWithSpan)> = tokens
@@ -214,18 +238,75 @@ pub(crate) fn missing_stored_as(sql: &str) -> Option<(usize, String)> {
         Token::SingleQuotedString(s) => s.clone(),
         _ => return None,
     };
-    let start = words[at].1.span.start;
-    // Line and column (1-based, in characters) to a byte offset.
+    let offset = byte_offset(sql, words[at].1.span.start)?;
+    Some((offset, location))
+}
+
+/// A tokenizer's location (1-based line and column, in characters) as a
+/// byte offset into `sql`.
+fn byte_offset(sql: &str, at: datafusion::sql::sqlparser::tokenizer::Location) -> Option<usize> {
     let line_start: usize = sql
         .split_inclusive('\n')
-        .take(start.line as usize - 1)
+        .take((at.line as usize).checked_sub(1)?)
         .map(str::len)
         .sum();
-    let offset = sql[line_start..]
+    sql[line_start..]
         .char_indices()
-        .nth(start.column as usize - 1)
-        .map(|(i, _)| line_start + i)?;
-    Some((offset, location))
+        .nth((at.column as usize).checked_sub(1)?)
+        .map(|(i, _)| line_start + i)
+}
+
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, … in order (JDBC
+/// and ADBC write `?`; DataFusion binds by number); None when it has none.
+pub fn number_placeholders(
+    sql: &str,
+    dialect: &datafusion::common::config::Dialect,
+) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect)?;
+    let tokens = Tokenizer::new(dialect.as_ref(), sql)
+        .tokenize_with_location()
+        .ok()?;
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut copied = 0;
+    let mut n = 0;
+    for token in &tokens {
+        if matches!(&token.token, Token::Placeholder(p) if p == "?") {
+            let at = byte_offset(sql, token.span.start)?;
+            n += 1;
+            out.push_str(&sql[copied..at]);
+            out.push_str(&format!("${n}"));
+            copied = at + 1;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+
+    #[test]
+    fn question_marks_are_numbered_outside_strings_and_comments() {
+        let generic = datafusion::common::config::Dialect::Generic;
+        assert_eq!(
+            number_placeholders(
+                "SELECT * FROM t WHERE a > ? AND b = '?' AND c = ? -- ?",
+                &generic
+            )
+            .as_deref(),
+            Some("SELECT * FROM t WHERE a > $1 AND b = '?' AND c = $2 -- ?")
+        );
+        assert_eq!(
+            number_placeholders("SELECT 'é', ?\n, ?", &generic).as_deref(),
+            Some("SELECT 'é', $1\n, $2")
+        );
+        assert_eq!(number_placeholders("SELECT $1", &generic), None);
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -24,6 +24,7 @@ mod serve;
 mod validate;
 
 pub(crate) use eval::replay_events;
+pub(crate) use serve::seconds;
 
 const EXIT_CODES: &str = "\
 Exit codes:

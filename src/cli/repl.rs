@@ -338,8 +338,8 @@ impl Repl {
                 print_strings(&mut out, &["name", "type"], &rows)?;
             }
             (Command::Describe(name), Backend::Remote(remote)) => {
-                let rows = remote.describe(&name).await?;
-                print_strings(&mut out, &["column", "type", "nullable"], &rows)?;
+                let schema = remote.describe(&name).await?;
+                print_columns(&mut out, &schema)?;
             }
             (Command::ListTables, Backend::Local(ctx)) => {
                 let mut rows = Vec::new();
@@ -369,19 +369,7 @@ impl Repl {
             }
             (Command::Describe(name), Backend::Local(ctx)) => {
                 let table = ctx.table_provider(name.as_str()).await?;
-                let rows: Vec<[String; 3]> = table
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        [
-                            f.name().clone(),
-                            f.data_type().to_string(),
-                            if f.is_nullable() { "YES" } else { "NO" }.to_string(),
-                        ]
-                    })
-                    .collect();
-                print_strings(&mut out, &["column", "type", "nullable"], &rows)?;
+                print_columns(&mut out, &table.schema())?;
             }
             (Command::Functions, _) => super::write_functions(&mut out).map_err(io)?,
             (Command::Timing, _) => {
@@ -403,6 +391,22 @@ impl Repl {
         }
         Ok(())
     }
+}
+
+/// Prints a table's columns: name, type, nullable.
+fn print_columns(out: &mut dyn Write, schema: &Schema) -> Result<()> {
+    let rows: Vec<[String; 3]> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            [
+                f.name().clone(),
+                f.data_type().to_string(),
+                if f.is_nullable() { "YES" } else { "NO" }.to_string(),
+            ]
+        })
+        .collect();
+    print_strings(out, &["column", "type", "nullable"], &rows)
 }
 
 /// Prints rows of strings as an aligned table.

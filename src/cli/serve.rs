@@ -131,7 +131,7 @@ pub struct ServeArgs {
     pub drain_timeout: f64,
 }
 
-fn seconds(flag: &str, s: f64) -> Result<Duration> {
+pub(crate) fn seconds(flag: &str, s: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(s)
         .ok()
         .filter(|d| !d.is_zero())

@@ -303,25 +303,15 @@ impl Remote {
             .collect())
     }
 
-    /// A table's columns: (column, type, nullable).
-    pub async fn describe(&self, name: &str) -> Result<Vec<[String; 3]>> {
+    /// A table's columns, as the server reads them.
+    pub async fn describe(&self, name: &str) -> Result<arrow::datatypes::Schema> {
         let rows = self.get_tables(Some(name), true).await?;
-        let Some((_, _, Some(schema))) = rows.into_iter().find(|(n, _, _)| n == name) else {
-            return Err(Error::Data(format!(
+        match rows.into_iter().find(|(n, _, _)| n == name) {
+            Some((_, _, Some(schema))) => Ok(schema),
+            _ => Err(Error::Data(format!(
                 "table '{name}' not found on the query server"
-            )));
-        };
-        Ok(schema
-            .fields()
-            .iter()
-            .map(|f| {
-                [
-                    f.name().clone(),
-                    f.data_type().to_string(),
-                    if f.is_nullable() { "YES" } else { "NO" }.to_string(),
-                ]
-            })
-            .collect())
+            ))),
+        }
     }
 
     async fn get_tables(

@@ -192,7 +192,6 @@ impl Engine {
         if let Some(session) = self.sessions.lock().unwrap().get(&conn) {
             return Ok(Arc::clone(session));
         }
-        let expired = self.expired.lock().unwrap().remove(&conn);
         if self.sessions.lock().unwrap().len() >= self.limits.max_sessions {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
@@ -214,11 +213,11 @@ impl Engine {
             .unwrap()
             .insert(conn, Arc::clone(&session));
         tracing::info!(conn, "session started");
-        if expired {
+        if self.expired.lock().unwrap().remove(&conn) {
             return Err(Status::failed_precondition(format!(
                 "the session ended after {} s without use: its views, tables and settings \
                  are gone; a new session has started, run the statement again",
-                self.limits.idle_timeout.as_secs()
+                self.limits.idle_timeout.as_secs_f64()
             )));
         }
         Ok(session)
@@ -261,7 +260,11 @@ impl Engine {
             keep
         });
         for id in &ended {
-            tracing::info!(conn = id, "session ended: idle for {} s", idle.as_secs());
+            tracing::info!(
+                conn = id,
+                "session ended: idle for {} s",
+                idle.as_secs_f64()
+            );
             self.expired.lock().unwrap().insert(*id);
         }
         self.pending
@@ -281,20 +284,27 @@ impl Engine {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             Status::permission_denied(r.0)
         };
-        if let Some((_, location)) = crate::exec::missing_stored_as(sql) {
-            self.allowed
-                .check("CREATE EXTERNAL TABLE location", &location)
-                .map_err(refused)?;
-        }
-        let state = session.ctx.state();
-        let dialect = state.config().options().sql_parser.dialect;
-        if let Ok(statement) = state.sql_to_statement(sql, &dialect) {
-            self.allowed.check_statement(&statement).map_err(refused)?;
-        }
-        let plan = crate::exec::plan_statement(&session.ctx, sql)
+        let guard = |seen: crate::exec::Guarded<'_>| {
+            let checked = match seen {
+                crate::exec::Guarded::Location(location) => self
+                    .allowed
+                    .check("CREATE EXTERNAL TABLE location", location),
+                crate::exec::Guarded::Statement(statement) => {
+                    self.allowed.check_statement(statement)
+                }
+            };
+            checked.map_err(|r| Error::Refused(r.0))
+        };
+        let dialect = session.ctx.state().config().options().sql_parser.dialect;
+        let numbered = crate::exec::number_placeholders(sql, &dialect);
+        let sql = numbered.as_deref().unwrap_or(sql);
+        let plan = crate::exec::plan_statement_guarded(&session.ctx, sql, &guard)
             .await
-            .map_err(|e| status(&e))?;
-        guard::check_plan(&plan, &self.providers).map_err(refused)?;
+            .map_err(|e| match e {
+                Error::Refused(m) => refused(Refused(m)),
+                e => status(&e),
+            })?;
+        guard::check_plan(&plan, &self.allowed, &self.providers).map_err(refused)?;
         Ok(plan)
     }
 
@@ -371,7 +381,8 @@ impl Engine {
 
     /// Starts the query of `handle`: its rows arrive on the receiver (at
     /// most two batches ahead of the client). Dropping the receiver, a
-    /// cancel of the handle or the time limit stops its work.
+    /// cancel of the handle (also while it waits for a slot) or the time
+    /// limit stops its work and frees its slot at once.
     pub async fn start(
         self: &Arc<Self>,
         handle: &str,
@@ -382,36 +393,42 @@ impl Engine {
                  or it was not fetched in time",
             )
         })?;
+        // Cancellable from here on: the entry goes when this call or the
+        // query's task ends.
+        let token = CancelToken::new();
+        let running = Running::new(self, handle, token.clone());
+        let slot = tokio::select! {
+            slot = self.admit() => slot,
+            _ = cancelled(&token) => Err(Status::cancelled(crate::cancel::CANCELLED)),
+        };
+        let slot = match slot {
+            Ok(slot) => slot,
+            Err(e) => {
+                if e.code() == tonic::Code::ResourceExhausted {
+                    // "Try again later": the ticket stays good.
+                    self.pending
+                        .lock()
+                        .unwrap()
+                        .insert(handle.to_string(), pending);
+                }
+                return Err(e);
+            }
+        };
         let Pending { active, plan, .. } = pending;
         let session = Arc::clone(&active.0);
         let schema = plain_schema(plan.schema().as_arrow());
-        let slot = self.admit().await?;
-        let token = CancelToken::new();
-        self.running
-            .lock()
-            .unwrap()
-            .insert(handle.to_string(), token.clone());
         let (tx, rx) = mpsc::channel(2);
         let engine = Arc::clone(self);
-        let handle = handle.to_string();
         let out_schema = Arc::clone(&schema);
         tokio::spawn(async move {
             let started = Instant::now();
-            let work = AbortOnDrop(engine.work.spawn({
+            let mut work = AbortOnDrop(engine.work.spawn({
                 let engine = Arc::clone(&engine);
                 let session = Arc::clone(&session);
                 let token = token.clone();
                 let tx = tx.clone();
                 async move { run_query(&engine, &session, plan, &token, &tx, &out_schema).await }
             }));
-            let stopped = async {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    if token.is_cancelled() {
-                        break;
-                    }
-                }
-            };
             let limit = engine.limits.query_timeout;
             let deadline = async {
                 match limit {
@@ -419,36 +436,24 @@ impl Engine {
                     None => std::future::pending().await,
                 }
             };
-            let mut work = work;
-            let outcome = tokio::select! {
+            let (outcome, error) = tokio::select! {
                 r = &mut work.0 => match r {
-                    Ok(Ok(())) => "done",
-                    Ok(Err(e)) => {
-                        let cancelled = e.code() == tonic::Code::Cancelled;
-                        let _ = tx.send(Err(e)).await;
-                        if cancelled { "cancelled" } else { "failed" }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(Status::internal(format!("the query's task failed: {e}")))).await;
-                        "failed"
-                    }
+                    Ok(Ok(())) => ("done", None),
+                    Ok(Err(e)) if e.code() == tonic::Code::Cancelled => ("cancelled", Some(e)),
+                    Ok(Err(e)) => ("failed", Some(e)),
+                    Err(e) => ("failed", Some(Status::internal(format!("the query's task failed: {e}")))),
                 },
-                _ = tx.closed() => "cancelled: the client went away",
-                _ = stopped => {
-                    let _ = tx.send(Err(Status::cancelled(crate::cancel::CANCELLED))).await;
-                    "cancelled"
-                }
-                _ = deadline => {
-                    let _ = tx.send(Err(timed_out(limit.unwrap_or_default()))).await;
-                    "timed out"
-                }
+                _ = tx.closed() => ("cancelled: the client went away", None),
+                _ = cancelled(&token) => ("cancelled", Some(Status::cancelled(crate::cancel::CANCELLED))),
+                _ = deadline => ("timed out", Some(timed_out(limit.unwrap_or_default()))),
             };
-            // The token stops the work's operators within a batch; the
-            // abort drops its streams at their next await.
+            // First the work stops and the slot is free (the token stops
+            // the operators within a batch; the abort drops the streams),
+            // whether or not the client reads what is left.
             token.cancel();
             drop(work);
             drop(slot);
-            engine.running.lock().unwrap().remove(&handle);
+            drop(running);
             drop(active);
             let counter = match outcome {
                 "done" => &engine.counters.queries,
@@ -461,6 +466,14 @@ impl Engine {
                 seconds = started.elapsed().as_secs_f64(),
                 "query {outcome}"
             );
+            // Then the client is told, after the batches it has not read
+            // yet, for as long as it stays.
+            if let Some(error) = error {
+                tokio::select! {
+                    _ = tx.send(Err(error)) => {}
+                    _ = tx.closed() => {}
+                }
+            }
         });
         Ok((schema, rx))
     }
@@ -472,6 +485,39 @@ impl Engine {
             return true;
         }
         self.pending.lock().unwrap().remove(handle).is_some()
+    }
+}
+
+/// The entry of a query that can be cancelled, removed when dropped.
+struct Running {
+    engine: Arc<Engine>,
+    handle: String,
+}
+
+impl Running {
+    fn new(engine: &Arc<Engine>, handle: &str, token: CancelToken) -> Self {
+        engine
+            .running
+            .lock()
+            .unwrap()
+            .insert(handle.to_string(), token);
+        Self {
+            engine: Arc::clone(engine),
+            handle: handle.to_string(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.engine.running.lock().unwrap().remove(&self.handle);
+    }
+}
+
+/// Resolves once `token` is cancelled.
+async fn cancelled(token: &CancelToken) {
+    while !token.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -554,14 +600,19 @@ pub fn plain_schema(schema: &Schema) -> SchemaRef {
         schema
             .fields()
             .iter()
-            .map(|f| {
-                f.as_ref()
-                    .clone()
-                    .with_data_type(crate::artifact::canonical_type(f.data_type()))
-            })
+            .map(|f| f.as_ref().clone().with_data_type(plain_type(f.data_type())))
             .collect::<Vec<Field>>(),
         schema.metadata().clone(),
     ))
+}
+
+/// Strings and bytes without views; dictionaries as their values (Flight's
+/// encoder sends dictionaries expanded).
+fn plain_type(t: &arrow::datatypes::DataType) -> arrow::datatypes::DataType {
+    match t {
+        arrow::datatypes::DataType::Dictionary(_, values) => plain_type(values),
+        t => crate::artifact::canonical_type(t),
+    }
 }
 
 fn plain_batch(batch: RecordBatch, schema: &SchemaRef) -> arrow::error::Result<RecordBatch> {

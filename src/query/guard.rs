@@ -3,7 +3,8 @@
 //! anything reads or lists a path, and the shared tables, which no client
 //! writes.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
@@ -130,16 +131,35 @@ fn check_options<'a>(keys: impl IntoIterator<Item = &'a str>) -> Result<(), Refu
 }
 
 impl Prefix {
+    /// A location read as DataFusion reads it (`ListingTableUrl::parse`):
+    /// an absolute path, else a URL, else a path relative to the server's
+    /// working directory.
     fn parse(location: &str) -> Result<Self, String> {
-        let has_scheme = location
-            .split_once("://")
-            .is_some_and(|(s, _)| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()));
-        if !has_scheme || location.starts_with("file://") {
-            let path = location.strip_prefix("file://").unwrap_or(location);
-            return Ok(Self::Local(resolve_local(Path::new(path))?));
+        let local = |path: &str| {
+            // `..` and symbolic links resolved, as for the outputs'
+            // overlap check.
+            Self::Local(crate::write::target::normalize_local(Path::new(path)))
+        };
+        if Path::new(location).is_absolute() {
+            return Ok(local(location));
         }
-        let url = Url::parse(location).map_err(|e| format!("not a valid URL ({e})"))?;
-        let bucket = url.host_str().unwrap_or_default().to_string();
+        let url = match Url::parse(location) {
+            Ok(url) => url,
+            Err(url::ParseError::RelativeUrlWithoutBase) => return Ok(local(location)),
+            Err(e) => return Err(format!("not a valid location ({e})")),
+        };
+        if url.scheme().eq_ignore_ascii_case("file") {
+            // DataFusion and skewless's writer agree on `file:///PATH` only.
+            return match location.get(..8) {
+                Some(p) if p.eq_ignore_ascii_case("file:///") => Ok(local(&location[7..])),
+                _ => Err("write a file location as file:///ABSOLUTE/PATH or as a path".into()),
+            };
+        }
+        // The bucket with its user part (`abfss://container@account/`).
+        let bucket = match url.username() {
+            "" => url.host_str().unwrap_or_default().to_string(),
+            user => format!("{user}@{}", url.host_str().unwrap_or_default()),
+        };
         let mut segments = Vec::new();
         for segment in url.path().split('/').filter(|s| !s.is_empty()) {
             match segment {
@@ -179,75 +199,75 @@ impl Prefix {
     }
 }
 
-/// `path` made absolute, `.` and `..` resolved, and symbolic links resolved
-/// in the longest part of it that exists (the rest, a file to be written or
-/// a glob, cannot be a link yet).
-fn resolve_local(path: &Path) -> Result<PathBuf, String> {
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| format!("the server's working directory: {e}"))?
-            .join(path)
-    };
-    let mut normal = PathBuf::new();
-    for component in absolute.components() {
-        match component {
-            Component::ParentDir => {
-                normal.pop();
+/// Refuses what a planned statement must not do in a client's session,
+/// anywhere in its plan (under `EXPLAIN ANALYZE` too): a write outside the
+/// allowed locations or into a shared table, a table made in the server's
+/// memory, SQL-level `PREPARE`/`EXECUTE` (Flight SQL has its own), and a
+/// change of the server's runtime settings.
+pub fn check_plan(
+    plan: &LogicalPlan,
+    allowed: &Allowed,
+    shared: &[Arc<dyn TableProvider>],
+) -> Result<(), Refused> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::DdlStatement;
+    let mut refused = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        let verdict = match node {
+            LogicalPlan::Copy(copy) => allowed.check("COPY target", &copy.output_url),
+            LogicalPlan::Dml(dml) => match source_as_provider(&dml.target) {
+                Ok(provider) if shared.iter().any(|s| Arc::ptr_eq(s, &provider)) => {
+                    Err(Refused(format!(
+                        "table '{}' is shared by the query server and read-only",
+                        dml.table_name
+                    )))
+                }
+                _ => Ok(()),
+            },
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(create)) => create
+                .locations
+                .iter()
+                .try_for_each(|l| allowed.check("CREATE EXTERNAL TABLE location", l)),
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => Err(Refused(format!(
+                "CREATE TABLE {} is refused: a query server keeps no tables in its memory; \
+                 use CREATE VIEW, or COPY … TO an allowed location and CREATE EXTERNAL TABLE",
+                create.name
+            ))),
+            LogicalPlan::Statement(
+                PlanStatement::Prepare(_)
+                | PlanStatement::Execute(_)
+                | PlanStatement::Deallocate(_),
+            ) => Err(Refused(
+                "SQL PREPARE, EXECUTE and DEALLOCATE are refused: use the client's prepared \
+                 statements (Flight SQL), with $1, $2, … or ? placeholders"
+                    .into(),
+            )),
+            LogicalPlan::Statement(PlanStatement::SetVariable(set)) => runtime(&set.variable),
+            LogicalPlan::Statement(PlanStatement::ResetVariable(reset)) => runtime(&reset.variable),
+            _ => Ok(()),
+        };
+        match verdict {
+            Ok(()) => Ok(TreeNodeRecursion::Continue),
+            Err(r) => {
+                refused = Some(r);
+                Ok(TreeNodeRecursion::Stop)
             }
-            Component::CurDir => {}
-            c => normal.push(c),
         }
-    }
-    let mut existing = normal.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name(), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => break,
-        }
-    }
-    let mut resolved = existing.canonicalize().unwrap_or(existing);
-    for name in rest.into_iter().rev() {
-        resolved.push(name);
-    }
-    Ok(resolved)
+    });
+    refused.map_or(Ok(()), Err)
 }
 
-/// Refuses what a planned statement must not do in a client's session: a
-/// write into a shared table, and a change of the server's runtime settings
-/// (memory limit, spill directory).
-pub fn check_plan(plan: &LogicalPlan, shared: &[Arc<dyn TableProvider>]) -> Result<(), Refused> {
-    match plan {
-        LogicalPlan::Dml(dml) => {
-            if let Ok(provider) = source_as_provider(&dml.target)
-                && shared.iter().any(|s| Arc::ptr_eq(s, &provider))
-            {
-                return Err(Refused(format!(
-                    "table '{}' is shared by the query server and read-only",
-                    dml.table_name
-                )));
-            }
-            Ok(())
-        }
-        LogicalPlan::Statement(PlanStatement::SetVariable(set))
-            if set
-                .variable
-                .to_ascii_lowercase()
-                .starts_with("datafusion.runtime.") =>
-        {
-            Err(Refused(format!(
-                "SET {} is refused: the query server sets the runtime (memory limit, \
-                 spill directory) for every query",
-                set.variable
-            )))
-        }
-        _ => Ok(()),
+fn runtime(variable: &str) -> Result<(), Refused> {
+    if variable
+        .to_ascii_lowercase()
+        .starts_with("datafusion.runtime.")
+    {
+        return Err(Refused(format!(
+            "SET and RESET of {variable} are refused: the query server sets the runtime \
+             (memory limit, spill directory) for every query"
+        )));
     }
+    Ok(())
 }
 
 /// Tables a client session starts with: the server's shared tables.

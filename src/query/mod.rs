@@ -148,17 +148,6 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     Ok(bytes as usize)
 }
 
-fn seconds(flag: &str, s: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(s)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "--{flag} {s}: expected a positive number of seconds"
-            ))
-        })
-}
-
 /// The token, from `--token-file` or `SKEWLESS_QUERY_TOKEN`.
 pub fn read_token(file: Option<&PathBuf>) -> Result<Option<String>> {
     let (text, from) = match file {
@@ -327,10 +316,10 @@ pub async fn run(args: QueryServerArgs) -> Result<()> {
     let allowed = guard::Allowed::new(&args.allow_locations).map_err(Error::Usage)?;
     let limits = Limits {
         query_memory: args.query_memory,
-        query_timeout: Some(seconds("query-timeout", args.query_timeout)?),
+        query_timeout: Some(crate::cli::seconds("query-timeout", args.query_timeout)?),
         max_queries: args.max_concurrent_queries.max(1),
         max_queued: args.max_queued_queries,
-        idle_timeout: seconds("idle-timeout", args.idle_timeout)?,
+        idle_timeout: crate::cli::seconds("idle-timeout", args.idle_timeout)?,
         max_sessions: args.max_sessions.max(1),
     };
     // The shared tables are resolved once, in a session of the server's.

@@ -269,18 +269,30 @@ impl FlightSqlService for QueryService {
         let stream = request
             .into_inner()
             .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let batches: Vec<RecordBatch> =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
-                .try_collect()
-                .await
-                .map_err(flight_status)?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows != 1 {
-            return Err(Status::invalid_argument(format!(
-                "bind one row of parameters per execution, got {rows}"
-            )));
+        let mut batches =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        let mut row = None;
+        let mut rows = 0;
+        // Read no further than a second row.
+        while let Some(batch) = batches.try_next().await.map_err(flight_status)? {
+            rows += batch.num_rows();
+            if rows > 1 {
+                break;
+            }
+            if batch.num_rows() == 1 {
+                row = Some(batch);
+            }
         }
-        let batch = batches.into_iter().find(|b| b.num_rows() == 1).unwrap();
+        let Some(batch) = row.filter(|_| rows == 1) else {
+            return Err(Status::invalid_argument(format!(
+                "bind one row of parameters per execution, got {}",
+                if rows > 1 {
+                    "more".to_string()
+                } else {
+                    rows.to_string()
+                }
+            )));
+        };
         let mut values = Vec::with_capacity(batch.num_columns());
         for column in batch.columns() {
             values.push(
@@ -636,13 +648,13 @@ fn sql_info() -> SqlInfoData {
     builder.append(SqlInfo::FlightSqlServerSubstrait, false);
     builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
     builder.append(SqlInfo::FlightSqlServerCancel, true);
-    builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
     builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
     builder.append(SqlInfo::SqlDdlCatalog, false);
     builder.append(SqlInfo::SqlDdlSchema, true);
     builder.append(SqlInfo::SqlDdlTable, true);
-    builder.append(SqlInfo::SqlIdentifierCase, 1i32);
-    builder.append(SqlInfo::SqlQuotedIdentifierCase, 3i32);
+    // Unquoted names are lowercased (SqlSupportedCaseSensitivity 3);
+    // quoted ones are kept as written and compared as they are.
+    builder.append(SqlInfo::SqlIdentifierCase, 3i32);
     builder.build().expect("static SqlInfo")
 }
 

@@ -264,7 +264,7 @@ print("rows", len(rows))
 print("schema", ", ".join(f"{f.name}:{f.type}" for f in table.schema))
 n = query(conn, "SELECT count(*) AS n FROM census WHERE age > $1 AND gender = $2", (40, "Female"))
 print("prepared", n.column(0)[0].as_py())
-n = query(conn, "SELECT count(*) AS n FROM census WHERE age > $1 AND gender = $2", (60, "Male"))
+n = query(conn, "SELECT count(*) AS n FROM census WHERE age > ? AND gender = ?", (60, "Male"))
 print("prepared again", n.column(0)[0].as_py())
 objects = conn.adbc_get_objects(depth="columns").read_all().to_pylist()
 for catalog in objects:
@@ -630,6 +630,12 @@ print("url table:", failure(lambda: query(conn, f"SELECT * FROM '{outside}/secre
 print("copy out:", failure(lambda: query(conn, f"COPY (SELECT 1 AS x) TO '{outside}/x.csv'")))
 print("endpoint:", failure(lambda: query(conn, f"CREATE EXTERNAL TABLE e STORED AS PARQUET LOCATION 's3://b/x' OPTIONS ('aws.endpoint' 'http://127.0.0.1:9')")))
 print("insert:", failure(lambda: query(conn, "INSERT INTO census SELECT * FROM census LIMIT 1")))
+print("explain copy:", failure(lambda: query(conn, f"EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{outside}/y.csv'")))
+print("explain insert:", failure(lambda: query(conn, "EXPLAIN ANALYZE INSERT INTO census SELECT * FROM census LIMIT 1")))
+print("sql prepare:", failure(lambda: query(conn, "PREPARE p AS SELECT 1")))
+print("file url:", failure(lambda: query(conn, f"CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION 'file:{outside}/secret.parquet'")))
+print("reset runtime:", failure(lambda: query(conn, "RESET datafusion.runtime.memory_limit")))
+print("memory table:", failure(lambda: query(conn, "CREATE TABLE m AS SELECT 1 AS x")))
 query(conn, f"CREATE EXTERNAL TABLE mine STORED AS PARQUET LOCATION '{allowed}/mine.parquet'")
 print("mine:", query(conn, "SELECT count(*) AS n FROM mine").column(0)[0].as_py())
 print("copy in:", query(conn, f"COPY (SELECT gender, count(*) AS n FROM mine GROUP BY gender ORDER BY gender) TO '{allowed}/out.csv'").to_pylist())
@@ -683,6 +689,34 @@ print("copy in:", query(conn, f"COPY (SELECT gender, count(*) AS n FROM mine GRO
     );
     assert!(
         line("insert:").contains("table 'census' is shared by the query server and read-only"),
+        "{text}"
+    );
+    // The same refusals wherever the write sits in the plan.
+    assert!(
+        line("explain copy:").contains(&format!("COPY target '{outside_text}/y.csv' is refused")),
+        "{text}"
+    );
+    assert!(!outside.join("y.csv").exists());
+    assert!(
+        line("explain insert:")
+            .contains("table 'census' is shared by the query server and read-only"),
+        "{text}"
+    );
+    assert!(
+        line("sql prepare:").contains("SQL PREPARE, EXECUTE and DEALLOCATE are refused"),
+        "{text}"
+    );
+    assert!(
+        line("file url:").contains("write a file location as file:///ABSOLUTE/PATH"),
+        "{text}"
+    );
+    assert!(
+        line("reset runtime:")
+            .contains("SET and RESET of datafusion.runtime.memory_limit are refused"),
+        "{text}"
+    );
+    assert!(
+        line("memory table:").contains("CREATE TABLE m is refused"),
         "{text}"
     );
     assert_eq!(line("mine:"), "mine: 32561");
