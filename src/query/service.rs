@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -18,7 +18,8 @@ use arrow_flight::sql::{
     ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
     DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable, SqlInfo,
     TicketStatementQuery, XdbcDataType,
 };
@@ -293,13 +294,7 @@ impl FlightSqlService for QueryService {
                 }
             )));
         };
-        let mut values = Vec::with_capacity(batch.num_columns());
-        for column in batch.columns() {
-            values.push(
-                ScalarValue::try_from_array(column, 0)
-                    .map_err(|e| Status::internal(e.to_string()))?,
-            );
-        }
+        let values = row_values(&batch, 0)?;
         let mut prepared = session.prepared.lock().unwrap();
         let statement = prepared.get_mut(&handle).ok_or_else(unknown_prepared)?;
         statement.parameters = Some(values);
@@ -325,6 +320,60 @@ impl FlightSqlService for QueryService {
             .ok_or_else(unknown_prepared)?;
         let plan = bind(&statement)?;
         self.info_for(session, plan, request.into_inner()).await
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        query: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        let plan = self.engine.plan(&session, &query.query).await?;
+        self.update(session, plan).await
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        let handle = String::from_utf8(query.prepared_statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("a handle that is not skewless's"))?;
+        let mut statement = session
+            .prepared
+            .lock()
+            .unwrap()
+            .get(&handle)
+            .cloned()
+            .ok_or_else(unknown_prepared)?;
+        // The parameters come in this call's stream: one execution per row
+        // (none: the parameters bound before, if any).
+        let stream = request
+            .into_inner()
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let mut batches =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        let mut rows = Vec::new();
+        while let Some(batch) = batches.try_next().await.map_err(flight_status)? {
+            for row in 0..batch.num_rows() {
+                if rows.len() == MAX_UPDATE_ROWS {
+                    return Err(Status::invalid_argument(format!(
+                        "at most {MAX_UPDATE_ROWS} rows of parameters per update"
+                    )));
+                }
+                rows.push(row_values(&batch, row)?);
+            }
+        }
+        if rows.is_empty() {
+            return self.update(session, bind(&statement)?).await;
+        }
+        let mut count = 0;
+        for values in rows {
+            statement.parameters = Some(values);
+            count += self.update(Arc::clone(&session), bind(&statement)?).await?;
+        }
+        Ok(count)
     }
 
     async fn do_action_close_prepared_statement(
@@ -540,6 +589,45 @@ impl FlightSqlService for QueryService {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+impl QueryService {
+    /// A statement run as an update (what JDBC's `executeUpdate` and ADBC's
+    /// `execute_update` send): DDL and SET run; a write or a query runs to
+    /// its end, under the same limits; the answer is the rows written (0
+    /// for DDL, the rows for a query).
+    async fn update(&self, session: Arc<Session>, plan: LogicalPlan) -> Result<i64, Status> {
+        if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            self.engine.run_command(&session, plan).await?;
+            return Ok(0);
+        }
+        let written = matches!(plan, LogicalPlan::Copy(_) | LogicalPlan::Dml(_));
+        let handle = self.engine.hold(session, plan);
+        let (_, mut rx) = self.engine.start(&handle).await?;
+        let mut count = 0i64;
+        while let Some(batch) = rx.recv().await {
+            let batch = batch?;
+            count += match batch
+                .column_by_name("count")
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::UInt64Type>())
+            {
+                Some(c) if written => c.iter().flatten().sum::<u64>() as i64,
+                _ => batch.num_rows() as i64,
+            };
+        }
+        Ok(count)
+    }
+}
+
+/// Rows of parameters one update takes at most (`executemany`).
+const MAX_UPDATE_ROWS: usize = 10_000;
+
+fn row_values(batch: &RecordBatch, row: usize) -> Result<Vec<ScalarValue>, Status> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c, row).map_err(|e| Status::internal(e.to_string())))
+        .collect()
 }
 
 fn unknown_prepared() -> Status {

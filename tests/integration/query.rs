@@ -342,6 +342,19 @@ print("a", out["Female"])
 print("b", out["Male"])
 c = connect()
 print("c", failure(lambda: query(c, "SELECT * FROM mine")))
+# Updates (JDBC's executeUpdate, ADBC's execute_update): DDL, and a
+# prepared one with a parameter.
+import adbc_driver_manager
+stmt = adbc_driver_manager.AdbcStatement(c.adbc_connection)
+stmt.set_sql_query("CREATE VIEW upd AS SELECT age FROM census WHERE age > 85")
+print("update ddl:", stmt.execute_update())
+print("update view:", query(c, "SELECT count(*) AS n FROM upd").column(0)[0].as_py())
+stmt.set_sql_query("SELECT age FROM census WHERE age > ?")
+stmt.prepare()
+import pyarrow
+stmt.bind(pyarrow.record_batch([pyarrow.array([88])], names=["p"]))
+print("update rows:", stmt.execute_update())
+stmt.close()
 print("c batch", query(c, "SHOW datafusion.execution.batch_size").column(1)[0].as_py())
 "#;
     let text = ok(&client(&server, dir.path(), body, &[]));
@@ -355,6 +368,10 @@ print("c batch", query(c, "SHOW datafusion.execution.batch_size").column(1)[0].a
     );
     assert!(text.contains("table 'mine' not found"), "{text}");
     assert!(text.contains("c batch 8192"), "{text}");
+    assert!(text.contains("update ddl: 0"), "{text}");
+    // 48 people are over 85 in the census, 43 of them 90 (its top code).
+    assert!(text.contains("update view: 48"), "{text}");
+    assert!(text.contains("update rows: 43"), "{text}");
 
     // The REPL: the same table output as a local REPL, its commands
     // answered from the server.
