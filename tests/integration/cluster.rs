@@ -2,20 +2,16 @@
 //! real binary on loopback ports, and `--cluster` clients (issue 15).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{adult, ok, root, run_sql, skewless, stderr, user_error};
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::common::free_ports(1)
 }
 
 /// The processes of a cluster, stopped (by their ids) when dropped, even
@@ -563,12 +559,7 @@ fn window_features_on_the_cluster_are_the_local_ones() {
 
 /// Ports `base` to `base + 4` free on loopback (the example script's).
 fn five_free_ports() -> u16 {
-    loop {
-        let base = free_port();
-        if base < 60000 && (1..5).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
+    crate::common::free_ports(5)
 }
 
 #[test]

@@ -146,3 +146,23 @@ pub fn eval_with_input(artifact: &Path, args: &[&str], input: &str) -> Output {
     writer.join().unwrap();
     out
 }
+
+/// `n` consecutive free loopback ports, the first returned: taken below the
+/// kernel's ephemeral range (32768 and up), which outgoing connections and
+/// servers bound to port 0 draw from, so that no other test's process can
+/// take them between this check and the server's bind; a counter shared by
+/// the tests of this process never hands the same ports out twice.
+pub fn free_ports(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = (std::process::id() * 97) % SPAN;
+    loop {
+        let at = NEXT.fetch_add(u32::from(n), Ordering::Relaxed);
+        let base = (LOW + (start + at) % (SPAN - u32::from(n))) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}

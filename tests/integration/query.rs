@@ -1008,11 +1008,7 @@ fn a_server_on_a_cluster_answers_as_a_local_run() {
 
 #[test]
 fn the_example_script_serves_the_census_to_run_and_python() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_ports(1);
     let out = Command::new("bash")
         .arg(root().join("examples/query_server.sh"))
         .env("SKEWLESS", env!("CARGO_BIN_EXE_skewless"))
