@@ -121,8 +121,6 @@ pub struct Engine {
     /// one long poll never delays the gRPC side (new connections, the
     /// cancel of that very query, the time limit).
     work: tokio::runtime::Handle,
-    /// Queries finished, failed, cancelled, refused (for the log line at exit).
-    pub counters: Counters,
 }
 
 /// A task aborted when its handle is dropped.
@@ -144,14 +142,6 @@ fn work_runtime() -> std::io::Result<tokio::runtime::Handle> {
     let handle = runtime.handle().clone();
     std::mem::forget(runtime);
     Ok(handle)
-}
-
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub queries: AtomicU64,
-    pub failed: AtomicU64,
-    pub cancelled: AtomicU64,
-    pub refused: AtomicU64,
 }
 
 impl Engine {
@@ -177,7 +167,6 @@ impl Engine {
             running: Default::default(),
             queued: AtomicUsize::new(0),
             next_handle: AtomicU64::new(1),
-            counters: Counters::default(),
         })
     }
 
@@ -193,7 +182,6 @@ impl Engine {
             return Ok(Arc::clone(session));
         }
         if self.sessions.lock().unwrap().len() >= self.limits.max_sessions {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
                 "the query server holds its maximum of {} sessions (--max-sessions); \
                  try again when a client disconnects",
@@ -273,17 +261,10 @@ impl Engine {
             .retain(|_, p| p.created.elapsed() < idle && !ended.contains(&p.active.0.id));
     }
 
-    pub fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap().len()
-    }
-
     /// Plans one statement in `session`, refusing what clients may not do
     /// before anything reads a location.
     pub async fn plan(&self, session: &Session, sql: &str) -> Result<LogicalPlan, Status> {
-        let refused = |r: Refused| {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            Status::permission_denied(r.0)
-        };
+        let refused = |r: Refused| Status::permission_denied(r.0);
         let guard = |seen: crate::exec::Guarded<'_>| {
             let checked = match seen {
                 crate::exec::Guarded::Location(location) => self
@@ -359,7 +340,6 @@ impl Engine {
         }
         if self.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued {
             self.queued.fetch_sub(1, Ordering::SeqCst);
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
                 "the query server runs its maximum of {} queries and {} more wait \
                  (--max-concurrent-queries, --max-queued-queries); try again later",
@@ -455,12 +435,6 @@ impl Engine {
             drop(slot);
             drop(running);
             drop(active);
-            let counter = match outcome {
-                "done" => &engine.counters.queries,
-                "failed" | "timed out" => &engine.counters.failed,
-                _ => &engine.counters.cancelled,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 conn = session.id,
                 seconds = started.elapsed().as_secs_f64(),

@@ -179,7 +179,6 @@ pub fn read_token(file: Option<&PathBuf>) -> Result<Option<String>> {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub id: u64,
-    pub peer: Option<SocketAddr>,
 }
 
 /// A byte stream a client connection runs over: TCP, or TLS over TCP.
@@ -351,9 +350,9 @@ pub async fn run(args: QueryServerArgs) -> Result<()> {
     })?;
     // Sessions idle too long end; planned queries nobody fetched go.
     let sweeper = {
+        let every = (engine.limits.idle_timeout / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
         let engine = Arc::downgrade(&engine);
-        let every =
-            (engine_idle(&args) / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -429,10 +428,7 @@ fn accept(
             };
             let _ = tcp.set_nodelay(true);
             next += 1;
-            let info = ConnInfo {
-                id: next,
-                peer: Some(peer),
-            };
+            let info = ConnInfo { id: next };
             let engine = Weak::clone(&engine);
             let tx = tx.clone();
             match &tls {
@@ -472,10 +468,6 @@ fn accept(
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|conn| (Ok(conn), rx))
     })
-}
-
-fn engine_idle(args: &QueryServerArgs) -> Duration {
-    Duration::try_from_secs_f64(args.idle_timeout).unwrap_or(Duration::from_secs(1800))
 }
 
 #[cfg(test)]

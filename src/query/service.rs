@@ -149,12 +149,16 @@ impl QueryService {
     }
 }
 
-fn batch_stream(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
+/// A metadata call's answer: the one batch its builder made.
+fn answer(
+    schema: SchemaRef,
+    built: Result<RecordBatch, FlightError>,
+) -> Result<Response<DoGetStream>, Status> {
     let stream = FlightDataEncoderBuilder::new()
         .with_schema(schema)
-        .build(futures::stream::iter([Ok(batch)]))
+        .build(futures::stream::iter([Ok(built.map_err(flight_status)?)]))
         .map_err(flight_status);
-    Box::pin(stream)
+    Ok(Response::new(Box::pin(stream)))
 }
 
 fn arrow_status(e: arrow::error::ArrowError) -> Status {
@@ -448,9 +452,7 @@ impl FlightSqlService for QueryService {
         for name in names {
             builder.append(name);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_schemas(
@@ -472,9 +474,7 @@ impl FlightSqlService for QueryService {
         for (catalog, schema) in schemas(&session) {
             builder.append(catalog, schema);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_tables(
@@ -520,9 +520,7 @@ impl FlightSqlService for QueryService {
                     .map_err(flight_status)?;
             }
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_table_types(
@@ -543,9 +541,7 @@ impl FlightSqlService for QueryService {
         for t in ["LOCAL TEMPORARY", "TABLE", "VIEW"] {
             builder.append(t);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -563,9 +559,7 @@ impl FlightSqlService for QueryService {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let builder = query.into_builder(&self.sql_info);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -583,9 +577,7 @@ impl FlightSqlService for QueryService {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let builder = query.into_builder(&self.types);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(flight_status)?;
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer(builder.schema(), builder.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
