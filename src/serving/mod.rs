@@ -115,6 +115,8 @@ pub struct Evaluator {
     /// The inputs whose NULL and non-finite values are counted (those a
     /// served output reads).
     watched: Vec<usize>,
+    /// The values each watched input takes.
+    watched_fits: Vec<Fit>,
     /// How to count requests over the artifact's training profile (None
     /// without a profile of the request table).
     tally: Option<Arc<crate::profile::TallyPlan>>,
@@ -126,6 +128,8 @@ struct EventTable {
     name: String,
     inputs: Vec<InputColumn>,
     required: Vec<bool>,
+    /// The columns an event must give, and the values each takes.
+    checks: Vec<(usize, Fit)>,
 }
 
 // One evaluator serves many threads.
@@ -227,11 +231,16 @@ impl Evaluator {
             if let Some(online) = &online {
                 online.inputs(t, &mut event_read, &mut read);
             }
-            let required = (0..inputs.len()).map(|i| event_read.contains(&i)).collect();
+            let required: Vec<bool> = (0..inputs.len()).map(|i| event_read.contains(&i)).collect();
+            let checks = (0..inputs.len())
+                .filter(|&i| required[i])
+                .map(|i| (i, Fit::of(&inputs[i])))
+                .collect();
             tables.push(EventTable {
                 name,
                 inputs,
                 required,
+                checks,
             });
         }
         let required: Vec<bool> = (0..compiled.inputs.len())
@@ -292,14 +301,15 @@ impl Evaluator {
                     &lookups,
                 ))
             });
+        let inputs = compiled.inputs;
         Ok(Self {
-            by_name: compiled
-                .inputs
+            by_name: inputs
                 .iter()
                 .enumerate()
                 .map(|(i, c)| (c.name.clone(), i))
                 .collect(),
-            inputs: compiled.inputs,
+            watched_fits: watched.iter().map(|&i| Fit::of(&inputs[i])).collect(),
+            inputs,
             required,
             outputs,
             columns,
@@ -456,7 +466,12 @@ impl Evaluator {
             return Ok(());
         };
         let table = &self.tables[t];
-        check_row_of(&table.inputs, row, &table.required)?;
+        if row.len() != table.inputs.len() {
+            return check_row_of(&table.inputs, row, &table.required);
+        }
+        for &(i, fit) in &table.checks {
+            fit.check(&table.inputs[i], &row[i])?;
+        }
         online.push(t, row)
     }
 
@@ -763,9 +778,9 @@ impl Evaluator {
         if row.len() != self.inputs.len() {
             return self.check_row(row, &self.required);
         }
-        for (k, &i) in self.watched.iter().enumerate() {
+        for (k, (&i, fit)) in self.watched.iter().zip(&self.watched_fits).enumerate() {
             let v = &row[i];
-            check_value(&self.inputs[i], v)?;
+            fit.check(&self.inputs[i], v)?;
             match v {
                 Value::Null => self.skew.hit(2 * k),
                 Value::Float(x) if !x.is_finite() => self.skew.hit(2 * k + 1),
@@ -1374,44 +1389,105 @@ fn type_error(c: &InputColumn, got: impl std::fmt::Display) -> Error {
 
 /// Whether a typed value fits its input column.
 fn check_value(c: &InputColumn, v: &Value<'_>) -> Result<()> {
-    let t = &c.data_type;
-    let ok = match v {
-        Value::Null => c.nullable,
-        Value::Bool(_) => *t == DataType::Boolean,
-        Value::Int(i) => match t {
-            DataType::Int64 => true,
-            DataType::Date32 => i32::try_from(*i).is_ok(),
-            t if value::is_time(t) => true,
-            DataType::Int32 => i32::try_from(*i).is_ok(),
-            DataType::Int16 => i16::try_from(*i).is_ok(),
-            DataType::Int8 => i8::try_from(*i).is_ok(),
-            _ => false,
-        },
-        Value::UInt(u) => match t {
-            DataType::UInt64 => true,
-            DataType::UInt32 => u32::try_from(*u).is_ok(),
-            DataType::UInt16 => u16::try_from(*u).is_ok(),
-            DataType::UInt8 => u8::try_from(*u).is_ok(),
-            _ => false,
-        },
-        // A Float32 column holds Float32 values exactly.
-        Value::Float(f) => match t {
-            DataType::Float64 => true,
-            DataType::Float32 => f.is_nan() || f64::from(*f as f32) == *f,
-            _ => false,
-        },
-        Value::Str(_) => matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
-        Value::List(_) => matches!(t, DataType::List(_) | DataType::LargeList(_)),
-    };
-    if ok {
-        Ok(())
-    } else if v.is_null() {
-        Err(Error::Data(format!(
+    Fit::of(c).check(c, v)
+}
+
+/// Which typed values an input column takes, decided once per column so
+/// that a row's checks compare numbers instead of matching Arrow types.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fit {
+    nullable: bool,
+    boolean: bool,
+    /// The integers an `Int` value may hold (an empty range: none).
+    int: (i64, i64),
+    /// The largest `UInt` value (None: none).
+    uint: Option<u64>,
+    float: FloatFit,
+    text: bool,
+    list: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FloatFit {
+    No,
+    /// Any f64.
+    F64,
+    /// A Float32 column holds Float32 values exactly.
+    F32,
+}
+
+impl Fit {
+    fn of(c: &InputColumn) -> Fit {
+        let t = &c.data_type;
+        let int = match t {
+            DataType::Int64 => (i64::MIN, i64::MAX),
+            DataType::Date32 | DataType::Int32 => (i32::MIN.into(), i32::MAX.into()),
+            t if value::is_time(t) => (i64::MIN, i64::MAX),
+            DataType::Int16 => (i16::MIN.into(), i16::MAX.into()),
+            DataType::Int8 => (i8::MIN.into(), i8::MAX.into()),
+            _ => (1, 0),
+        };
+        let uint = match t {
+            DataType::UInt64 => Some(u64::MAX),
+            DataType::UInt32 => Some(u32::MAX.into()),
+            DataType::UInt16 => Some(u16::MAX.into()),
+            DataType::UInt8 => Some(u8::MAX.into()),
+            _ => None,
+        };
+        let float = match t {
+            DataType::Float64 => FloatFit::F64,
+            DataType::Float32 => FloatFit::F32,
+            _ => FloatFit::No,
+        };
+        Fit {
+            nullable: c.nullable,
+            boolean: *t == DataType::Boolean,
+            int,
+            uint,
+            float,
+            text: matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+            list: matches!(t, DataType::List(_) | DataType::LargeList(_)),
+        }
+    }
+
+    #[inline]
+    fn accepts(&self, v: &Value<'_>) -> bool {
+        match v {
+            Value::Null => self.nullable,
+            Value::Bool(_) => self.boolean,
+            Value::Int(i) => self.int.0 <= *i && *i <= self.int.1,
+            Value::UInt(u) => self.uint.is_some_and(|m| *u <= m),
+            Value::Float(f) => match self.float {
+                FloatFit::No => false,
+                FloatFit::F64 => true,
+                FloatFit::F32 => f.is_nan() || f64::from(*f as f32) == *f,
+            },
+            Value::Str(_) => self.text,
+            Value::List(_) => self.list,
+        }
+    }
+
+    /// [`Fit::accepts`], or the error naming the column (`c`, the column
+    /// `self` is of).
+    #[inline]
+    fn check(&self, c: &InputColumn, v: &Value<'_>) -> Result<()> {
+        if self.accepts(v) {
+            Ok(())
+        } else {
+            Err(misfit(c, v))
+        }
+    }
+}
+
+#[cold]
+fn misfit(c: &InputColumn, v: &Value<'_>) -> Error {
+    if v.is_null() {
+        Error::Data(format!(
             "column '{}' ({}, not nullable) is NULL",
             c.name, c.data_type
-        )))
+        ))
     } else {
-        Err(type_error(c, v))
+        type_error(c, v)
     }
 }
 

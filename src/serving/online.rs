@@ -18,12 +18,13 @@ use super::state::{Counts, EventKey, EventValue, Limits, StateError, Stream, Win
 use super::value::Value;
 use crate::error::{Error, Result};
 
+/// Per thread, reused: an entity key being built, a stream's results, and
+/// the values of an event being pushed.
+type Scratch = (Vec<u8>, Vec<Option<WindowValue>>, Vec<EventValue>);
+
 thread_local! {
-    /// Per thread, reused: an entity key being built, and a stream's results.
-    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<Option<WindowValue>>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-    /// Per thread, reused: the values of an event being pushed.
-    static VALUES: std::cell::RefCell<Vec<EventValue>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// How a stream keeps one value of an event.
@@ -113,6 +114,20 @@ fn unit_of(ts: &Node) -> (TimeUnit, Option<i128>) {
     match skewless_udfs::window::time_unit(&ts.ty) {
         Some((unit, nanos)) => (unit, Some(nanos)),
         None => (TimeUnit::Integer, None),
+    }
+}
+
+/// `f` of a node's value in `row`: an input (most entity, time and value
+/// expressions of a stream) is read in place, anything else evaluated.
+#[inline]
+fn with_value<'a, T>(
+    n: &'a Node,
+    row: &'a [Value<'a>],
+    f: impl FnOnce(&Value<'_>) -> T,
+) -> super::expr::EvalResult<T> {
+    match &n.kind {
+        Kind::Input(i) => Ok(f(&row[*i])),
+        _ => n.eval(row).map(|v| f(&v)),
     }
 }
 
@@ -292,33 +307,27 @@ impl Online {
     }
 
     /// The entity key and time of a row for one stream.
-    fn locate(
+    fn locate<'a>(
         &self,
         s: &StreamPlan,
-        nodes: &TableNodes,
-        row: &[Value<'_>],
+        nodes: &'a TableNodes,
+        row: &'a [Value<'a>],
         key: &mut Vec<u8>,
     ) -> Result<(bool, Option<i64>)> {
         key.clear();
         let mut keyed = true;
         for n in &nodes.entity {
-            let v = n
-                .eval(row)
+            keyed &= with_value(n, row, |v| key_part(key, v))
                 .map_err(|e| self.window_error(s.windows[0], e))?;
-            keyed &= key_part(key, &v);
         }
-        let ts = nodes
-            .ts
-            .eval(row)
-            .map_err(|e| self.window_error(s.windows[0], e))?;
-        Ok((keyed, time_of(&ts)))
+        let ts =
+            with_value(&nodes.ts, row, time_of).map_err(|e| self.window_error(s.windows[0], e))?;
+        Ok((keyed, ts))
     }
 
     /// Pushes one event, a row of table `t`, into every stream it reaches.
     pub(crate) fn push(&self, t: usize, row: &[Value<'_>]) -> Result<()> {
-        SCRATCH.with_borrow_mut(|(key, _)| {
-            VALUES.with_borrow_mut(|values| self.push_with(t, row, key, values))
-        })
+        SCRATCH.with_borrow_mut(|(key, _, values)| self.push_with(t, row, key, values))
     }
 
     fn push_with(
@@ -333,27 +342,28 @@ impl Online {
             let (keyed, ts) = self.locate(s, nodes, row, key)?;
             values.clear();
             for (n, (_, keep)) in nodes.values.iter().zip(&s.values) {
-                let v = n
-                    .eval(row)
-                    .map_err(|e| self.window_error(s.windows[0], e))?;
-                values.push(match (keep, &v) {
-                    (_, Value::Null) => EventValue::Skip,
-                    (Keep::Number, Value::Float(f)) => EventValue::number(Some(*f)),
-                    (Keep::Number, Value::Int(i)) => EventValue::number(Some(*i as f64)),
-                    (Keep::Number, Value::UInt(u)) => EventValue::number(Some(*u as f64)),
-                    (Keep::Time, v) => time_of(v).map_or(EventValue::Skip, EventValue::Time),
-                    (Keep::Key, Value::Int(i)) => EventValue::Key(EventKey::new(&i.to_le_bytes())),
-                    (Keep::Key, Value::UInt(u)) => EventValue::Key(EventKey::new(&u.to_le_bytes())),
+                let value = with_value(n, row, |v| match (keep, v) {
+                    (_, Value::Null) => Ok(EventValue::Skip),
+                    (Keep::Number, Value::Float(f)) => Ok(EventValue::number(Some(*f))),
+                    (Keep::Number, Value::Int(i)) => Ok(EventValue::number(Some(*i as f64))),
+                    (Keep::Number, Value::UInt(u)) => Ok(EventValue::number(Some(*u as f64))),
+                    (Keep::Time, v) => Ok(time_of(v).map_or(EventValue::Skip, EventValue::Time)),
+                    (Keep::Key, Value::Int(i)) => {
+                        Ok(EventValue::Key(EventKey::new(&i.to_le_bytes())))
+                    }
+                    (Keep::Key, Value::UInt(u)) => {
+                        Ok(EventValue::Key(EventKey::new(&u.to_le_bytes())))
+                    }
                     (Keep::Key, Value::Str(text)) => {
-                        EventValue::Key(EventKey::new(text.as_bytes()))
+                        Ok(EventValue::Key(EventKey::new(text.as_bytes())))
                     }
-                    (_, other) => {
-                        return Err(self.window_error(
-                            s.windows[0],
-                            format!("unexpected event value {other} of type {}", n.ty),
-                        ));
-                    }
+                    (_, other) => Err(format!("unexpected event value {other} of type {}", n.ty)),
                 });
+                values.push(
+                    value
+                        .and_then(|v| v)
+                        .map_err(|e| self.window_error(s.windows[0], e))?,
+                );
             }
             s.stream
                 .push_values(keyed.then_some(key.as_slice()), ts, values);
@@ -375,7 +385,7 @@ impl Online {
         inputs: &[Value<'_>],
         windows: &mut [Value<'_>],
     ) -> Result<()> {
-        SCRATCH.with_borrow_mut(|(key, results)| self.fill_with(inputs, windows, key, results))
+        SCRATCH.with_borrow_mut(|(key, results, _)| self.fill_with(inputs, windows, key, results))
     }
 
     fn fill_with(

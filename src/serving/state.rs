@@ -221,6 +221,17 @@ struct Entity {
     raw_from: i64,
 }
 
+/// An entity without events (what a request of an unknown entity sees).
+static NO_EVENTS: Entity = Entity {
+    all_times: Vec::new(),
+    all_values: Vec::new(),
+    head: 0,
+    newest: i64::MIN,
+    forgot_through: None,
+    tiles: Vec::new(),
+    raw_from: i64::MIN,
+};
+
 impl Entity {
     fn new(newest: i64, windows: usize) -> Self {
         Self {
@@ -271,6 +282,8 @@ pub struct Stream {
     /// Which windows keep tiles (a partial state per hop) for the events
     /// they reach beyond `raw_reach`: those with a hop and no knowledge time.
     tiled: Vec<bool>,
+    /// Whether any window keeps tiles.
+    any_tiled: bool,
     /// How far back raw events are kept: the longest reach of the windows
     /// without tiles (tiled windows read raw events only for the hops not
     /// yet tiled).
@@ -330,6 +343,7 @@ impl Stream {
             width,
             limits,
             reach,
+            any_tiled: tiled.iter().any(|t| *t),
             tiled,
             raw_reach,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -397,11 +411,12 @@ impl Stream {
             let (true, Some(hop)) = (self.tiled[i], w.rule.hop) else {
                 continue;
             };
-            if ts < w.rule.bounds(oldest).0 {
+            let start = floor_to(ts, hop);
+            if tile_gone(&w.rule, hop, start, oldest) {
                 continue;
             }
             let tile = tiles[i]
-                .entry(floor_to(ts, hop))
+                .entry(start)
                 .or_insert_with(|| WindowState::new_tile(w.agg));
             match &values[w.value] {
                 EventValue::Number(v) => tile.add(ts, *v),
@@ -416,7 +431,7 @@ impl Stream {
         let w = self.width;
         let n = e.times().partition_point(|t| *t < until);
         let oldest = e.newest.saturating_sub(self.limits.lateness);
-        let any_tiled = self.tiled.iter().any(|t| *t);
+        let any_tiled = self.any_tiled;
         if n > 0 {
             if any_tiled {
                 let head = e.head;
@@ -434,10 +449,9 @@ impl Stream {
         // Tiles that no request from newest − lateness on can reach.
         for (i, w) in self.windows.iter().enumerate() {
             if let (true, Some(hop)) = (self.tiled[i], w.rule.hop) {
-                let first = floor_to(w.rule.bounds(oldest).0, hop);
                 while e.tiles[i]
                     .first_key_value()
-                    .is_some_and(|(start, _)| *start < first)
+                    .is_some_and(|(start, _)| tile_gone(&w.rule, hop, *start, oldest))
                 {
                     e.tiles[i].pop_first();
                 }
@@ -466,7 +480,9 @@ impl Stream {
         ts: Option<i64>,
         values: &mut Vec<EventValue>,
     ) {
-        values.resize(self.width, EventValue::Skip);
+        if values.len() != self.width {
+            values.resize(self.width, EventValue::Skip);
+        }
         let (Some(entity), Some(ts)) = (entity, ts) else {
             values.clear();
             self.unkeyed.fetch_add(1, Ordering::Relaxed);
@@ -575,8 +591,7 @@ impl Stream {
             .unwrap_or_else(|e| e.into_inner());
         let shard = &mut *guard;
         shard.tick(t);
-        let empty = Entity::new(i64::MIN, 0);
-        let e = shard.entities.get(entity).unwrap_or(&empty);
+        let e = shard.entities.get(entity).unwrap_or(&NO_EVENTS);
         if !e.times().is_empty() && t < e.newest.saturating_sub(self.limits.lateness) {
             shard.counts.stale_requests += 1;
         }
@@ -881,6 +896,23 @@ impl Stream {
     }
 }
 
+/// Whether the tile of the hop starting at `start` (a multiple of `hop`,
+/// or i64::MIN) is out of reach of every request from `oldest` on: the
+/// same as `start < floor_to(rule.bounds(oldest).0, hop)`, without the
+/// divisions. The tile holds events before `start + hop`; the earliest
+/// window start of a request from `oldest` on is `oldest − length` rounded
+/// down to a hop (sawtooth), or `oldest` rounded down minus the length
+/// (hopping; the hop divides the length), so the tile is gone exactly when
+/// `start + hop + length ≤ oldest`.
+#[inline]
+fn tile_gone(rule: &WindowRule, hop: i64, start: i64, oldest: i64) -> bool {
+    if start == i64::MIN {
+        // A start that saturated: no multiple of the hop.
+        return start < floor_to(rule.bounds(oldest).0, hop);
+    }
+    i128::from(start) + i128::from(hop) + i128::from(rule.length) <= i128::from(oldest)
+}
+
 fn put_option(out: &mut Vec<u8>, v: Option<i64>) {
     match v {
         Some(t) => {
@@ -916,6 +948,54 @@ mod tests {
             rule,
             value: 0,
             known: None,
+        }
+    }
+
+    /// `tile_gone` says what its definition says: the tile's start is
+    /// before the earliest window start a request from `oldest` on has,
+    /// rounded down to a hop. Both modes, starts and times around the
+    /// epoch, before it, on and beside hop edges, and at the ends of i64.
+    #[test]
+    fn tile_gone_is_its_definition() {
+        let mut rng = Rng(0x7115);
+        let edges = [
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MIN + 7,
+            -1,
+            0,
+            1,
+            i64::MAX - 3,
+            i64::MAX,
+        ];
+        for (length, hop) in [
+            (60, 20),
+            (40, 10),
+            (5, 5),
+            (86_400, 3_600),
+            (1 << 40, 1 << 20),
+        ] {
+            for mode in [None, Some("hopping")] {
+                let r = rule(length, Some(hop), mode);
+                let mut times: Vec<i64> = edges.to_vec();
+                for _ in 0..400 {
+                    let x = (rng.next() % 2_000) as i64 - 1_000;
+                    times.push(x * hop / 4);
+                    times.push(x * hop + (rng.next() % 3) as i64 - 1);
+                    times.push(rng.next() as i64);
+                }
+                for &ts in &times {
+                    let start = floor_to(ts, hop);
+                    for &oldest in times.iter().step_by(7) {
+                        let definition = start < floor_to(r.bounds(oldest).0, hop);
+                        assert_eq!(
+                            tile_gone(&r, hop, start, oldest),
+                            definition,
+                            "length {length}, hop {hop}, {mode:?}, start {start}, oldest {oldest}"
+                        );
+                    }
+                }
+            }
         }
     }
 
