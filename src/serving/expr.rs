@@ -310,7 +310,7 @@ fn arith<'a>(op: Arith, t: &DataType, a: Value<'a>, b: Value<'a>) -> EvalResult<
             let (Some(x), Some(y)) = (as_f64(&a), as_f64(&b)) else {
                 return Err(format!("cannot compute {a:?} {op:?} {b:?}"));
             };
-            Value::Float(if *t == DataType::Float32 {
+            Value::Float(if matches!(t, DataType::Float32) {
                 f64::from(float_arith!(op, x as f32, y as f32))
             } else {
                 float_arith!(op, x, y)
@@ -588,7 +588,7 @@ fn cast<'a>(v: Value<'a>, from: &DataType, to: &DataType, safe: bool) -> EvalRes
 }
 
 fn math<'a>(f: Math, t: &DataType, args: &[Value<'a>]) -> EvalResult<Value<'a>> {
-    let single = *t == DataType::Float32;
+    let single = matches!(t, DataType::Float32);
     let x = match args.first().and_then(as_f64) {
         Some(x) => x,
         None => return Ok(Value::Null),
@@ -922,7 +922,7 @@ impl Node {
     /// another shape (the caller then takes the general path); the result
     /// is the one [`Node::eval`] gives.
     fn fast_f64(&self, row: &[Value<'_>]) -> Option<EvalResult<Option<f64>>> {
-        if self.ty != DataType::Float64 {
+        if !matches!(self.ty, DataType::Float64) {
             return None;
         }
         let leaf = |v: &Value<'_>| match v {

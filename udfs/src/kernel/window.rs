@@ -696,23 +696,28 @@ pub fn aggregate<'a>(agg: Agg, events: impl Iterator<Item = (i64, Item<'a>)>) ->
             // inexact step (or overflow: the error is then NaN) it takes
             // over from there, with the same partials as if it had added
             // every value.
+            //
+            // The loops are the iterator's own (`try_for_each`, `for_each`)
+            // rather than `next()` calls: over a window's chain of adapters
+            // that is one tight loop instead of a call per event.
             let mut rounded = None;
-            for x in numbers.by_ref() {
+            let _ = numbers.by_ref().try_for_each(|x| {
                 count += 1;
                 let (hi, error) = crate::kernel::exact::two_sum(plain, x);
                 if error != 0.0 {
                     rounded = Some(x);
-                    break;
+                    return std::ops::ControlFlow::Break(());
                 }
                 plain = hi;
-            }
+                std::ops::ControlFlow::Continue(())
+            });
             sum.add(plain);
             if let Some(x) = rounded {
                 sum.add(x);
-                for x in numbers {
+                numbers.for_each(|x| {
                     sum.add(x);
                     count += 1;
-                }
+                });
             }
             WindowValue::Value(Some(settled(match agg {
                 Agg::Sum => sum.value(),
@@ -721,9 +726,7 @@ pub fn aggregate<'a>(agg: Agg, events: impl Iterator<Item = (i64, Item<'a>)>) ->
         }),
         Agg::Var | Agg::Stddev => MOMENTS.with_borrow_mut(|m| {
             m.clear();
-            for (_, v) in numbers {
-                m.update(Some(v.get()));
-            }
+            numbers.for_each(|(_, v)| m.update(Some(v.get())));
             if m.count == 0 {
                 WindowValue::Value(None)
             } else {
@@ -760,7 +763,8 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
     let mut listed: arrayvec::ArrayVec<(u64, Item<'a>), LISTED> = arrayvec::ArrayVec::new();
     let mut table: Vec<Option<(u64, Item<'a>)>> = Vec::new();
     let mut distinct = 0usize;
-    for item in events {
+    // The iterator's own loop (`for_each`), not a `next()` call per event.
+    events.for_each(|item| {
         let h = match item {
             Item::Number(v) => fold_mix(v.get().to_bits(), 0),
             // Most keys are short: packed, they hash with one multiply.
@@ -771,11 +775,11 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
         };
         if table.is_empty() {
             if listed.iter().any(|&(g, seen)| g == h && same(seen, item)) {
-                continue;
+                return;
             }
             if listed.try_push((h, item)).is_ok() {
                 distinct += 1;
-                continue;
+                return;
             }
             // The 17th distinct value: the listed ones move to a table.
             table = vec![None; 4 * LISTED];
@@ -793,7 +797,7 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
         if insert_distinct(&mut table, h, item, same) {
             distinct += 1;
         }
-    }
+    });
     WindowValue::Count(distinct as i64)
 }
 
