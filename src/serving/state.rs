@@ -1087,7 +1087,7 @@ mod tests {
                     let mut bytes: Vec<u8> = (0..len)
                         .map(|i| (pick as u8).wrapping_mul(i as u8 + 1))
                         .collect();
-                    if pick % 5 == 0 && len > 0 {
+                    if pick.is_multiple_of(5) && len > 0 {
                         bytes[len - 1] = 0;
                     }
                     EventValue::Key(EventKey::new(&bytes))
