@@ -200,15 +200,17 @@ impl std::fmt::Display for StateError {
 /// One entity's events, sorted by time (ties in arrival order; the kernel's
 /// results do not depend on it).
 ///
-/// Flat: the times in one vector, the values in another, `width` per event
-/// (no allocation per event but the bytes of distinct-count keys).
+/// By column: the times in one vector, and each value index of the events
+/// in one of its own (no allocation per event but the bytes of long
+/// distinct-count keys; a window reads its own column, contiguous, not
+/// every value of every event).
 #[derive(Debug)]
 struct Entity {
     /// The raw events' times, ascending, from `head` on (those before it
     /// are gone, let go in bulk: see [`Entity::drop_front`]).
     all_times: Vec<i64>,
-    /// Their values, `width` per event, from `head * width` on.
-    all_values: Vec<EventValue>,
+    /// Their values by value index (`width` columns), from `head` on.
+    columns: Vec<Vec<EventValue>>,
     head: usize,
     newest: i64,
     /// Events at or before this time were forgotten because of the cap.
@@ -224,7 +226,7 @@ struct Entity {
 /// An entity without events (what a request of an unknown entity sees).
 static NO_EVENTS: Entity = Entity {
     all_times: Vec::new(),
-    all_values: Vec::new(),
+    columns: Vec::new(),
     head: 0,
     newest: i64::MIN,
     forgot_through: None,
@@ -233,10 +235,10 @@ static NO_EVENTS: Entity = Entity {
 };
 
 impl Entity {
-    fn new(newest: i64, windows: usize) -> Self {
+    fn new(newest: i64, windows: usize, width: usize) -> Self {
         Self {
             all_times: Vec::new(),
-            all_values: Vec::new(),
+            columns: (0..width).map(|_| Vec::new()).collect(),
             head: 0,
             newest,
             forgot_through: None,
@@ -251,20 +253,23 @@ impl Entity {
         &self.all_times[self.head..]
     }
 
-    /// The values of the raw events held, `width` per event.
+    /// Value `i` of the raw events held, one per event (empty for an
+    /// entity without events).
     #[inline]
-    fn values(&self, width: usize) -> &[EventValue] {
-        &self.all_values[self.head * width..]
+    fn column(&self, i: usize) -> &[EventValue] {
+        self.columns.get(i).map_or(&[], |c| &c[self.head..])
     }
 
     /// Lets go of the `n` oldest raw events. They are skipped, and removed
     /// together once they are as many as the events held (so each push
     /// moves about one event, not every event it keeps).
-    fn drop_front(&mut self, n: usize, width: usize) {
+    fn drop_front(&mut self, n: usize) {
         self.head += n;
         if 2 * self.head >= self.all_times.len() {
             self.all_times.drain(..self.head);
-            self.all_values.drain(..self.head * width);
+            for c in &mut self.columns {
+                c.drain(..self.head);
+            }
             self.head = 0;
         }
     }
@@ -396,16 +401,17 @@ impl Stream {
     /// hop that can still reach it.
     fn fold(&self, e: &mut Entity, ts: i64, values: &[EventValue]) {
         let oldest = e.newest.saturating_sub(self.limits.lateness);
-        self.fold_into(&mut e.tiles, oldest, ts, values);
+        self.fold_into(&mut e.tiles, oldest, ts, |i| &values[i]);
     }
 
-    /// [`Stream::fold`] on an entity's tiles, for requests from `oldest` on.
-    fn fold_into(
+    /// [`Stream::fold`] on an entity's tiles, for requests from `oldest` on
+    /// (`value(i)`: the event's value `i`).
+    fn fold_into<'v>(
         &self,
         tiles: &mut [BTreeMap<i64, WindowState>],
         oldest: i64,
         ts: i64,
-        values: &[EventValue],
+        value: impl Fn(usize) -> &'v EventValue,
     ) {
         for (i, w) in self.windows.iter().enumerate() {
             let (true, Some(hop)) = (self.tiled[i], w.rule.hop) else {
@@ -418,7 +424,7 @@ impl Stream {
             let tile = tiles[i]
                 .entry(start)
                 .or_insert_with(|| WindowState::new_tile(w.agg));
-            match &values[w.value] {
+            match value(w.value) {
                 EventValue::Number(v) => tile.add(ts, *v),
                 EventValue::Key(k) => tile.add_key(k),
                 EventValue::Time(_) | EventValue::Skip => {}
@@ -428,19 +434,23 @@ impl Stream {
 
     /// Moves the raw events before `until` into tiles.
     fn tile_until(&self, e: &mut Entity, until: i64) {
-        let w = self.width;
         let n = e.times().partition_point(|t| *t < until);
         let oldest = e.newest.saturating_sub(self.limits.lateness);
         let any_tiled = self.any_tiled;
         if n > 0 {
             if any_tiled {
                 let head = e.head;
+                let Entity {
+                    all_times,
+                    columns,
+                    tiles,
+                    ..
+                } = e;
                 for k in head..head + n {
-                    let values = &e.all_values[k * w..(k + 1) * w];
-                    self.fold_into(&mut e.tiles, oldest, e.all_times[k], values);
+                    self.fold_into(tiles, oldest, all_times[k], |i| &columns[i][k]);
                 }
             }
-            e.drop_front(n, w);
+            e.drop_front(n);
         }
         e.raw_from = e.raw_from.max(until);
         if !any_tiled {
@@ -499,7 +509,7 @@ impl Stream {
                 None => shard
                     .entities
                     .entry(EventKey::new(entity))
-                    .or_insert_with(|| Entity::new(ts, self.windows.len())),
+                    .or_insert_with(|| Entity::new(ts, self.windows.len(), self.width)),
             };
             if ts < self.horizon(e.newest) {
                 shard.counts.dropped += 1;
@@ -509,7 +519,6 @@ impl Stream {
             if ts < e.newest {
                 shard.counts.late += 1;
             }
-            let w = self.width;
             // Late, and older than what is held raw: straight into tiles.
             if ts < e.raw_from {
                 if ts >= self.raw_horizon(e.newest) {
@@ -523,14 +532,19 @@ impl Stream {
             }
             // After every event at the same time: arrival order among ties.
             let at = e.head + e.times().partition_point(|t| *t <= ts);
+            // Each value moved into its column (`values` left empty).
             if at == e.all_times.len() {
                 e.all_times.push(ts);
-                // One copy of the event's values, `values` left empty.
-                e.all_values.append(values);
+                for (c, v) in e.columns.iter_mut().zip(values.iter_mut()) {
+                    c.push(std::mem::replace(v, EventValue::Skip));
+                }
             } else {
                 e.all_times.insert(at, ts);
-                e.all_values.splice(at * w..at * w, values.drain(..));
+                for (c, v) in e.columns.iter_mut().zip(values.iter_mut()) {
+                    c.insert(at, std::mem::replace(v, EventValue::Skip));
+                }
             }
+            values.clear();
             if ts > e.newest {
                 e.newest = ts;
                 self.tile_until(e, self.raw_horizon(ts));
@@ -613,28 +627,18 @@ impl Stream {
                     cap: self.limits.cap,
                 });
             }
-            let (times, width) = (e.times(), self.width);
+            let times = e.times();
             let first = times.partition_point(|ts| *ts < lo);
             let end = times.partition_point(|ts| *ts < hi).max(first);
-            let held = times[first..end]
-                .iter()
-                .zip(e.values(width)[first * width..end * width].chunks_exact(width))
-                .filter(|(_, values)| match w.known {
-                    Some(k) => matches!(values[k], EventValue::Time(arrived) if arrived <= t),
-                    None => true,
-                })
-                .map(|(ts, values)| (ts, &values[w.value]));
-            let events = held.clone().filter_map(|(ts, value)| match value {
-                EventValue::Number(v) => Some((*ts, Item::Number(*v))),
-                EventValue::Key(k) => Some((*ts, Item::Key(k))),
-                EventValue::Time(_) | EventValue::Skip => None,
-            });
-            out.push(Some(match w.agg {
-                Agg::DistinctCount => match inline_distinct(held.map(|(_, value)| value)) {
-                    Some(count) => count,
-                    None => aggregate_distinct(events.map(|(_, item)| item)),
-                },
-                agg => aggregate(agg, events),
+            let held = times[first..end].iter().zip(&e.column(w.value)[first..end]);
+            out.push(Some(match w.known {
+                None => answer(w.agg, held),
+                Some(k) => answer(
+                    w.agg,
+                    held.zip(&e.column(k)[first..end])
+                        .filter(|(_, known)| matches!(known, EventValue::Time(arrived) if *arrived <= t))
+                        .map(|(event, _)| event),
+                ),
             }));
         }
         Ok(())
@@ -650,17 +654,10 @@ impl Stream {
             .into_iter()
             .flat_map(|t| t.range(lo..).take_while(|(start, _)| **start < hi))
             .map(|(_, tile)| tile);
-        let (times, width) = (e.times(), self.width);
+        let times = e.times();
         let first = times.partition_point(|ts| *ts < lo.max(e.raw_from));
         let end = times.partition_point(|ts| *ts < hi).max(first);
-        let raw = times[first..end]
-            .iter()
-            .zip(e.values(width)[first * width..end * width].chunks_exact(width))
-            .filter_map(|(ts, values)| match &values[w.value] {
-                EventValue::Number(v) => Some((*ts, Item::Number(*v))),
-                EventValue::Key(k) => Some((*ts, Item::Key(k))),
-                EventValue::Time(_) | EventValue::Skip => None,
-            });
+        let raw = items(times[first..end].iter().zip(&e.column(w.value)[first..end]));
         match w.agg {
             // A tile's extreme stands for it: no merged state to build.
             Agg::Min | Agg::Max | Agg::Last => {
@@ -773,7 +770,7 @@ impl Stream {
                 out.put_u64(e.times().len() as u64);
                 for (k, t) in e.times().iter().enumerate() {
                     out.put_i64(*t);
-                    for v in &e.values(self.width)[k * self.width..(k + 1) * self.width] {
+                    for v in (0..self.width).map(|i| &e.column(i)[k]) {
                         match v {
                             EventValue::Skip => out.put_u8(0),
                             EventValue::Number(f) => {
@@ -843,19 +840,21 @@ impl Stream {
             for _ in 0..entities {
                 let key = EventKey::new(r.bytes().ok_or_else(|| bad("entity key"))?);
                 let newest = r.i64().ok_or_else(|| bad("entity"))?;
-                let mut e = Entity::new(newest, self.windows.len());
+                let mut e = Entity::new(newest, self.windows.len(), self.width);
                 e.forgot_through = get_option(r).ok_or_else(|| bad("entity"))?;
                 e.raw_from = r.i64().ok_or_else(|| bad("entity"))?;
                 let events = r.count(8).ok_or_else(|| bad("events"))?;
                 e.all_times.reserve(events);
-                e.all_values.reserve(events * self.width);
+                for c in &mut e.columns {
+                    c.reserve(events);
+                }
                 for _ in 0..events {
                     let t = r.i64().ok_or_else(|| bad("event"))?;
                     if e.all_times.last().is_some_and(|last| *last > t) || t > newest {
                         return Err(bad("events out of order"));
                     }
                     e.all_times.push(t);
-                    for _ in 0..self.width {
+                    for i in 0..self.width {
                         let v = match r.u8() {
                             Some(0) => EventValue::Skip,
                             Some(1) => r
@@ -869,7 +868,7 @@ impl Stream {
                             Some(3) => EventValue::Time(r.i64().ok_or_else(|| bad("event value"))?),
                             _ => return Err(bad("event value")),
                         };
-                        e.all_values.push(v);
+                        e.columns[i].push(v);
                     }
                 }
                 for tiles in &mut e.tiles {
@@ -897,6 +896,34 @@ impl Stream {
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).entities.len())
             .sum()
+    }
+}
+
+/// A window's events as the kernel reads them: (time, value), NULLs and
+/// arrival times left out.
+#[inline]
+fn items<'a>(
+    held: impl Iterator<Item = (&'a i64, &'a EventValue)>,
+) -> impl Iterator<Item = (i64, Item<'a>)> {
+    held.filter_map(|(ts, value)| match value {
+        EventValue::Number(v) => Some((*ts, Item::Number(*v))),
+        EventValue::Key(k) => Some((*ts, Item::Key(k))),
+        EventValue::Time(_) | EventValue::Skip => None,
+    })
+}
+
+/// The value of window aggregate `agg` over the events it holds.
+#[inline]
+fn answer<'a>(
+    agg: Agg,
+    held: impl Iterator<Item = (&'a i64, &'a EventValue)> + Clone,
+) -> WindowValue {
+    match agg {
+        Agg::DistinctCount => match inline_distinct(held.clone().map(|(_, value)| value)) {
+            Some(count) => count,
+            None => aggregate_distinct(items(held).map(|(_, item)| item)),
+        },
+        agg => aggregate(agg, items(held)),
     }
 }
 
