@@ -269,13 +269,8 @@ impl FlightSqlService for QueryService {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let session = self.session(&request).await?;
-        let handle = String::from_utf8(query.prepared_statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("a handle that is not skewless's"))?;
-        let stream = request
-            .into_inner()
-            .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let mut batches =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        let handle = handle_of(&query.prepared_statement_handle)?;
+        let mut batches = parameter_batches(request);
         let mut row = None;
         let mut rows = 0;
         // Read no further than a second row.
@@ -313,16 +308,8 @@ impl FlightSqlService for QueryService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
-        let handle = String::from_utf8(query.prepared_statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("a handle that is not skewless's"))?;
-        let statement = session
-            .prepared
-            .lock()
-            .unwrap()
-            .get(&handle)
-            .cloned()
-            .ok_or_else(unknown_prepared)?;
-        let plan = bind(&statement)?;
+        let handle = handle_of(&query.prepared_statement_handle)?;
+        let plan = bind(&prepared_of(&session, &handle)?)?;
         self.info_for(session, plan, request.into_inner()).await
     }
 
@@ -342,22 +329,11 @@ impl FlightSqlService for QueryService {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
-        let handle = String::from_utf8(query.prepared_statement_handle.to_vec())
-            .map_err(|_| Status::invalid_argument("a handle that is not skewless's"))?;
-        let mut statement = session
-            .prepared
-            .lock()
-            .unwrap()
-            .get(&handle)
-            .cloned()
-            .ok_or_else(unknown_prepared)?;
+        let handle = handle_of(&query.prepared_statement_handle)?;
+        let mut statement = prepared_of(&session, &handle)?;
         // The parameters come in this call's stream: one execution per row
         // (none: the parameters bound before, if any).
-        let stream = request
-            .into_inner()
-            .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let mut batches =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream);
+        let mut batches = parameter_batches(request);
         let mut rows = Vec::new();
         while let Some(batch) = batches.try_next().await.map_err(flight_status)? {
             for row in 0..batch.num_rows() {
@@ -620,6 +596,34 @@ fn row_values(batch: &RecordBatch, row: usize) -> Result<Vec<ScalarValue>, Statu
         .iter()
         .map(|c| ScalarValue::try_from_array(c, row).map_err(|e| Status::internal(e.to_string())))
         .collect()
+}
+
+/// A prepared statement's handle as a client sends it back.
+fn handle_of(bytes: &[u8]) -> Result<String, Status> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Status::invalid_argument("a handle that is not skewless's"))
+}
+
+/// The prepared statement of `handle` in a session (a copy: binding it
+/// does not hold the session's lock).
+fn prepared_of(session: &Session, handle: &str) -> Result<Prepared, Status> {
+    session
+        .prepared
+        .lock()
+        .unwrap()
+        .get(handle)
+        .cloned()
+        .ok_or_else(unknown_prepared)
+}
+
+/// The record batches (rows of parameters) a DoPut streams in.
+fn parameter_batches(
+    request: Request<PeekableFlightDataStream>,
+) -> arrow_flight::decode::FlightRecordBatchStream {
+    let stream = request
+        .into_inner()
+        .map_err(|s| FlightError::Tonic(Box::new(s)));
+    arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(stream)
 }
 
 fn unknown_prepared() -> Status {

@@ -766,12 +766,8 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
     // The iterator's own loop (`for_each`), not a `next()` call per event.
     events.for_each(|item| {
         let h = match item {
-            Item::Number(v) => fold_mix(v.get().to_bits(), 0),
-            // Most keys are short: packed, they hash with one multiply.
-            Item::Key(k) => match super::packed::pack(k) {
-                Some(p) => fold_mix(p as u64, (p >> 64) as u64),
-                None => hasher.hash_one(k),
-            },
+            Item::Number(v) => hasher.hash_one(v.get().to_bits()),
+            Item::Key(k) => hasher.hash_one(k),
         };
         if table.is_empty() {
             if listed.iter().any(|&(g, seen)| g == h && same(seen, item)) {
@@ -799,14 +795,6 @@ pub fn aggregate_distinct<'a>(events: impl Iterator<Item = Item<'a>>) -> WindowV
         }
     });
     WindowValue::Count(distinct as i64)
-}
-
-/// A 64-bit hash of two words (a folded multiply: every bit of the result
-/// depends on every bit of both).
-#[inline]
-fn fold_mix(a: u64, b: u64) -> u64 {
-    let m = u128::from(a ^ 0x243F_6A88_85A3_08D3) * u128::from(b ^ 0x1319_8A2E_0370_7344);
-    (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// Puts `item` (hash `h`) in an open-addressing table (a power of two in
